@@ -1,0 +1,113 @@
+//! Decoding DynamoDB change data into plain JSON, for sluice's transform guests.
+//!
+//! This crate is plain Rust with no dependencies, so the logic that runs inside
+//! the `ddb-json` WebAssembly component is tested natively with `cargo test`.
+//!
+//! * [`decode_stream_record`] reads one "Kinesis Data Streams for DynamoDB"
+//!   record into a [`Change`]: the table, the canonical key, what happened
+//!   and when, and the images as plain JSON text.
+//! * The input is walked once and copied token by token into the output; no
+//!   JSON tree is built (see `scan.rs`), which is what makes it fast.
+//! * Numbers keep DynamoDB's digits (`number.rs`), sets become arrays and
+//!   binaries stay base64 (`attr.rs`), keys have one spelling (`key.rs`).
+//!
+//! ```
+//! let record = br#"{"eventID":"e1","eventName":"INSERT","tableName":"orders",
+//!   "dynamodb":{"ApproximateCreationDateTime":1684189640771,
+//!   "Keys":{"id":{"S":"a"}},"NewImage":{"id":{"S":"a"},"qty":{"N":"2"}}}}"#;
+//! let change = ddb_core::decode_stream_record(record).unwrap();
+//! assert_eq!(change.key, r#"{"id":"a"}"#);
+//! assert_eq!(change.new_image.as_deref(), Some(r#"{"id":"a","qty":2}"#));
+//! assert_eq!(change.micros, 1_684_189_640_771_000);
+//! ```
+
+mod attr;
+mod key;
+mod number;
+mod scan;
+mod stream;
+
+pub use stream::{decode_stream_record, table_name};
+
+/// One change to one item, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The DynamoDB table (`tableName`).
+    pub table: String,
+    /// The canonical key: compact JSON, attributes sorted by name.
+    pub key: String,
+    pub kind: ChangeKind,
+    /// `ApproximateCreationDateTime` in microseconds since the Unix epoch.
+    pub micros: u64,
+    pub event_id: String,
+    /// `INSERT`, `MODIFY` or `REMOVE`, as written.
+    pub event_name: String,
+    /// The item after the change, as plain JSON.
+    pub new_image: Option<String>,
+    /// The item before the change, as plain JSON.
+    pub old_image: Option<String>,
+}
+
+/// What a change does to its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// `INSERT` or `MODIFY`: the item now holds `new_image`.
+    Upsert,
+    /// `REMOVE` by a user.
+    Delete,
+    /// `REMOVE` by DynamoDB's time-to-live process.
+    TtlDelete,
+}
+
+/// Why a record could not be decoded: a reason, where in the record, and the
+/// byte offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    reason: String,
+    offset: usize,
+    /// Field names from the innermost outwards.
+    path: Vec<String>,
+}
+
+impl Error {
+    pub(crate) fn new(reason: impl Into<String>, offset: usize) -> Self {
+        Error { reason: reason.into(), offset, path: Vec::new() }
+    }
+
+    /// Adds the enclosing field's name; called while the error travels outwards.
+    pub(crate) fn within(mut self, segment: impl Into<String>) -> Self {
+        self.path.push(segment.into());
+        self
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Where the error is, e.g. `dynamodb.NewImage.items[2].price`.
+    pub fn path(&self) -> String {
+        let mut out = String::new();
+        for segment in self.path.iter().rev() {
+            if !out.is_empty() && !segment.starts_with('[') {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path())?;
+        }
+        write!(f, "{} (at byte {})", self.reason, self.offset)
+    }
+}
+
+impl std::error::Error for Error {}

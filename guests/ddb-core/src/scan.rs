@@ -1,0 +1,460 @@
+//! A validating JSON scanner that hands out slices of its input.
+//!
+//! The decoder never builds a JSON tree: it walks the input once and copies
+//! string and number tokens straight into its output. This scanner is the only
+//! place that knows JSON's grammar, so everything it returns is known valid.
+
+use crate::Error;
+
+/// A string token as it appears in the input, without its quotes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawStr<'a> {
+    /// The text between the quotes, escapes left as they are.
+    pub raw: &'a str,
+    /// Whether `raw` holds a backslash escape.
+    pub escaped: bool,
+}
+
+impl<'a> RawStr<'a> {
+    /// The string's value, decoding escapes only when there are any.
+    pub fn unescape(&self) -> Result<std::borrow::Cow<'a, str>, Error> {
+        if self.escaped {
+            unescape(self.raw).map(std::borrow::Cow::Owned)
+        } else {
+            Ok(std::borrow::Cow::Borrowed(self.raw))
+        }
+    }
+}
+
+pub(crate) struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+/// Nesting deeper than this is refused rather than risking the guest's stack.
+/// DynamoDB itself allows 32 levels; this leaves room for the envelope.
+pub(crate) const MAX_DEPTH: u32 = 64;
+
+impl<'a> Scanner<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Scanner { text, bytes: text.as_bytes(), pos: 0 }
+    }
+
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn error(&self, reason: impl Into<String>) -> Error {
+        Error::new(reason, self.pos)
+    }
+
+    pub fn skip_ws(&mut self) {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+                break;
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// The next significant byte, without consuming it.
+    pub fn peek(&mut self) -> Option<u8> {
+        self.skip_ws();
+        self.bytes.get(self.pos).copied()
+    }
+
+    pub fn expect(&mut self, want: u8) -> Result<(), Error> {
+        match self.peek() {
+            Some(b) if b == want => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(b) => Err(self.error(format!("expected '{}' but found {}", want as char, describe(b)))),
+            None => Err(self.error(format!("expected '{}' but the input ended", want as char))),
+        }
+    }
+
+    /// Only whitespace may follow the top-level value.
+    pub fn end(&mut self) -> Result<(), Error> {
+        match self.peek() {
+            None => Ok(()),
+            Some(b) => Err(self.error(format!("unexpected {} after the end of the record", describe(b)))),
+        }
+    }
+
+    /// Starts an object; pair with [`Scanner::next_member`].
+    pub fn begin_object(&mut self) -> Result<(), Error> {
+        self.expect(b'{')
+    }
+
+    /// The next member's name (its ':' consumed), or `None` at the closing brace.
+    /// `first` tracks whether a comma is due and must start as `true`.
+    pub fn next_member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Error> {
+        match self.peek() {
+            Some(b'}') => {
+                self.pos += 1;
+                return Ok(None);
+            }
+            Some(b',') if !*first => self.pos += 1,
+            _ if *first => {}
+            _ => return Err(self.unexpected("',' or '}'")),
+        }
+        *first = false;
+        if self.peek() != Some(b'"') {
+            return Err(self.unexpected("a member name"));
+        }
+        let name = self.string()?;
+        self.expect(b':')?;
+        Ok(Some(name))
+    }
+
+    /// Starts an array; pair with [`Scanner::next_element`].
+    pub fn begin_array(&mut self) -> Result<(), Error> {
+        self.expect(b'[')
+    }
+
+    /// Whether another element follows (its comma consumed).
+    pub fn next_element(&mut self, first: &mut bool) -> Result<bool, Error> {
+        match self.peek() {
+            Some(b']') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(b',') if !*first => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(_) if *first => {
+                *first = false;
+                Ok(true)
+            }
+            _ => Err(self.unexpected("',' or ']'")),
+        }
+    }
+
+    fn unexpected(&self, want: &str) -> Error {
+        match self.bytes.get(self.pos) {
+            Some(&b) => self.error(format!("expected {want} but found {}", describe(b))),
+            None => self.error(format!("expected {want} but the input ended")),
+        }
+    }
+
+    /// A string token. Checks escapes and rejects raw control characters;
+    /// UTF-8 is already guaranteed by `&str`.
+    pub fn string(&mut self) -> Result<RawStr<'a>, Error> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            self.pos += skip_plain(&self.bytes[self.pos..]);
+            match self.bytes.get(self.pos) {
+                Some(b'"') => {
+                    let raw = &self.text[start..self.pos];
+                    self.pos += 1;
+                    return Ok(RawStr { raw, escaped });
+                }
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                Some(&b) => {
+                    return Err(
+                        self.error(format!("control character 0x{b:02x} must be escaped inside a string"))
+                    );
+                }
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+    }
+
+    /// Checks one escape sequence at `pos` (the backslash) and steps over it.
+    fn escape(&mut self) -> Result<(), Error> {
+        let at = self.pos;
+        match self.bytes.get(at + 1) {
+            Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
+                self.pos += 2;
+                Ok(())
+            }
+            Some(b'u') => {
+                let unit = self.hex4(at + 2)?;
+                self.pos = at + 6;
+                if (0xD800..0xDC00).contains(&unit) {
+                    // A high surrogate must pair with a low one to be a character.
+                    let low = match (self.bytes.get(at + 6), self.bytes.get(at + 7)) {
+                        (Some(b'\\'), Some(b'u')) => self.hex4(at + 8)?,
+                        _ => return Err(Error::new("unpaired surrogate in \\u escape", at)),
+                    };
+                    if !(0xDC00..0xE000).contains(&low) {
+                        return Err(Error::new("unpaired surrogate in \\u escape", at));
+                    }
+                    self.pos = at + 12;
+                } else if (0xDC00..0xE000).contains(&unit) {
+                    return Err(Error::new("unpaired surrogate in \\u escape", at));
+                }
+                Ok(())
+            }
+            _ => Err(Error::new("invalid escape sequence", at)),
+        }
+    }
+
+    fn hex4(&self, at: usize) -> Result<u32, Error> {
+        let digits = self.bytes.get(at..at + 4).ok_or_else(|| Error::new("truncated \\u escape", at))?;
+        digits.iter().try_fold(0u32, |acc, &d| {
+            let v =
+                (d as char).to_digit(16).ok_or_else(|| Error::new("invalid hex digit in \\u escape", at))?;
+            Ok(acc * 16 + v)
+        })
+    }
+
+    /// A JSON number token, returned as written.
+    pub fn number(&mut self) -> Result<&'a str, Error> {
+        self.skip_ws();
+        let start = self.pos;
+        let b = self.bytes;
+        let mut i = start;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => i += digits(&b[i..]),
+            _ => return Err(Error::new("invalid number", start)),
+        }
+        if b.get(i) == Some(&b'.') {
+            let n = digits(&b[i + 1..]);
+            if n == 0 {
+                return Err(Error::new("invalid number: no digits after '.'", start));
+            }
+            i += 1 + n;
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let n = digits(&b[i..]);
+            if n == 0 {
+                return Err(Error::new("invalid number: no digits in exponent", start));
+            }
+            i += n;
+        }
+        self.pos = i;
+        Ok(&self.text[start..i])
+    }
+
+    /// `true` or `false`.
+    pub fn boolean(&mut self) -> Result<bool, Error> {
+        match self.peek() {
+            Some(b't') => self.literal("true").map(|_| true),
+            Some(b'f') => self.literal("false").map(|_| false),
+            _ => Err(self.unexpected("true or false")),
+        }
+    }
+
+    /// Consumes `null` if it comes next.
+    pub fn null(&mut self) -> Result<bool, Error> {
+        if self.peek() == Some(b'n') {
+            self.literal("null")?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    fn literal(&mut self, word: &str) -> Result<(), Error> {
+        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.error(format!("expected {word}")))
+        }
+    }
+
+    /// Steps over any value, still validating it.
+    pub fn skip_value(&mut self, depth: u32) -> Result<(), Error> {
+        if depth > MAX_DEPTH {
+            return Err(self.error(format!("nested deeper than {MAX_DEPTH} levels")));
+        }
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{') => {
+                self.begin_object()?;
+                let mut first = true;
+                while self.next_member(&mut first)?.is_some() {
+                    self.skip_value(depth + 1)?;
+                }
+                Ok(())
+            }
+            Some(b'[') => {
+                self.begin_array()?;
+                let mut first = true;
+                while self.next_element(&mut first)? {
+                    self.skip_value(depth + 1)?;
+                }
+                Ok(())
+            }
+            Some(b't' | b'f') => self.boolean().map(drop),
+            Some(b'n') => self.null().map(drop),
+            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            _ => Err(self.unexpected("a value")),
+        }
+    }
+}
+
+fn digits(b: &[u8]) -> usize {
+    b.iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// Length of the prefix that needs no attention inside a string: no quote,
+/// backslash or control character. Eight bytes at a time (SWAR), as most
+/// strings are long runs of plain text.
+fn skip_plain(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let slash = w ^ (ONES * u64::from(b'\\'));
+        // A byte is zero in `quote`/`slash` where it matched, and below 0x20
+        // where `w - 0x20` borrows; `!w & HIGH` keeps bytes >= 0x80 out.
+        let hit = (quote.wrapping_sub(ONES) & !quote)
+            | (slash.wrapping_sub(ONES) & !slash)
+            | (w.wrapping_sub(ONES * 0x20) & !w);
+        if hit & HIGH != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Decodes the escapes of an already validated string body.
+pub(crate) fn unescape(raw: &str) -> Result<String, Error> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let b = rest.as_bytes();
+        let (ch, used) = match b[at + 1] {
+            b'"' => ('"', 2),
+            b'\\' => ('\\', 2),
+            b'/' => ('/', 2),
+            b'b' => ('\u{8}', 2),
+            b'f' => ('\u{c}', 2),
+            b'n' => ('\n', 2),
+            b'r' => ('\r', 2),
+            b't' => ('\t', 2),
+            _ => {
+                let hi = u32::from_str_radix(&rest[at + 2..at + 6], 16)
+                    .map_err(|_| Error::new("invalid \\u escape", at))?;
+                if (0xD800..0xDC00).contains(&hi) {
+                    let lo = u32::from_str_radix(&rest[at + 8..at + 12], 16)
+                        .map_err(|_| Error::new("invalid \\u escape", at))?;
+                    let c = char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+                        .ok_or_else(|| Error::new("invalid \\u escape", at))?;
+                    (c, 12)
+                } else {
+                    let c = char::from_u32(hi).ok_or_else(|| Error::new("invalid \\u escape", at))?;
+                    (c, 6)
+                }
+            }
+        };
+        out.push(ch);
+        rest = &rest[at + used..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Writes `s` as a JSON string in one canonical spelling: only the quote,
+/// the backslash and control characters are escaped.
+pub(crate) fn write_escaped(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if short.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(short);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+fn describe(b: u8) -> String {
+    if b.is_ascii_graphic() { format!("'{}'", b as char) } else { format!("byte 0x{b:02x}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_plain_stops_at_specials_in_every_lane() {
+        for lane in 0..17 {
+            for special in [b'"', b'\\', 0x00, 0x1f] {
+                let mut v = vec![b'a'; 20];
+                v[lane] = special;
+                assert_eq!(skip_plain(&v), lane, "special {special:#x} at {lane}");
+            }
+        }
+        assert_eq!(skip_plain("héllo wörld, ünïcode".as_bytes()), "héllo wörld, ünïcode".len());
+        assert_eq!(skip_plain(&[0x7f, 0x20, 0xff, 0x80, 0x21, 0x22]), 5);
+    }
+
+    #[test]
+    fn strings_are_validated() {
+        let ok = |s: &str| Scanner::new(s).string().map(|r| r.raw.to_owned());
+        assert_eq!(ok(r#""plain""#).unwrap(), "plain");
+        assert_eq!(ok(r#""a\"b\\c\/\n\u00e9\ud83d\ude00""#).unwrap(), r#"a\"b\\c\/\n\u00e9\ud83d\ude00"#);
+        assert!(ok("\"tab\there\"").is_err());
+        assert!(ok(r#""\x""#).is_err());
+        assert!(ok(r#""\u12""#).is_err());
+        assert!(ok(r#""\ud83d""#).is_err());
+        assert!(ok(r#""\ude00""#).is_err());
+        assert!(ok(r#""open"#).is_err());
+    }
+
+    #[test]
+    fn unescape_and_escape_round_trip() {
+        let raw = r#"q\"b\\s\/n\nt\tu\u00e9\ud83d\ude00c\u0001"#;
+        let text = unescape(raw).unwrap();
+        assert_eq!(text, "q\"b\\s/n\nt\tué😀c\u{1}");
+        let mut out = String::new();
+        write_escaped(&mut out, &text);
+        assert_eq!(out, r#""q\"b\\s/n\nt\tué😀c\u0001""#);
+    }
+
+    #[test]
+    fn numbers_follow_json_grammar() {
+        for good in ["0", "-0", "12", "-3.25", "1e5", "1E-130", "2.5e+10"] {
+            assert_eq!(Scanner::new(good).number().unwrap(), good);
+        }
+        for bad in ["+1", ".5", "-", "1.", "1e", "--1"] {
+            let mut s = Scanner::new(bad);
+            assert!(s.number().is_err() || s.end().is_err(), "{bad}");
+        }
+    }
+}

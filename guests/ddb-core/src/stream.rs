@@ -1,0 +1,168 @@
+//! The "Kinesis Data Streams for DynamoDB" change record.
+//!
+//! ```json
+//! {"eventID": "...", "eventName": "INSERT|MODIFY|REMOVE", "tableName": "orders",
+//!  "userIdentity": null, "eventSource": "aws:dynamodb",
+//!  "dynamodb": {"ApproximateCreationDateTime": 1684189640771,
+//!               "ApproximateCreationDateTimePrecision": "MILLISECOND",
+//!               "Keys": {...}, "NewImage": {...}, "OldImage": {...}, "SizeBytes": 163}}
+//! ```
+//! Members may come in any order; unknown members are checked and ignored.
+
+use crate::attr::write_map;
+use crate::key::read_keys;
+use crate::scan::Scanner;
+use crate::{Change, ChangeKind, Error};
+
+#[derive(Default)]
+struct Fields {
+    event_id: Option<String>,
+    event_name: Option<String>,
+    table: Option<String>,
+    by_ttl: bool,
+    created: Option<u64>,
+    micro_precision: bool,
+    key: Option<String>,
+    new_image: Option<String>,
+    old_image: Option<String>,
+}
+
+/// Decodes one stream record. Anything DynamoDB would not have written is an
+/// [`Error`] naming the field; nothing panics.
+pub fn decode_stream_record(payload: &[u8]) -> Result<Change, Error> {
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| Error::new("the record is not valid UTF-8", e.valid_up_to()))?;
+    let mut s = Scanner::new(text);
+    let mut f = Fields::default();
+    s.begin_object()?;
+    let mut first = true;
+    while let Some(name) = s.next_member(&mut first)? {
+        let field = name.raw;
+        let read = |s: &mut Scanner| s.string()?.unescape().map(|v| v.into_owned());
+        match field {
+            "eventID" => f.event_id = Some(read(&mut s).map_err(|e| e.within(field))?),
+            "eventName" => f.event_name = Some(read(&mut s).map_err(|e| e.within(field))?),
+            "tableName" => f.table = Some(read(&mut s).map_err(|e| e.within(field))?),
+            "eventSource" => {
+                let source = read(&mut s).map_err(|e| e.within(field))?;
+                if source != "aws:dynamodb" {
+                    return Err(s.error(format!("eventSource is {source:?}, not \"aws:dynamodb\"")));
+                }
+            }
+            "userIdentity" => f.by_ttl = read_user_identity(&mut s).map_err(|e| e.within(field))?,
+            "dynamodb" => read_dynamodb(&mut s, &mut f).map_err(|e| e.within(field))?,
+            _ => s.skip_value(1)?,
+        }
+    }
+    s.end()?;
+
+    let missing = |what: &str| Error::new(format!("the record has no {what}"), 0);
+    let event_name = f.event_name.ok_or_else(|| missing("eventName"))?;
+    let kind = match event_name.as_str() {
+        "INSERT" | "MODIFY" => ChangeKind::Upsert,
+        "REMOVE" if f.by_ttl => ChangeKind::TtlDelete,
+        "REMOVE" => ChangeKind::Delete,
+        other => {
+            return Err(Error::new(format!("eventName {other:?} is not INSERT, MODIFY or REMOVE"), 0));
+        }
+    };
+    if kind == ChangeKind::Upsert && f.new_image.is_none() {
+        return Err(missing(&format!("dynamodb.NewImage, which an {event_name} needs")));
+    }
+    let created = f.created.ok_or_else(|| missing("dynamodb.ApproximateCreationDateTime"))?;
+    let micros = if f.micro_precision {
+        created
+    } else {
+        created
+            .checked_mul(1000)
+            .ok_or_else(|| Error::new("ApproximateCreationDateTime is out of range", 0))?
+    };
+    Ok(Change {
+        table: f.table.ok_or_else(|| missing("tableName"))?,
+        key: f.key.ok_or_else(|| missing("dynamodb.Keys"))?,
+        kind,
+        micros,
+        event_id: f.event_id.ok_or_else(|| missing("eventID"))?,
+        event_name,
+        new_image: f.new_image,
+        old_image: f.old_image,
+    })
+}
+
+/// Only the `tableName` of a stream record, without decoding the rest: the
+/// host routes records to per-table transforms with it. Members before
+/// `tableName` are skipped (and checked); the ones after are not read.
+pub fn table_name(payload: &[u8]) -> Result<String, Error> {
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| Error::new("the record is not valid UTF-8", e.valid_up_to()))?;
+    let mut s = Scanner::new(text);
+    s.begin_object()?;
+    let mut first = true;
+    while let Some(name) = s.next_member(&mut first)? {
+        if name.raw == "tableName" {
+            return Ok(s.string()?.unescape().map_err(|e| e.within("tableName"))?.into_owned());
+        }
+        s.skip_value(1)?;
+    }
+    Err(Error::new("the record has no tableName", 0))
+}
+
+fn read_dynamodb(s: &mut Scanner, f: &mut Fields) -> Result<(), Error> {
+    s.begin_object()?;
+    let mut first = true;
+    while let Some(name) = s.next_member(&mut first)? {
+        let field = name.raw;
+        let within = |e: Error| e.within(field);
+        match field {
+            "ApproximateCreationDateTime" => f.created = Some(read_timestamp(s).map_err(within)?),
+            "ApproximateCreationDateTimePrecision" => {
+                f.micro_precision = match s.string().map_err(within)?.raw {
+                    "MICROSECOND" => true,
+                    "MILLISECOND" => false,
+                    other => {
+                        return Err(s
+                            .error(format!("{other:?} is not MILLISECOND or MICROSECOND"))
+                            .within(field));
+                    }
+                }
+            }
+            "Keys" => f.key = Some(read_keys(s).map_err(within)?),
+            "NewImage" => f.new_image = Some(read_image(s).map_err(within)?),
+            "OldImage" => f.old_image = Some(read_image(s).map_err(within)?),
+            _ => s.skip_value(2)?,
+        }
+    }
+    Ok(())
+}
+
+fn read_image(s: &mut Scanner) -> Result<String, Error> {
+    let mut out = String::with_capacity(256);
+    write_map(s, &mut out, 2)?;
+    Ok(out)
+}
+
+fn read_timestamp(s: &mut Scanner) -> Result<u64, Error> {
+    let at = s.pos();
+    let text = s.number()?;
+    text.parse::<u64>().map_err(|_| {
+        Error::new(format!("{text} is not a whole, non-negative number of milliseconds or microseconds"), at)
+    })
+}
+
+/// Whether the change was made by DynamoDB's TTL process.
+fn read_user_identity(s: &mut Scanner) -> Result<bool, Error> {
+    if s.null()? {
+        return Ok(false);
+    }
+    let (mut service, mut dynamodb) = (false, false);
+    s.begin_object()?;
+    let mut first = true;
+    while let Some(name) = s.next_member(&mut first)? {
+        match name.raw {
+            "type" => service = s.string()?.unescape()? == "Service",
+            "principalId" => dynamodb = s.string()?.unescape()? == "dynamodb.amazonaws.com",
+            _ => s.skip_value(2)?,
+        }
+    }
+    Ok(service && dynamodb)
+}

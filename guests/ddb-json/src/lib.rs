@@ -1,0 +1,87 @@
+//! `builtin:ddb-json`, the default transform: DynamoDB stream records in,
+//! plain-JSON rows out.
+//!
+//! All decoding lives in `ddb-core`, tested natively; this file only maps its
+//! results onto the WIT types. It is also the smallest complete example of a
+//! sluice guest: copy it to start your own.
+
+wit_bindgen::generate!({ path: "../../wit", world: "transformer" });
+
+use exports::sluice::transform::transform::Guest;
+use sluice::transform::types::{Operation, Order, Outcome, Row, SourceRecord, TableConfig};
+
+struct DdbJson;
+
+impl Guest for DdbJson {
+    fn configure(config: TableConfig) -> Result<(), String> {
+        match config.settings.first() {
+            Some(s) => Err(format!("ddb-json has no settings, but was given {:?}", s.name)),
+            None => Ok(()),
+        }
+    }
+
+    fn transform(records: Vec<SourceRecord>) -> Vec<Outcome> {
+        #[cfg(feature = "test-faults")]
+        if let Some(outcomes) = faults::inject(&records) {
+            return outcomes;
+        }
+        records.into_iter().map(outcome).collect()
+    }
+}
+
+fn outcome(record: SourceRecord) -> Outcome {
+    let change = match ddb_core::decode_stream_record(&record.payload) {
+        Ok(change) => change,
+        Err(e) => return Outcome::Error(e.to_string()),
+    };
+    Outcome::Row(Row {
+        table: change.table,
+        key: change.key,
+        operation: match change.kind {
+            ddb_core::ChangeKind::Upsert => Operation::Upsert,
+            ddb_core::ChangeKind::Delete => Operation::Delete,
+            ddb_core::ChangeKind::TtlDelete => Operation::TtlDelete,
+        },
+        order: Order { micros: change.micros, tiebreak: record.sequence },
+        event_name: change.event_name,
+        event_id: change.event_id,
+        new_image: change.new_image,
+        old_image: change.old_image,
+        error: None,
+        extra: Vec::new(),
+    })
+}
+
+#[cfg(feature = "test-faults")]
+mod faults {
+    //! Guest failures on demand, so the host's isolation can be tested.
+    use super::*;
+
+    pub fn inject(records: &[SourceRecord]) -> Option<Vec<Outcome>> {
+        for r in records {
+            let has = |what: &str| {
+                let marker = format!("\"eventID\":\"sluice-fault:{what}\"");
+                r.payload.windows(marker.len()).any(|w| w == marker.as_bytes())
+            };
+            if has("loop") {
+                #[allow(clippy::empty_loop)]
+                loop {}
+            }
+            if has("alloc") {
+                let mut hog: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hog.push(std::hint::black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            if has("panic") {
+                panic!("the test guest was told to panic");
+            }
+            if has("miscount") {
+                return Some(Vec::new());
+            }
+        }
+        None
+    }
+}
+
+export!(DdbJson);

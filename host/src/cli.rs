@@ -1,0 +1,286 @@
+//! The command line: parse, run, and map errors to exit codes (0 fine,
+//! 1 failed, 2 bad usage).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::generator::{self, GenOptions, Precision};
+use crate::guest::{GuestRuntime, TransformRef, cases};
+use crate::manifest::{self, Plan, SinkPlan, SourcePlan};
+use crate::record::DeleteMode;
+use crate::{pipeline, sinks, telemetry};
+
+/// Moves DynamoDB change data into a warehouse, with WebAssembly transforms.
+///
+/// A pipeline is described by a TOML manifest: a source (a file of stream
+/// records), a sink (SQLite), and for each DynamoDB table the sink table its
+/// rows go to and the transform component that decodes them. Every change is
+/// applied only if it is newer than what the sink holds, so duplicates and
+/// out-of-order records are harmless, and a rerun resumes after the last
+/// committed batch.
+///
+/// Start with: sluice gen -o data/stream.jsonl && sluice run pipelines/demo.toml
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// More log output: -v for debug, -vv for trace. SLUICE_LOG=<filter> overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline until its source is exhausted, then print a summary.
+    ///
+    /// Each batch's rows, dead letters and source position are committed in
+    /// one transaction; run it again after a crash and it resumes exactly
+    /// where the last commit ended.
+    Run {
+        /// The pipeline manifest (TOML).
+        manifest: PathBuf,
+    },
+    /// Check a manifest and the transform components it names, without
+    /// touching the source or the sink.
+    Validate {
+        /// The pipeline manifest (TOML).
+        manifest: PathBuf,
+    },
+    /// Show what a pipeline has stored: checkpoints, row counts, a few rows,
+    /// and the latest dead letters.
+    Status {
+        /// The pipeline manifest (TOML).
+        manifest: PathBuf,
+        /// How many of the newest rows to show per table.
+        #[arg(long, default_value_t = 3)]
+        rows: usize,
+    },
+    /// Work with transform components.
+    #[command(subcommand)]
+    Guest(GuestCommand),
+    /// Write a realistic change stream: every DynamoDB type, deletes, TTL
+    /// deletes, duplicates and bounded reordering.
+    Gen(GenArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum GuestCommand {
+    /// Run one component over test cases in isolation and show a diff for
+    /// each case whose outcomes differ from the expected ones.
+    ///
+    /// A case is <name>.in.jsonl (one record per line) with <name>.out.jsonl
+    /// (one expected outcome per line). See tests/cases/ddb-json for examples.
+    Test {
+        /// A .wasm component, or builtin:<name>.
+        component: String,
+        /// The folder of case files.
+        cases: PathBuf,
+        /// Write the actual outcomes as the expected ones.
+        #[arg(long)]
+        bless: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct GenArgs {
+    /// Where to write the stream (one record per line).
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Also write the latest state of every item, worked out from the
+    /// changes in their true order (JSON lines), to check a pipeline against.
+    #[arg(long)]
+    expected: Option<PathBuf>,
+    /// DynamoDB table names; their key schemas cycle through a string key,
+    /// a string+number key, and a binary key.
+    #[arg(long, value_delimiter = ',', default_value = "orders,customers,devices")]
+    tables: Vec<String>,
+    /// Distinct items per table.
+    #[arg(long, default_value_t = 200)]
+    items: usize,
+    /// Changes to generate, before duplicates.
+    #[arg(long, default_value_t = 5000)]
+    changes: usize,
+    /// Seed: the same seed gives the same stream.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Timestamp precision of the stream.
+    #[arg(long, value_enum, default_value_t = Precision::Millisecond)]
+    precision: Precision,
+    /// Share of records delivered twice.
+    #[arg(long, default_value_t = 0.05)]
+    duplicates: f64,
+    /// Farthest a record may arrive behind its place, in records.
+    #[arg(long, default_value_t = 20)]
+    reorder: usize,
+    /// Share of changes that are user deletes.
+    #[arg(long, default_value_t = 0.08)]
+    deletes: f64,
+    /// Share of changes that are TTL deletes.
+    #[arg(long, default_value_t = 0.03)]
+    ttl_deletes: f64,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.verbose, cli.quiet);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run { manifest } => {
+            let plan = manifest::load(&manifest)?;
+            let mut runtime = GuestRuntime::new()?;
+            let summary = pipeline::run(&plan, &mut runtime)?;
+            print!("{summary}");
+        }
+        Command::Validate { manifest } => {
+            let plan = manifest::load(&manifest)?;
+            let mut runtime = GuestRuntime::new()?;
+            for route in plan.tables.iter().chain(&plan.defaults) {
+                runtime.load(&route.transform)?;
+            }
+            print!("{}", describe(&plan));
+        }
+        Command::Status { manifest, rows } => status(&manifest::load(&manifest)?, rows)?,
+        Command::Guest(GuestCommand::Test { component, cases, bless }) => {
+            return guest_test(&component, &cases, bless);
+        }
+        Command::Gen(args) => {
+            let opts = GenOptions {
+                tables: args.tables,
+                items: args.items,
+                changes: args.changes,
+                seed: args.seed,
+                precision: args.precision,
+                duplicates: args.duplicates,
+                reorder: args.reorder,
+                deletes: args.deletes,
+                ttl_deletes: args.ttl_deletes,
+                ..Default::default()
+            };
+            let generated = generator::generate(&opts);
+            generator::write(&generated, &args.out, args.expected.as_deref())?;
+            let s = generated.stats;
+            println!(
+                "wrote {} records to {}: {} changes ({} inserts, {} deletes, {} TTL deletes), \
+                 {} duplicates, arriving up to {} changes late",
+                generated.records.len(),
+                args.out.display(),
+                s.changes,
+                s.inserts,
+                s.deletes,
+                s.ttl_deletes,
+                s.duplicates,
+                s.max_displacement
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(plan: &Plan) -> String {
+    let mut out = format!("{} is valid: pipeline {:?}\n", plan.path.display(), plan.name);
+    match &plan.source {
+        SourcePlan::File { path, .. } => out += &format!("  source    file {}\n", path.display()),
+    }
+    match &plan.sink {
+        SinkPlan::Sqlite { path } => out += &format!("  sink      sqlite {}\n", path.display()),
+    }
+    let b = &plan.batch;
+    out += &format!(
+        "  batches   up to {} records, {} bytes, {} ms\n",
+        b.max_records,
+        b.max_bytes,
+        b.max_wait.as_millis()
+    );
+    out += &format!(
+        "  guests    {} ms per batch, {} MiB of memory per instance\n",
+        plan.guest.time_budget.as_millis(),
+        plan.guest.memory_bytes >> 20
+    );
+    let deletes = |d: DeleteMode| if d == DeleteMode::Soft { "soft deletes" } else { "hard deletes" };
+    for r in &plan.tables {
+        out +=
+            &format!("  table     {} -> {} ({}, {})\n", r.source, r.target, r.transform, deletes(r.deletes));
+    }
+    match &plan.defaults {
+        Some(d) => out += &format!("  others    -> {} ({}, {})\n", d.target, d.transform, deletes(d.deletes)),
+        None => out += "  others    dead-lettered (no [defaults])\n",
+    }
+    out
+}
+
+fn status(plan: &Plan, rows: usize) -> Result<()> {
+    let mut sink = sinks::open(&plan.sink)?;
+    let status = sink.status(&plan.name, &plan.targets(), rows)?;
+    println!("pipeline {}", plan.name);
+    println!("checkpoints");
+    if status.checkpoints.is_empty() {
+        println!("  none yet");
+    }
+    for (stream, position, at) in &status.checkpoints {
+        println!("  {stream}  {position}  committed {at}");
+    }
+    println!("tables");
+    for t in &status.tables {
+        println!("  {}: {} live, {} deleted, {} tombstones", t.name, t.live, t.deleted, t.tombstones);
+        for (key, deleted, image) in &t.sample {
+            let image =
+                if *deleted { "(deleted)".to_owned() } else { clip(image.as_deref().unwrap_or("null"), 90) };
+            println!("    {key}  {image}");
+        }
+    }
+    println!("dead letters: {}", status.dead_letters);
+    for (origin, reason) in &status.recent_dead_letters {
+        println!("  {origin}: {}", clip(reason, 120));
+    }
+    Ok(())
+}
+
+fn guest_test(component: &str, dir: &Path, bless: bool) -> Result<ExitCode> {
+    let transform = TransformRef::parse(component, Path::new(".")).map_err(anyhow::Error::msg)?;
+    let mut runtime = GuestRuntime::new()?;
+    let verdicts = cases::run(&mut runtime, &transform, dir, bless)
+        .with_context(|| format!("testing {transform} on {}", dir.display()))?;
+    let mut failed = 0;
+    for (name, verdict) in &verdicts {
+        match verdict {
+            cases::Verdict::Passed => println!("ok      {name}"),
+            cases::Verdict::Blessed => println!("blessed {name}"),
+            cases::Verdict::Failed(diff) => {
+                failed += 1;
+                println!("FAILED  {name}\n{diff}");
+            }
+            cases::Verdict::Unexpected(actual) => {
+                failed += 1;
+                println!(
+                    "NEW     {name}: no {name}.out.jsonl; the outcomes were:\n{actual}(rerun with --bless to keep them)"
+                );
+            }
+        }
+    }
+    println!("{} cases, {} passed, {failed} failed", verdicts.len(), verdicts.len() - failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(max).collect();
+    format!("{cut}…")
+}

@@ -1,0 +1,269 @@
+//! One component instance serving one table: its store, memory cap, time
+//! budget and the host functions it may call.
+
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{Transformer, TransformerPre, host, types};
+use super::runtime::TICK;
+use super::stderr::StderrTail;
+use super::{GuestLimits, TableSettings, isolate};
+use crate::record::{Change, Column, Operation, Order, Outcome, SourceRecord, Value};
+
+/// What a store holds for its instance.
+pub(super) struct State {
+    wasi: WasiCtx,
+    resources: ResourceTable,
+    memory: MemoryCap,
+    table: Arc<str>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.resources }
+    }
+}
+
+impl types::Host for State {}
+
+impl host::Host for State {
+    fn log(&mut self, level: types::LogLevel, message: String) {
+        let table = &*self.table;
+        let message = truncate(&message, 4096);
+        match level {
+            types::LogLevel::Trace => tracing::trace!(target: "sluice::guest", table, "{message}"),
+            types::LogLevel::Debug => tracing::debug!(target: "sluice::guest", table, "{message}"),
+            types::LogLevel::Info => tracing::info!(target: "sluice::guest", table, "{message}"),
+            types::LogLevel::Warn => tracing::warn!(target: "sluice::guest", table, "{message}"),
+            types::LogLevel::Error => tracing::error!(target: "sluice::guest", table, "{message}"),
+        }
+    }
+
+    fn fetch(&mut self, uri: String) -> Result<Vec<u8>, types::FetchError> {
+        // No manifest field grants fetching yet (the S3 join adds one), so
+        // every URI is refused rather than read with ambient credentials.
+        Err(types::FetchError::Refused(format!(
+            "{uri}: no prefix in the manifest allows fetching for table {}",
+            self.table
+        )))
+    }
+}
+
+/// Caps an instance's linear memory, remembering whether the cap was hit so
+/// that the failure can be explained.
+struct MemoryCap {
+    bytes: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.hit |= desired > self.bytes;
+        Ok(desired <= self.bytes)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// A call that failed: the reason, for logs and dead letters.
+pub(super) struct Fault(pub String);
+
+/// An instance of a transform serving one table, reused across batches.
+pub struct TableGuest {
+    pre: TransformerPre<State>,
+    transform: String,
+    settings: TableSettings,
+    limits: GuestLimits,
+    store: Store<State>,
+    instance: Transformer,
+    stderr: StderrTail,
+}
+
+impl TableGuest {
+    pub(super) fn start(
+        pre: TransformerPre<State>,
+        transform: String,
+        settings: TableSettings,
+        limits: GuestLimits,
+    ) -> Result<Self> {
+        let (store, instance, stderr) = spawn(&pre, &settings, &limits)
+            .map_err(|e| anyhow!("table {}: transform {transform}: {e:#}", settings.source_table))?;
+        Ok(TableGuest { pre, transform, settings, limits, store, instance, stderr })
+    }
+
+    pub fn table(&self) -> &str {
+        &self.settings.source_table
+    }
+
+    pub fn transform_name(&self) -> &str {
+        &self.transform
+    }
+
+    /// Transforms a batch into one result per record: the outcome, or the
+    /// reason the guest failed on that very record. Failures are narrowed
+    /// down on fresh instances (see `isolate.rs`); an `Err` means no fresh
+    /// instance could be started.
+    pub fn transform(
+        &mut self,
+        batch: u64,
+        records: &mut [SourceRecord],
+    ) -> Result<Vec<Result<Outcome, String>>> {
+        let wit: Vec<types::SourceRecord> = records
+            .iter_mut()
+            .map(|r| types::SourceRecord {
+                payload: std::mem::take(&mut r.payload),
+                sequence: std::mem::take(&mut r.sequence),
+            })
+            .collect();
+        let result = isolate::run(self, batch, &wit);
+        // Hand the bytes back: the sink stores them as `raw_payload`.
+        for (record, w) in records.iter_mut().zip(wit) {
+            record.payload = w.payload;
+            record.sequence = w.sequence;
+        }
+        Ok(result?.into_iter().map(|r| r.map(outcome)).collect())
+    }
+
+    /// One call with the time budget, no isolation.
+    pub(super) fn call(&mut self, records: &[types::SourceRecord]) -> Result<Vec<types::Outcome>, Fault> {
+        let ticks = (self.limits.time_budget.as_millis() / TICK.as_millis()).max(1) as u64;
+        self.store.set_epoch_deadline(ticks);
+        match self.instance.sluice_transform_transform().call_transform(&mut self.store, records) {
+            Ok(outcomes) if outcomes.len() == records.len() => Ok(outcomes),
+            Ok(outcomes) => Err(Fault(format!(
+                "the transform returned {} outcomes for {} records",
+                outcomes.len(),
+                records.len()
+            ))),
+            Err(e) => Err(Fault(self.explain(&e))),
+        }
+    }
+
+    /// Replaces the instance after a failure: its memory may be corrupt.
+    pub(super) fn restart(&mut self) -> Result<()> {
+        let (store, instance, stderr) = spawn(&self.pre, &self.settings, &self.limits)
+            .map_err(|e| anyhow!("table {}: restarting transform {}: {e:#}", self.table(), self.transform))?;
+        (self.store, self.instance, self.stderr) = (store, instance, stderr);
+        Ok(())
+    }
+
+    fn explain(&mut self, e: &wasmtime::Error) -> String {
+        tracing::debug!(table = self.table(), "guest failure in detail: {e:?}");
+        let what = if self.store.data().memory.hit {
+            format!("exceeded its memory cap of {} MiB", self.limits.memory_bytes >> 20)
+        } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            format!("exceeded its time budget of {} ms", self.limits.time_budget.as_millis())
+        } else {
+            format!("trapped: {}", e.root_cause())
+        };
+        match self.stderr.take() {
+            said if said.is_empty() => format!("the transform {what}"),
+            said => format!("the transform {what}; it wrote: {said}"),
+        }
+    }
+}
+
+/// A new store and instance, configured for the table.
+fn spawn(
+    pre: &TransformerPre<State>,
+    settings: &TableSettings,
+    limits: &GuestLimits,
+) -> Result<(Store<State>, Transformer, StderrTail)> {
+    let stderr = StderrTail::default();
+    let wasi = WasiCtx::builder()
+        .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let state = State {
+        wasi,
+        resources: ResourceTable::new(),
+        memory: MemoryCap { bytes: limits.memory_bytes, hit: false },
+        table: settings.source_table.as_str().into(),
+    };
+    let mut store = Store::new(pre.engine(), state);
+    store.limiter(|state| &mut state.memory);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline((limits.time_budget.as_millis() / TICK.as_millis()).max(1) as u64);
+    let instance = pre.instantiate(&mut store).map_err(anyhow::Error::from)?;
+    let config = types::TableConfig {
+        source_table: settings.source_table.clone(),
+        target_table: settings.target_table.clone(),
+        keys: settings.keys.clone(),
+        settings: settings
+            .settings
+            .iter()
+            .map(|(name, value)| types::Setting { name: name.clone(), value: value.clone() })
+            .collect(),
+    };
+    instance
+        .sluice_transform_transform()
+        .call_configure(&mut store, &config)
+        .map_err(anyhow::Error::from)?
+        .map_err(|msg| anyhow!("the transform rejected its settings: {msg}"))?;
+    Ok((store, instance, stderr))
+}
+
+fn outcome(o: types::Outcome) -> Outcome {
+    match o {
+        types::Outcome::Row(r) => Outcome::Row(Change {
+            table: r.table,
+            key: r.key,
+            operation: match r.operation {
+                types::Operation::Upsert => Operation::Upsert,
+                types::Operation::Delete => Operation::Delete,
+                types::Operation::TtlDelete => Operation::TtlDelete,
+            },
+            order: Order { micros: r.order.micros, tiebreak: r.order.tiebreak },
+            event_name: r.event_name,
+            event_id: r.event_id,
+            new_image: r.new_image,
+            old_image: r.old_image,
+            error: r.error,
+            extra: r
+                .extra
+                .into_iter()
+                .map(|c| Column {
+                    name: c.name,
+                    value: match c.value {
+                        types::Value::Null => Value::Null,
+                        types::Value::Boolean(b) => Value::Bool(b),
+                        types::Value::Integer(i) => Value::Integer(i),
+                        types::Value::Text(t) => Value::Text(t),
+                        types::Value::Json(j) => Value::Json(j),
+                    },
+                })
+                .collect(),
+        }),
+        types::Outcome::Skip(reason) => Outcome::Skip(reason),
+        types::Outcome::Error(reason) => Outcome::Error(reason),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,108 @@
+//! The guest runtime: the only room that names wasmtime.
+//!
+//! Records go in, one [`Outcome`](crate::record::Outcome) per record comes out.
+//!
+//! * [`GuestRuntime`] is built once per process: the engine, the linker that
+//!   offers the `host` imports and an empty WASI context, an epoch ticker for
+//!   time budgets, and the on-disk compile cache (`cache.rs`).
+//! * [`TableGuest`] is one instance serving one table, reused across batches,
+//!   with its own memory cap and a time budget per call (`instance.rs`).
+//! * `isolate.rs` narrows a failing batch down to the records that cause the
+//!   failure, on fresh instances, so only those records are dead-lettered.
+//! * `cases.rs` runs a guest over input/expected files (`sluice guest test`).
+//!
+//! **Sandbox.** Components built for `wasm32-wasip2` with std import WASI
+//! interfaces even when they never touch a file: std seeds `HashMap` from
+//! `wasi:random`, reads clocks, and prints panics to stderr. Defining unknown
+//! imports as traps would turn those harmless calls into poison records, so
+//! we link WASI with an *empty* context instead: no preopened folders, no
+//! environment variables or arguments, no sockets or name lookups, stdin
+//! closed. Stderr is kept (last 4 KiB) only to explain a failure.
+
+mod bindings;
+mod builtin;
+mod cache;
+pub mod cases;
+mod instance;
+mod isolate;
+mod runtime;
+mod stderr;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+pub use instance::TableGuest;
+pub use runtime::GuestRuntime;
+
+/// Which component a table runs: `builtin:<name>` or a `.wasm` file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TransformRef {
+    Builtin(String),
+    File(PathBuf),
+}
+
+impl TransformRef {
+    /// What a table runs when the manifest does not say.
+    pub const DEFAULT: &'static str = "builtin:ddb-json";
+
+    /// Reads `builtin:<name>` or a path, relative paths taken from `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        match text.strip_prefix("builtin:") {
+            Some(name) if builtin::lookup(name).is_some() => Ok(TransformRef::Builtin(name.to_owned())),
+            Some(name) => Err(format!(
+                "there is no built-in transform {name:?}; the built-ins are: {}",
+                builtin::names().map(|n| format!("builtin:{n}")).collect::<Vec<_>>().join(", ")
+            )),
+            None => Ok(TransformRef::File(base.join(text))),
+        }
+    }
+
+    fn wasm(&self) -> Result<Cow<'static, [u8]>> {
+        match self {
+            TransformRef::Builtin(name) => {
+                Ok(Cow::Borrowed(builtin::lookup(name).expect("checked by parse")))
+            }
+            TransformRef::File(path) => std::fs::read(path)
+                .map(Cow::Owned)
+                .with_context(|| format!("reading the transform {}", path.display())),
+        }
+    }
+}
+
+impl fmt::Display for TransformRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransformRef::Builtin(name) => write!(f, "builtin:{name}"),
+            TransformRef::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// What an instance may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestLimits {
+    /// Wall time one `transform` call may take before the guest is stopped.
+    pub time_budget: Duration,
+    /// Linear memory an instance may grow to.
+    pub memory_bytes: usize,
+}
+
+impl Default for GuestLimits {
+    fn default() -> Self {
+        GuestLimits { time_budget: Duration::from_secs(5), memory_bytes: 256 << 20 }
+    }
+}
+
+/// What the manifest says about the table an instance serves; passed to the
+/// guest's `configure`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableSettings {
+    pub source_table: String,
+    pub target_table: String,
+    pub keys: Vec<String>,
+    pub settings: Vec<(String, String)>,
+}

@@ -1,0 +1,23 @@
+//! sluice moves DynamoDB change data into a warehouse, with WebAssembly
+//! transforms. A tour of the rooms, in the order a record passes them:
+//!
+//! * [`manifest`]: the pipeline's TOML, checked into a [`manifest::Plan`];
+//! * [`sources`]: read records and cut batches with positions;
+//! * [`guest`]: run the sandboxed transform components (the only room that
+//!   knows wasmtime);
+//! * [`sinks`]: store rows, dead letters and checkpoints atomically;
+//! * [`pipeline`]: wires the others together;
+//! * [`record`]: the types they share; [`ident`]: SQL names.
+//!
+//! [`generator`] writes realistic change streams for demos, tests and benchmarks.
+
+pub mod cli;
+pub mod generator;
+pub mod guest;
+pub mod ident;
+pub mod manifest;
+pub mod pipeline;
+pub mod record;
+pub mod sinks;
+pub mod sources;
+pub mod telemetry;

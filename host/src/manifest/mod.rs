@@ -1,0 +1,94 @@
+//! The pipeline manifest: TOML in, a validated [`Plan`] out.
+//!
+//! Reading a manifest touches nothing but the manifest itself: no network,
+//! no database, no `.wasm` loading. Paths are taken relative to the
+//! manifest's folder. Every error names the file, line and field
+//! ([`ManifestError`]).
+//!
+//! ```toml
+//! name = "demo"
+//! [source]
+//! type = "file"
+//! path = "data/stream.jsonl"
+//! [sink]
+//! type = "sqlite"
+//! path = "out/demo.db"
+//! [[tables]]
+//! source = "orders"
+//! target = "orders_cdc"
+//! ```
+
+mod error;
+mod raw;
+mod validate;
+
+use std::path::PathBuf;
+
+pub use error::ManifestError;
+pub use validate::{load, parse};
+
+use crate::guest::{GuestLimits, TransformRef};
+use crate::record::{BatchLimits, DeleteMode};
+
+/// A manifest, checked and resolved.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    /// The manifest file.
+    pub path: PathBuf,
+    pub source: SourcePlan,
+    pub sink: SinkPlan,
+    pub batch: BatchLimits,
+    pub guest: GuestLimits,
+    pub tables: Vec<Route>,
+    /// The route for tables without their own entry.
+    pub defaults: Option<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourcePlan {
+    File {
+        path: PathBuf,
+        /// The path as the manifest wrote it: names the stream in checkpoints
+        /// and dead letters, whatever folder sluice runs from.
+        written: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkPlan {
+    Sqlite { path: PathBuf },
+}
+
+/// Where one DynamoDB table's records go and what transforms them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The DynamoDB table; empty for the defaults route.
+    pub source: String,
+    pub target: String,
+    pub transform: TransformRef,
+    pub keys: Vec<String>,
+    pub deletes: DeleteMode,
+    pub settings: Vec<(String, String)>,
+}
+
+impl Plan {
+    /// The route for a DynamoDB table: its own entry, else the defaults.
+    pub fn route(&self, table: &str) -> Option<Route> {
+        if let Some(route) = self.tables.iter().find(|r| r.source == table) {
+            return Some(route.clone());
+        }
+        self.defaults.as_ref().map(|d| Route { source: table.to_owned(), ..d.clone() })
+    }
+
+    /// Every sink table the plan can write, each once.
+    pub fn targets(&self) -> Vec<(String, DeleteMode)> {
+        let mut targets: Vec<(String, DeleteMode)> = Vec::new();
+        for route in self.tables.iter().chain(&self.defaults) {
+            if !targets.iter().any(|(t, _)| *t == route.target) {
+                targets.push((route.target.clone(), route.deletes));
+            }
+        }
+        targets
+    }
+}

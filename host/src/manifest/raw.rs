@@ -1,0 +1,120 @@
+//! The manifest as written: serde types, one per section. Every section
+//! rejects unknown fields, and the comments here are the field reference.
+//!
+//! `[source]` and `[sink]` are tagged by `type`. They are read in two steps
+//! (the tag first, then the section as its own struct) so that an unknown
+//! field is reported at its own line, not at the section header.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The top level of a manifest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Names the pipeline; its checkpoints in the sink are kept under this name.
+    pub name: Spanned<String>,
+    /// Where records come from. Read separately, see [`SourceSection`].
+    pub source: Tagged,
+    /// Where rows go. Read separately, see [`SinkSection`].
+    pub sink: Tagged,
+    #[serde(default)]
+    pub batch: Batch,
+    #[serde(default)]
+    pub guest: Guest,
+    /// Where records of tables without a `[[tables]]` entry go.
+    pub defaults: Option<Defaults>,
+    #[serde(default)]
+    pub tables: Vec<Table>,
+}
+
+/// Only the `type` of a tagged section; the rest is read by type.
+#[derive(Debug, Deserialize)]
+pub struct Tagged {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+}
+
+/// The document again, seen only through `[source]`.
+#[derive(Debug, Deserialize)]
+pub struct SourceSection<T> {
+    pub source: T,
+}
+
+/// The document again, seen only through `[sink]`.
+#[derive(Debug, Deserialize)]
+pub struct SinkSection<T> {
+    pub sink: T,
+}
+
+/// `[source] type = "file"`: one stream record (a Kinesis record's data) per
+/// line; blank lines are skipped.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    #[serde(rename = "type")]
+    pub _kind: String,
+    /// The file, relative to the manifest's folder.
+    pub path: Spanned<String>,
+}
+
+/// `[sink] type = "sqlite"`: an embedded SQLite database file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteSink {
+    #[serde(rename = "type")]
+    pub _kind: String,
+    /// The database file, relative to the manifest's folder; created if missing.
+    pub path: Spanned<String>,
+}
+
+/// `[batch]`: a batch is cut at whichever limit comes first.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Records per batch (default 500).
+    pub max_records: Option<Spanned<i64>>,
+    /// Payload bytes per batch (default 4 MiB).
+    pub max_bytes: Option<Spanned<i64>>,
+    /// How long to wait for a batch to fill before sending it (default 1000).
+    pub max_wait_ms: Option<Spanned<i64>>,
+}
+
+/// `[guest]`: limits for every transform instance.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Guest {
+    /// Wall time one batch may take in a transform (default 5000).
+    pub time_budget_ms: Option<Spanned<i64>>,
+    /// Linear memory one instance may use (default 256).
+    pub memory_limit_mb: Option<Spanned<i64>>,
+}
+
+/// `[defaults]`: the route for tables that have no `[[tables]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub target: Spanned<String>,
+    pub transform: Option<Spanned<String>>,
+    pub deletes: Option<Spanned<String>>,
+}
+
+/// `[[tables]]`: one DynamoDB table and where its rows go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    /// The DynamoDB table name (`tableName` in records).
+    pub source: Spanned<String>,
+    /// The sink table; created if missing.
+    pub target: Spanned<String>,
+    /// `builtin:<name>` or a path to a `.wasm` component (default `builtin:ddb-json`).
+    pub transform: Option<Spanned<String>>,
+    /// The key attribute names (needed for exports).
+    #[serde(default)]
+    pub keys: Vec<Spanned<String>>,
+    /// `soft` (default: keep the row, `is_deleted = true`) or `hard`.
+    pub deletes: Option<Spanned<String>>,
+    /// Passed to the transform's `configure` as name/value pairs.
+    #[serde(default)]
+    pub settings: toml::Table,
+}

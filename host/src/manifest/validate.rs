@@ -1,0 +1,194 @@
+//! From the TOML types to a [`Plan`]: every check that needs only the text.
+
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw;
+use super::{ManifestError, Plan, Route, SinkPlan, SourcePlan};
+use crate::guest::{GuestLimits, TransformRef};
+use crate::ident;
+use crate::record::{BatchLimits, DeleteMode};
+
+/// Reads and checks a manifest file.
+pub fn load(path: &Path) -> Result<Plan, ManifestError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ManifestError::whole(path, format!("cannot read the manifest: {e}")))?;
+    parse(path, &text)
+}
+
+/// Checks manifest text; `path` names the file in errors and anchors relative paths.
+pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
+    let cx = Cx { path, text, base: path.parent().unwrap_or(Path::new("")) };
+    let raw: raw::Manifest = toml::from_str(text).map_err(|e| ManifestError::from_toml(path, text, &e))?;
+
+    let name = raw.name.get_ref();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        return Err(cx.err(&raw.name, "the name must be letters, digits, '_', '-' or '.'"));
+    }
+
+    let source = match raw.source.kind.get_ref().as_str() {
+        "file" => {
+            let s = cx.section::<raw::SourceSection<raw::FileSource>>()?.source;
+            SourcePlan::File { path: cx.base.join(s.path.get_ref()), written: s.path.into_inner() }
+        }
+        other => {
+            return Err(cx
+                .err(&raw.source.kind, format!("unknown source type {other:?}; the source types are: file")));
+        }
+    };
+    let sink = match raw.sink.kind.get_ref().as_str() {
+        "sqlite" => {
+            let s = cx.section::<raw::SinkSection<raw::SqliteSink>>()?.sink;
+            SinkPlan::Sqlite { path: cx.base.join(s.path.get_ref()) }
+        }
+        other => {
+            return Err(
+                cx.err(&raw.sink.kind, format!("unknown sink type {other:?}; the sink types are: sqlite"))
+            );
+        }
+    };
+
+    let defaults = BatchLimits::default();
+    let batch = BatchLimits {
+        max_records: cx.int(&raw.batch.max_records, 1, 100_000)?.unwrap_or(defaults.max_records),
+        max_bytes: cx.int(&raw.batch.max_bytes, 1024, 1 << 30)?.unwrap_or(defaults.max_bytes),
+        max_wait: cx
+            .int(&raw.batch.max_wait_ms, 0, 3_600_000)?
+            .map_or(defaults.max_wait, |ms| Duration::from_millis(ms as u64)),
+    };
+    let limits = GuestLimits::default();
+    let guest = GuestLimits {
+        time_budget: cx
+            .int(&raw.guest.time_budget_ms, 10, 600_000)?
+            .map_or(limits.time_budget, |ms| Duration::from_millis(ms as u64)),
+        memory_bytes: cx.int(&raw.guest.memory_limit_mb, 1, 4096)?.map_or(limits.memory_bytes, |mb| mb << 20),
+    };
+
+    let mut tables: Vec<Route> = Vec::new();
+    for t in &raw.tables {
+        if t.source.get_ref().is_empty() {
+            return Err(cx.err(&t.source, "the DynamoDB table name is empty"));
+        }
+        if tables.iter().any(|r| r.source == *t.source.get_ref()) {
+            return Err(
+                cx.err(&t.source, format!("table {:?} has two [[tables]] entries", t.source.get_ref()))
+            );
+        }
+        let mut keys: Vec<String> = Vec::new();
+        for k in &t.keys {
+            if k.get_ref().is_empty() || keys.contains(k.get_ref()) {
+                return Err(cx.err(k, "key names must be non-empty and listed once"));
+            }
+            keys.push(k.get_ref().clone());
+        }
+        tables.push(Route {
+            source: t.source.get_ref().clone(),
+            target: cx.target(&t.target)?,
+            transform: cx.transform(&t.transform)?,
+            keys,
+            deletes: cx.deletes(&t.deletes)?,
+            settings: t.settings.iter().map(|(k, v)| (k.clone(), setting_text(v))).collect(),
+        });
+    }
+    let defaults = match &raw.defaults {
+        Some(d) => Some(Route {
+            source: String::new(),
+            target: cx.target(&d.target)?,
+            transform: cx.transform(&d.transform)?,
+            keys: Vec::new(),
+            deletes: cx.deletes(&d.deletes)?,
+            settings: Vec::new(),
+        }),
+        None => None,
+    };
+    if tables.is_empty() && defaults.is_none() {
+        return Err(ManifestError::whole(
+            path,
+            "no table is routed anywhere: add a [[tables]] entry or [defaults]",
+        ));
+    }
+
+    let plan = Plan { name: name.clone(), path: path.into(), source, sink, batch, guest, tables, defaults };
+    // One sink table has one delete mode: tombstones and soft deletes do not mix.
+    for route in plan.tables.iter().chain(&plan.defaults) {
+        if let Some((_, mode)) =
+            plan.targets().into_iter().find(|(t, m)| *t == route.target && *m != route.deletes)
+        {
+            return Err(ManifestError::whole(
+                path,
+                format!(
+                    "target {:?} is given both deletes = \"{}\" and \"{}\"",
+                    route.target,
+                    mode_name(mode),
+                    mode_name(route.deletes)
+                ),
+            ));
+        }
+    }
+    Ok(plan)
+}
+
+struct Cx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    base: &'a Path,
+}
+
+impl Cx<'_> {
+    fn err<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> ManifestError {
+        ManifestError::at(self.path, self.text, Some(at.span()), message)
+    }
+
+    /// The document read again as one tagged section's own type.
+    fn section<T: serde::de::DeserializeOwned>(&self) -> Result<T, ManifestError> {
+        toml::from_str(self.text).map_err(|e| ManifestError::from_toml(self.path, self.text, &e))
+    }
+
+    fn int(&self, value: &Option<Spanned<i64>>, min: i64, max: i64) -> Result<Option<usize>, ManifestError> {
+        match value {
+            Some(v) if !(min..=max).contains(v.get_ref()) => {
+                Err(self.err(v, format!("must be between {min} and {max}")))
+            }
+            Some(v) => Ok(Some(*v.get_ref() as usize)),
+            None => Ok(None),
+        }
+    }
+
+    fn target(&self, target: &Spanned<String>) -> Result<String, ManifestError> {
+        ident::fold(target.get_ref()).map_err(|why| self.err(target, why))
+    }
+
+    fn transform(&self, transform: &Option<Spanned<String>>) -> Result<TransformRef, ManifestError> {
+        match transform {
+            Some(t) => TransformRef::parse(t.get_ref(), self.base).map_err(|why| self.err(t, why)),
+            None => Ok(TransformRef::parse(TransformRef::DEFAULT, self.base).expect("the default exists")),
+        }
+    }
+
+    fn deletes(&self, deletes: &Option<Spanned<String>>) -> Result<DeleteMode, ManifestError> {
+        match deletes.as_ref().map(|d| (d, d.get_ref().as_str())) {
+            None | Some((_, "soft")) => Ok(DeleteMode::Soft),
+            Some((_, "hard")) => Ok(DeleteMode::Hard),
+            Some((d, other)) => {
+                Err(self.err(d, format!("deletes is {other:?}; it must be \"soft\" or \"hard\"")))
+            }
+        }
+    }
+}
+
+fn mode_name(mode: DeleteMode) -> &'static str {
+    match mode {
+        DeleteMode::Soft => "soft",
+        DeleteMode::Hard => "hard",
+    }
+}
+
+/// Settings reach guests as text: strings as they are, other values as TOML.
+fn setting_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,77 @@
+//! The latest change per item within a batch. Sinks then apply each item
+//! once, and Redshift's MERGE (which fails when two source rows match one
+//! target row) never sees duplicates.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use crate::record::Row;
+
+/// Keeps, for every (target, table, key), the row with the greatest order;
+/// of equal orders the later one, as the sinks would. Returns the rows kept
+/// and how many were dropped.
+pub(super) fn latest_per_item(rows: Vec<Row>) -> (Vec<Row>, u64) {
+    let mut latest: HashMap<(&str, &str, &str), usize> = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        match latest.entry((&row.target, &row.change.table, &row.change.key)) {
+            Entry::Vacant(e) => {
+                e.insert(i);
+            }
+            Entry::Occupied(mut e) => {
+                if row.change.order >= rows[*e.get()].change.order {
+                    e.insert(i);
+                }
+            }
+        }
+    }
+    let mut keep = vec![false; rows.len()];
+    for &i in latest.values() {
+        keep[i] = true;
+    }
+    let dropped = (rows.len() - latest.len()) as u64;
+    let kept = rows.into_iter().zip(keep).filter_map(|(row, k)| k.then_some(row)).collect();
+    (kept, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Change, Operation, Order};
+
+    fn row(key: &str, micros: u64, seq: &str, event: &str) -> Row {
+        Row {
+            target: "t".into(),
+            change: Change {
+                table: "orders".into(),
+                key: key.into(),
+                operation: Operation::Upsert,
+                order: Order { micros, tiebreak: seq.into() },
+                event_name: "MODIFY".into(),
+                event_id: event.into(),
+                new_image: Some("{}".into()),
+                old_image: None,
+                error: None,
+                extra: Vec::new(),
+            },
+            raw: Vec::new(),
+            origin: String::new(),
+        }
+    }
+
+    #[test]
+    fn latest_order_wins_and_ties_go_to_the_later_row() {
+        let rows = vec![
+            row("a", 5, "1", "a-new"),
+            row("b", 1, "9", "b-old"),
+            row("a", 4, "9", "a-old"),
+            row("b", 1, "10", "b-new"),
+            row("c", 2, "1", "c-first"),
+            row("c", 2, "1", "c-second"),
+        ];
+        let (kept, dropped) = latest_per_item(rows);
+        let mut events: Vec<&str> = kept.iter().map(|r| r.change.event_id.as_str()).collect();
+        events.sort();
+        assert_eq!(events, ["a-new", "b-new", "c-second"]);
+        assert_eq!(dropped, 3);
+    }
+}

@@ -1,0 +1,100 @@
+//! The only room that wires the others together. A record's path:
+//!
+//! 1. a [source](crate::sources) cuts records into a batch with positions;
+//! 2. `router.rs` picks each record's table route and guest instance;
+//! 3. `transform.rs` runs the guests, turning outcomes into rows and dead
+//!    letters, checked by `checks.rs`, then `dedupe.rs` keeps the latest
+//!    change per item;
+//! 4. a [sink](crate::sinks) writes rows, dead letters and checkpoints in one
+//!    transaction, on its own thread, while the next batch is transformed.
+//!
+//! The channel between 3 and 4 holds one batch, so a slow sink slows the
+//! reading instead of growing memory.
+
+mod checks;
+mod dedupe;
+mod router;
+mod summary;
+mod transform;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+pub use summary::Summary;
+
+use crate::guest::GuestRuntime;
+use crate::manifest::Plan;
+use crate::record::SinkBatch;
+use crate::sinks::{self, Applied};
+use crate::sources;
+use router::Router;
+
+/// How often a long run logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs a pipeline until its source is exhausted.
+pub fn run(plan: &Plan, runtime: &mut GuestRuntime) -> Result<Summary> {
+    let started = Instant::now();
+    let mut sink = sinks::open(&plan.sink)?;
+    sink.prepare(&plan.name, &plan.targets())?;
+    let committed = sink.checkpoints()?;
+    let mut source = sources::open(&plan.source, &committed)?;
+    let mut router = Router::new(plan, runtime);
+    router.start_listed()?;
+
+    let mut summary = Summary::new(&plan.name);
+    let (tx, rx) = mpsc::sync_channel::<SinkBatch>(1);
+    let applied = std::thread::scope(|scope| -> Result<Applied> {
+        let writer = scope.spawn(move || write_all(sink.as_mut(), rx, started));
+        let read = (|| -> Result<()> {
+            while let Some(batch) = source.next_batch(&plan.batch)? {
+                summary.batches += 1;
+                summary.records += batch.records.len() as u64;
+                summary.bytes += batch.bytes as u64;
+                let number = batch.number;
+                let t = transform::batch(&mut router, batch)
+                    .with_context(|| format!("transforming batch {number}"))?;
+                summary.skipped += t.skipped;
+                summary.superseded += t.superseded;
+                if tx.send(t.sink).is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let applied = writer.join().expect("the sink thread panicked")?;
+        read.map(|()| applied)
+    })?;
+    summary.applied = applied;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+fn write_all(
+    sink: &mut dyn sinks::Sink,
+    batches: mpsc::Receiver<SinkBatch>,
+    started: Instant,
+) -> Result<Applied> {
+    let mut total = Applied::default();
+    let (mut records, mut last_report) = (0u64, Instant::now());
+    for batch in batches {
+        let applied = sink.write(&batch).with_context(|| format!("writing batch {}", batch.number))?;
+        tracing::debug!(batch = batch.number, rows = batch.rows.len(), ?applied, "committed");
+        total += applied;
+        records += batch.records;
+        if last_report.elapsed() >= PROGRESS_EVERY {
+            last_report = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(
+                batch = batch.number,
+                records,
+                rate = format!("{:.0}/s", records as f64 / secs),
+                "committed"
+            );
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,62 @@
+//! Which guest instance serves a record: one instance per DynamoDB table,
+//! started on first use (or at start for listed tables) and reused.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::guest::{GuestRuntime, TableGuest, TableSettings};
+use crate::manifest::Plan;
+
+pub(super) struct Router<'a> {
+    plan: &'a Plan,
+    runtime: &'a mut GuestRuntime,
+    /// `None` for tables the manifest does not route.
+    guests: HashMap<String, Option<(Arc<str>, TableGuest)>>,
+}
+
+impl<'a> Router<'a> {
+    pub fn new(plan: &'a Plan, runtime: &'a mut GuestRuntime) -> Self {
+        Router { plan, runtime, guests: HashMap::new() }
+    }
+
+    /// Starts the listed tables' guests and loads the defaults' transform, so
+    /// a bad component or rejected settings stop the run before it reads.
+    pub fn start_listed(&mut self) -> Result<()> {
+        for route in &self.plan.tables {
+            self.guest(&route.source)?;
+        }
+        if let Some(defaults) = &self.plan.defaults {
+            self.runtime.load(&defaults.transform)?;
+        }
+        Ok(())
+    }
+
+    /// The sink table and guest for a DynamoDB table, `None` if unrouted.
+    pub fn guest(&mut self, table: &str) -> Result<Option<(Arc<str>, &mut TableGuest)>> {
+        if !self.guests.contains_key(table) {
+            let started = match self.plan.route(table) {
+                Some(route) => {
+                    let settings = TableSettings {
+                        source_table: route.source.clone(),
+                        target_table: route.target.clone(),
+                        keys: route.keys.clone(),
+                        settings: route.settings.clone(),
+                    };
+                    let guest = self.runtime.instantiate(&route.transform, settings, self.plan.guest)?;
+                    Some((Arc::from(route.target.as_str()), guest))
+                }
+                None => {
+                    tracing::warn!(
+                        table,
+                        "no [[tables]] entry and no [defaults]: its records go to the dead-letter table"
+                    );
+                    None
+                }
+            };
+            self.guests.insert(table.to_owned(), started);
+        }
+        Ok(self.guests.get_mut(table).and_then(|g| g.as_mut()).map(|(target, guest)| (target.clone(), guest)))
+    }
+}

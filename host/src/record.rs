@@ -1,0 +1,198 @@
+//! The types every room shares: records as sources read them, changes as
+//! guests produce them, rows and dead letters as sinks store them.
+//! Depends on nothing else in the crate.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// One record as a source read it.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    pub payload: Vec<u8>,
+    /// The stream within the source: a file path, a shard id.
+    pub stream: Arc<str>,
+    /// The record's place in its stream, a decimal string growing in arrival
+    /// order (a line number, a Kinesis sequence number).
+    pub sequence: String,
+}
+
+impl SourceRecord {
+    /// Where the record came from, for people: `data/stream.jsonl:42`.
+    pub fn origin(&self) -> String {
+        format!("{}:{}", self.stream, self.sequence)
+    }
+}
+
+/// How far a source has been read in one stream. Committed with the rows the
+/// records produced, and handed back to the source on the next start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub stream: String,
+    /// Source-specific and opaque to sinks.
+    pub position: String,
+}
+
+/// Records cut into one unit of work, with the positions reached after them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Counts from 1 within a run; used in logs.
+    pub number: u64,
+    pub records: Vec<SourceRecord>,
+    pub checkpoints: Vec<Checkpoint>,
+    pub bytes: usize,
+}
+
+/// Where a batch is cut: at whichever limit comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_records: usize,
+    pub max_bytes: usize,
+    pub max_wait: std::time::Duration,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits { max_records: 500, max_bytes: 4 << 20, max_wait: std::time::Duration::from_secs(1) }
+    }
+}
+
+/// What a delete does to a sink table's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// Keep the row with `is_deleted` set and `new_image` cleared (as the seed did).
+    Soft,
+    /// Remove the row, keeping a tombstone so an older change cannot bring it back.
+    Hard,
+}
+
+/// When a change happened: of two changes to one item the greater order wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// `ApproximateCreationDateTime` in microseconds.
+    pub micros: u64,
+    /// A decimal string (a sequence number) compared by length, then text.
+    pub tiebreak: String,
+}
+
+impl Ord for Order {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.micros
+            .cmp(&other.micros)
+            .then(self.tiebreak.len().cmp(&other.tiebreak.len()))
+            .then_with(|| self.tiebreak.cmp(&other.tiebreak))
+    }
+}
+
+impl PartialOrd for Order {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Upsert,
+    Delete,
+    TtlDelete,
+}
+
+impl Operation {
+    pub fn is_delete(self) -> bool {
+        self != Operation::Upsert
+    }
+}
+
+/// The value of an extra column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Integer(i64),
+    Text(String),
+    Json(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub value: Value,
+}
+
+/// One change to one item, as a guest made it from a record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The DynamoDB table.
+    pub table: String,
+    /// The canonical key (compact JSON, attributes sorted).
+    pub key: String,
+    pub operation: Operation,
+    pub order: Order,
+    pub event_name: String,
+    pub event_id: String,
+    pub new_image: Option<String>,
+    pub old_image: Option<String>,
+    /// A problem that still leaves a usable row.
+    pub error: Option<String>,
+    pub extra: Vec<Column>,
+}
+
+/// What a guest made of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Row(Change),
+    Skip(String),
+    Error(String),
+}
+
+/// A change on its way to a sink table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The sink table.
+    pub target: Arc<str>,
+    pub change: Change,
+    /// The record as the source delivered it (`raw_payload`).
+    pub raw: Vec<u8>,
+    /// Where the record came from (`source_position`).
+    pub origin: String,
+}
+
+/// A record that could not become a row, kept with its bytes and the reason.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The DynamoDB table, when it could be read.
+    pub table: Option<String>,
+    pub origin: String,
+    pub reason: String,
+    pub raw: Vec<u8>,
+}
+
+/// Everything one batch leaves in the sink, written in one transaction.
+#[derive(Debug, Default)]
+pub struct SinkBatch {
+    pub number: u64,
+    /// Records the batch was made from, for progress reports.
+    pub records: u64,
+    /// At most one row per (target, table, key): the latest of the batch.
+    pub rows: Vec<Row>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(micros: u64, tiebreak: &str) -> Order {
+        Order { micros, tiebreak: tiebreak.into() }
+    }
+
+    #[test]
+    fn orders_compare_time_then_sequence_as_numbers() {
+        assert!(order(2, "1") > order(1, "999"));
+        assert!(order(1, "10") > order(1, "9"));
+        assert!(order(1, "49590338271490256608559692538361571095921575989136588898") > order(1, "9"));
+        assert!(order(1, "20") > order(1, "19"));
+        assert_eq!(order(1, "7").cmp(&order(1, "7")), Ordering::Equal);
+        assert!(order(1, "1") > order(1, ""));
+    }
+}

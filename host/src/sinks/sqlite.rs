@@ -1,0 +1,416 @@
+//! The embedded SQLite sink: the whole pipeline on a laptop, no cloud at all.
+//!
+//! Target tables have the seed's columns plus what ordering needs
+//! (`change_micros`, `change_seq`, `source_position`, `is_ttl_delete`).
+//! sluice's own state lives beside them in `_sluice_*` tables.
+//! The ordering guard is SQL, so it holds whatever order rows arrive in:
+//! an upsert's `DO UPDATE ... WHERE` compares orders as row values.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+
+use super::{Applied, COLUMNS, Sink, Status, TableStatus};
+use crate::ident::quote;
+use crate::record::{Checkpoint, DeleteMode, Operation, Row, SinkBatch, Value};
+
+/// sluice's own tables, created on first use.
+const STATE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS _sluice_writers (
+    pipeline TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    started_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _sluice_checkpoints (
+    pipeline TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    position TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    committed_at TEXT NOT NULL,
+    PRIMARY KEY (pipeline, stream)
+);
+CREATE TABLE IF NOT EXISTS _sluice_dead_letters (
+    pipeline TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    table_name TEXT,
+    reason TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    raw_size_bytes INTEGER NOT NULL,
+    failed_at TEXT NOT NULL,
+    PRIMARY KEY (pipeline, origin)
+);
+CREATE TABLE IF NOT EXISTS _sluice_tombstones (
+    target TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    keys TEXT NOT NULL,
+    change_micros INTEGER NOT NULL,
+    change_seq TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    source_position TEXT NOT NULL,
+    PRIMARY KEY (target, table_name, keys)
+);
+";
+
+/// The SQLite type of each standard column.
+fn column_type(column: &str) -> &'static str {
+    match column {
+        "new_image" | "old_image" | "error" => "TEXT",
+        "approx_creation_timestamp_millis" | "raw_payload_size_bytes" | "change_micros" => "INTEGER NOT NULL",
+        "has_parsing_error" | "is_deleted" | "is_ttl_delete" => "BOOLEAN NOT NULL",
+        _ => "TEXT NOT NULL",
+    }
+}
+
+/// An order as an SQL row value: (micros, sequence length, sequence), so
+/// that sequences compare as numbers. `a >= b` then reads "a is at least as new".
+fn order(micros: &str, seq: &str) -> String {
+    format!("({micros}, length({seq}), {seq})")
+}
+
+/// The order stored in table (or alias) `t`.
+fn order_of(t: &str) -> String {
+    order(&format!("{t}.change_micros"), &format!("{t}.change_seq"))
+}
+
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+
+pub struct SqliteSink {
+    conn: Connection,
+    path: PathBuf,
+    pipeline: String,
+    epoch: i64,
+    targets: HashMap<String, Target>,
+}
+
+struct Target {
+    deletes: DeleteMode,
+    /// Columns beyond [`COLUMNS`], added as guests produce them.
+    extras: Vec<String>,
+    upsert: String,
+}
+
+impl SqliteSink {
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let conn =
+            Connection::open(path).with_context(|| format!("opening SQLite database {}", path.display()))?;
+        // WAL with synchronous=NORMAL survives a process crash with every
+        // commit; a power loss may drop the last commits, rows and checkpoint
+        // together, which a rerun replays.
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        conn.pragma_update(None, "synchronous", "normal")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.execute_batch(STATE_SCHEMA)?;
+        Ok(SqliteSink { conn, path: path.into(), pipeline: String::new(), epoch: 0, targets: HashMap::new() })
+    }
+
+    fn create_target(&mut self, name: &str, deletes: DeleteMode) -> Result<()> {
+        let columns: Vec<String> = COLUMNS.iter().map(|c| format!("{c} {}", column_type(c))).collect();
+        self.conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (table_name, keys))",
+            quote(name),
+            columns.join(", ")
+        ))?;
+        let mut extras = Vec::new();
+        let mut stmt = self.conn.prepare(&format!("PRAGMA table_info({})", quote(name)))?;
+        for column in stmt.query_map([], |r| r.get::<_, String>(1))? {
+            let column = column?;
+            if !COLUMNS.contains(&column.as_str()) {
+                extras.push(column);
+            }
+        }
+        let upsert = upsert_sql(name, deletes, &extras);
+        self.targets.insert(name.to_owned(), Target { deletes, extras, upsert });
+        Ok(())
+    }
+
+    /// Adds the extra columns this batch brings, typed by their first non-null value.
+    fn add_extra_columns(&mut self, rows: &[Row]) -> Result<()> {
+        for row in rows {
+            let target = self.targets.get_mut(&*row.target).expect("targets are prepared");
+            for column in &row.change.extra {
+                if target.extras.contains(&column.name) {
+                    continue;
+                }
+                let ty = match column.value {
+                    Value::Null => continue,
+                    Value::Bool(_) => "BOOLEAN",
+                    Value::Integer(_) => "INTEGER",
+                    Value::Text(_) | Value::Json(_) => "TEXT",
+                };
+                self.conn.execute_batch(&format!(
+                    "ALTER TABLE {} ADD COLUMN {} {ty}",
+                    quote(&row.target),
+                    quote(&column.name)
+                ))?;
+                target.extras.push(column.name.clone());
+                target.upsert = upsert_sql(&row.target, target.deletes, &target.extras);
+            }
+        }
+        Ok(())
+    }
+
+    fn claim_epoch(&mut self, pipeline: &str) -> Result<()> {
+        self.epoch = self.conn.query_row(
+            &format!(
+                "INSERT INTO _sluice_writers (pipeline, epoch, started_at) VALUES (?1, 1, {NOW})
+                 ON CONFLICT (pipeline) DO UPDATE SET epoch = epoch + 1, started_at = excluded.started_at
+                 RETURNING epoch"
+            ),
+            [pipeline],
+            |r| r.get(0),
+        )?;
+        self.pipeline = pipeline.to_owned();
+        Ok(())
+    }
+}
+
+fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String]) -> String {
+    let t = quote(table);
+    let names: Vec<String> =
+        COLUMNS.iter().map(|c| c.to_string()).chain(extras.iter().map(|e| quote(e))).collect();
+    let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+    let updates: Vec<String> = names[2..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    // In hard mode a newer tombstone keeps the item deleted.
+    let guard = match deletes {
+        DeleteMode::Soft => "true".to_owned(),
+        DeleteMode::Hard => format!(
+            "NOT EXISTS (SELECT 1 FROM _sluice_tombstones AS s WHERE s.target = ?{} \
+             AND s.table_name = ?1 AND s.keys = ?2 AND {} > {})",
+            names.len() + 1,
+            order_of("s"),
+            order("?14", "?15")
+        ),
+    };
+    format!(
+        "INSERT INTO {t} ({}) SELECT {} WHERE {guard}
+         ON CONFLICT (table_name, keys) DO UPDATE SET {}
+         WHERE {} >= {}",
+        names.join(", "),
+        params.join(", "),
+        updates.join(", "),
+        order_of("excluded"),
+        order_of(&t)
+    )
+}
+
+impl Sink for SqliteSink {
+    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
+        for (name, deletes) in targets {
+            self.create_target(name, *deletes)
+                .with_context(|| format!("creating table {name} in {}", self.path.display()))?;
+        }
+        self.claim_epoch(pipeline)
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
+        let mut stmt =
+            self.conn.prepare("SELECT stream, position FROM _sluice_checkpoints WHERE pipeline = ?1")?;
+        let rows =
+            stmt.query_map([&self.pipeline], |r| Ok(Checkpoint { stream: r.get(0)?, position: r.get(1)? }))?;
+        rows.collect::<Result<_, _>>().map_err(Into::into)
+    }
+
+    fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
+        self.add_extra_columns(&batch.rows)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let epoch: i64 =
+            tx.query_row("SELECT epoch FROM _sluice_writers WHERE pipeline = ?1", [&self.pipeline], |r| {
+                r.get(0)
+            })?;
+        if epoch != self.epoch {
+            bail!(
+                "another run of pipeline {:?} started (writer epoch {epoch}, ours {}); stopping so only one run writes",
+                self.pipeline,
+                self.epoch
+            );
+        }
+        let mut applied = Applied::default();
+        for row in &batch.rows {
+            let target = &self.targets[&*row.target];
+            let done = match (row.change.operation.is_delete(), target.deletes) {
+                (true, DeleteMode::Hard) => hard_delete(&tx, row)?,
+                _ => upsert(&tx, target, row)?,
+            };
+            match (done, row.change.operation.is_delete()) {
+                (false, _) => applied.stale += 1,
+                (true, false) => applied.upserted += 1,
+                (true, true) => applied.deleted += 1,
+            }
+        }
+        let mut dead = tx.prepare_cached(&format!(
+            "INSERT INTO _sluice_dead_letters (pipeline, origin, table_name, reason, raw, raw_size_bytes, failed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW})
+             ON CONFLICT (pipeline, origin) DO UPDATE SET table_name = excluded.table_name,
+                reason = excluded.reason, raw = excluded.raw, raw_size_bytes = excluded.raw_size_bytes,
+                failed_at = excluded.failed_at"
+        ))?;
+        for d in &batch.dead_letters {
+            dead.execute(params![self.pipeline, d.origin, d.table, d.reason, d.raw, d.raw.len() as i64])?;
+            applied.dead_lettered += 1;
+        }
+        drop(dead);
+        let mut checkpoint = tx.prepare_cached(&format!(
+            "INSERT INTO _sluice_checkpoints (pipeline, stream, position, epoch, committed_at)
+             VALUES (?1, ?2, ?3, ?4, {NOW})
+             ON CONFLICT (pipeline, stream) DO UPDATE SET position = excluded.position,
+                epoch = excluded.epoch, committed_at = excluded.committed_at"
+        ))?;
+        for c in &batch.checkpoints {
+            checkpoint.execute(params![self.pipeline, c.stream, c.position, self.epoch])?;
+        }
+        drop(checkpoint);
+        fail::fail_point!("sink::before_commit", |_| std::process::abort());
+        tx.commit().context("committing the batch")?;
+        fail::fail_point!("sink::after_commit", |_| std::process::abort());
+        Ok(applied)
+    }
+
+    fn status(
+        &mut self,
+        pipeline: &str,
+        targets: &[(String, DeleteMode)],
+        sample_rows: usize,
+    ) -> Result<Status> {
+        let mut status = Status::default();
+        let mut stmt = self.conn.prepare(
+            "SELECT stream, position, committed_at FROM _sluice_checkpoints WHERE pipeline = ?1 ORDER BY stream",
+        )?;
+        status.checkpoints = stmt
+            .query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        for (name, _) in targets {
+            let exists: i64 = self.conn.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |r| r.get(0),
+            )?;
+            if exists == 0 {
+                continue;
+            }
+            let t = quote(name);
+            let count = |sql: &str| -> Result<u64> {
+                Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+            };
+            let mut table = TableStatus {
+                live: count(&format!("SELECT count(*) FROM {t} WHERE NOT is_deleted"))?,
+                deleted: count(&format!("SELECT count(*) FROM {t} WHERE is_deleted"))?,
+                tombstones: self.conn.query_row(
+                    "SELECT count(*) FROM _sluice_tombstones WHERE target = ?1",
+                    [name],
+                    |r| r.get::<_, i64>(0),
+                )? as u64,
+                name: name.clone(),
+                sample: Vec::new(),
+            };
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT keys, is_deleted, new_image FROM {t} ORDER BY change_micros DESC, keys LIMIT ?1"
+            ))?;
+            table.sample = stmt
+                .query_map([sample_rows as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            status.tables.push(table);
+        }
+        status.tables.sort_by(|a, b| a.name.cmp(&b.name));
+        status.dead_letters = self.conn.query_row(
+            "SELECT count(*) FROM _sluice_dead_letters WHERE pipeline = ?1",
+            [pipeline],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        let mut stmt = self.conn.prepare(
+            "SELECT origin, reason FROM _sluice_dead_letters WHERE pipeline = ?1 ORDER BY failed_at DESC, origin LIMIT 5",
+        )?;
+        status.recent_dead_letters =
+            stmt.query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        Ok(status)
+    }
+}
+
+/// Inserts or replaces the row if the change is at least as new; soft
+/// deletes come here too. Returns whether it was applied.
+fn upsert(tx: &Transaction, target: &Target, row: &Row) -> Result<bool> {
+    let c = &row.change;
+    let deleted = c.operation.is_delete();
+    let raw = String::from_utf8_lossy(&row.raw);
+    let micros = c.order.micros as i64;
+    let millis = micros / 1000;
+    let has_error = c.error.is_some();
+    let ttl = c.operation == Operation::TtlDelete;
+    let size = row.raw.len() as i64;
+    let new_image = if deleted { None } else { c.new_image.as_deref() };
+    let mut values: Vec<&dyn ToSql> = vec![
+        &c.table,
+        &c.key,
+        &c.event_id,
+        &c.event_name,
+        &millis,
+        &new_image,
+        &c.old_image,
+        &c.error,
+        &has_error,
+        &deleted,
+        &ttl,
+        &size,
+        &raw,
+        &micros,
+        &c.order.tiebreak,
+        &row.origin,
+    ];
+    let extra: Vec<rusqlite::types::Value> = target
+        .extras
+        .iter()
+        .map(|name| match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
+            None | Some(Value::Null) => rusqlite::types::Value::Null,
+            Some(Value::Bool(b)) => rusqlite::types::Value::Integer(i64::from(*b)),
+            Some(Value::Integer(i)) => rusqlite::types::Value::Integer(*i),
+            Some(Value::Text(s) | Value::Json(s)) => rusqlite::types::Value::Text(s.clone()),
+        })
+        .collect();
+    values.extend(extra.iter().map(|v| v as &dyn ToSql));
+    let target_name: &str = &row.target;
+    if target.deletes == DeleteMode::Hard {
+        values.push(&target_name);
+    }
+    let changed = tx.prepare_cached(&target.upsert)?.execute(values.as_slice())?;
+    if changed > 0 && target.deletes == DeleteMode::Hard {
+        tx.prepare_cached(
+            "DELETE FROM _sluice_tombstones WHERE target = ?1 AND table_name = ?2 AND keys = ?3",
+        )?
+        .execute(params![target_name, c.table, c.key])?;
+    }
+    Ok(changed > 0)
+}
+
+/// Removes the row if the delete is at least as new, and records a tombstone
+/// unless a newer row stays. Returns whether the delete was applied.
+fn hard_delete(tx: &Transaction, row: &Row) -> Result<bool> {
+    let c = &row.change;
+    let t = quote(&row.target);
+    let micros = c.order.micros as i64;
+    tx.prepare_cached(&format!(
+        "DELETE FROM {t} WHERE table_name = ?1 AND keys = ?2 AND {} >= {}",
+        order("?3", "?4"),
+        order("change_micros", "change_seq")
+    ))?
+    .execute(params![c.table, c.key, micros, c.order.tiebreak])?;
+    let tombstoned = tx
+        .prepare_cached(&format!(
+            "INSERT INTO _sluice_tombstones (target, table_name, keys, change_micros, change_seq, event_id, source_position)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE table_name = ?2 AND keys = ?3)
+             ON CONFLICT (target, table_name, keys) DO UPDATE SET change_micros = excluded.change_micros,
+                change_seq = excluded.change_seq, event_id = excluded.event_id,
+                source_position = excluded.source_position
+             WHERE {} >= {}",
+            order_of("excluded"),
+            order_of("_sluice_tombstones")
+        ))?
+        .execute(params![&*row.target, c.table, c.key, micros, c.order.tiebreak, c.event_id, row.origin])?;
+    Ok(tombstoned > 0)
+}
