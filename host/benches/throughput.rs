@@ -1,1 +1,122 @@
-fn main() {}
+//! Throughput, side by side in one run:
+//!
+//! 1. decoding natively (`ddb-core` compiled into the host),
+//! 2. decoding through the `ddb-json` Wasm component, in batches, as the
+//!    pipeline calls it (lowering records in and lifting outcomes out included),
+//! 3. the whole pipeline: file source, Wasm transform, SQLite sink.
+//!
+//! Run with `cargo bench -p sluice --bench throughput`. `SLUICE_BENCH_CHANGES`
+//! sets the stream's size (default 100000 changes); `SLUICE_BENCH_WASM=<path>`
+//! adds your own component to the comparison.
+
+use std::time::{Duration, Instant};
+
+use sluice::generator::{self, GenOptions};
+use sluice::guest::{GuestLimits, GuestRuntime, TableSettings, TransformRef};
+use sluice::record::SourceRecord;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH: usize = 500;
+const ROUNDS: usize = 5;
+
+fn main() -> anyhow::Result<()> {
+    let changes = std::env::var("SLUICE_BENCH_CHANGES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let generated = generator::generate(&GenOptions { changes, items: changes / 10, ..Default::default() });
+    let records = generated.records;
+    let bytes: usize = records.iter().map(String::len).sum();
+    println!(
+        "{} stream records, {:.1} MB, {:.0} bytes on average; best of {ROUNDS} rounds\n",
+        records.len(),
+        bytes as f64 / 1e6,
+        bytes as f64 / records.len() as f64
+    );
+
+    let native = best_of(|| {
+        let mut ok = 0usize;
+        for r in &records {
+            ok += ddb_core::decode_stream_record(r.as_bytes()).is_ok() as usize;
+        }
+        assert_eq!(ok, records.len(), "every generated record decodes");
+    });
+
+    let mut runtime = GuestRuntime::with_cache(None)?;
+    let transform = TransformRef::parse("builtin:ddb-json", ".".as_ref()).map_err(anyhow::Error::msg)?;
+    let settings =
+        TableSettings { source_table: "bench".into(), target_table: "bench".into(), ..Default::default() };
+    let stream: std::sync::Arc<str> = "bench".into();
+    let mut batches: Vec<Vec<SourceRecord>> = records
+        .chunks(BATCH)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| SourceRecord {
+                    payload: r.as_bytes().to_vec(),
+                    stream: stream.clone(),
+                    sequence: i.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let mut component = |transform: &TransformRef| -> anyhow::Result<Duration> {
+        let mut guest = runtime.instantiate(transform, settings.clone(), GuestLimits::default())?;
+        Ok(best_of(|| {
+            for (n, batch) in batches.iter_mut().enumerate() {
+                let outcomes = guest.transform(n as u64, batch).expect("the guest runs");
+                assert!(outcomes.iter().all(Result::is_ok));
+            }
+        }))
+    };
+    let wasm = component(&transform)?;
+    let custom = match std::env::var("SLUICE_BENCH_WASM") {
+        Ok(path) => Some((component(&TransformRef::File(path.clone().into()))?, path)),
+        Err(_) => None,
+    };
+
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("stream.jsonl"), records.join("\n") + "\n")?;
+    let manifest = dir.path().join("bench.toml");
+    std::fs::write(
+        &manifest,
+        "name = \"bench\"\n[source]\ntype = \"file\"\npath = \"stream.jsonl\"\n\
+         [sink]\ntype = \"sqlite\"\npath = \"bench.db\"\n[batch]\nmax_records = 1000\n\
+         [defaults]\ntarget = \"cdc\"\n",
+    )?;
+    let plan = sluice::manifest::load(&manifest)?;
+    let summary = sluice::pipeline::run(&plan, &mut runtime)?;
+    let end_to_end = summary.elapsed;
+
+    let line = |what: &str, t: Duration| {
+        let secs = t.as_secs_f64();
+        println!(
+            "{what:<34} {:>10.0} records/s {:>8.1} MB/s",
+            records.len() as f64 / secs,
+            bytes as f64 / 1e6 / secs
+        );
+    };
+    line("decode, native (ddb-core)", native);
+    line("decode, Wasm component (ddb-json)", wasm);
+    if let Some((t, path)) = &custom {
+        line(path, *t);
+    }
+    line("file -> Wasm -> SQLite, end to end", end_to_end);
+    println!(
+        "\nWasm takes {:.2}x the native time; the sink stored {} rows",
+        wasm.as_secs_f64() / native.as_secs_f64(),
+        summary.applied.upserted + summary.applied.deleted
+    );
+    Ok(())
+}
+
+fn best_of(mut run: impl FnMut()) -> Duration {
+    (0..ROUNDS)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed()
+        })
+        .min()
+        .expect("at least one round")
+}

@@ -1,1 +1,14 @@
+//! sluice's integration tests, in one binary. Each test works in a fresh
+//! temporary folder, drives the real `sluice` binary or the library, and
+//! reads the resulting SQLite database back.
+//!
+//! Test names state the guarantee they check.
 
+mod cases;
+mod convergence;
+mod crash;
+mod faults;
+mod manifests;
+mod property;
+mod seed;
+mod util;

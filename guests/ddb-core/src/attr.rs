@@ -22,12 +22,7 @@ pub(crate) fn write_value(s: &mut Scanner, out: &mut String, depth: u32) -> Resu
     if depth > MAX_DEPTH {
         return Err(s.error(format!("nested deeper than {MAX_DEPTH} levels")));
     }
-    s.begin_object()?;
-    let mut first = true;
-    let Some(tag) = s.next_member(&mut first)? else {
-        return Err(s.error("an attribute value needs a type, e.g. {\"S\": ...}"));
-    };
-    match tag.raw {
+    match s.type_tag()? {
         "S" => write_raw_string(s.string()?, out),
         "N" => write_n(s, out)?,
         "B" => write_base64(s, out)?,
@@ -52,10 +47,7 @@ pub(crate) fn write_value(s: &mut Scanner, out: &mut String, depth: u32) -> Resu
             )));
         }
     }
-    if s.next_member(&mut first)?.is_some() {
-        return Err(s.error("an attribute value must have exactly one type"));
-    }
-    Ok(())
+    s.close_value()
 }
 
 /// Transcodes a map body (`{"name": value, ...}`), as in `M`, `NewImage` or `Item`.
@@ -120,7 +112,7 @@ pub(crate) fn write_base64(s: &mut Scanner, out: &mut String) -> Result<(), Erro
 /// Standard base64 with padding, as DynamoDB sends binary values.
 pub(crate) fn check_base64(text: &str) -> Result<(), &'static str> {
     let b = text.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err("length is not a multiple of 4");
     }
     let body = b.strip_suffix(b"==").or_else(|| b.strip_suffix(b"=")).unwrap_or(b);

@@ -44,12 +44,7 @@ pub(crate) fn read_keys(s: &mut Scanner) -> Result<String, Error> {
 
 /// A key attribute: only S, N and B may be keys.
 fn key_value(s: &mut Scanner, out: &mut String) -> Result<(), Error> {
-    s.begin_object()?;
-    let mut first = true;
-    let Some(tag) = s.next_member(&mut first)? else {
-        return Err(s.error("a key attribute needs a type"));
-    };
-    match tag.raw {
+    match s.type_tag()? {
         "S" => {
             let r = s.string()?;
             if r.escaped {
@@ -62,10 +57,7 @@ fn key_value(s: &mut Scanner, out: &mut String) -> Result<(), Error> {
         "B" => write_base64(s, out)?,
         other => return Err(s.error(format!("a key attribute must be S, N or B, not {other:?}"))),
     }
-    if s.next_member(&mut first)?.is_some() {
-        return Err(s.error("an attribute value must have exactly one type"));
-    }
-    Ok(())
+    s.close_value()
 }
 
 #[cfg(test)]

@@ -61,37 +61,51 @@ pub enum ChangeKind {
 
 /// Why a record could not be decoded: a reason, where in the record, and the
 /// byte offset.
+///
+/// Boxed, so that every `Result` on the hot path stays one word wide.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+pub struct Error(Box<ErrorInner>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ErrorInner {
     reason: String,
-    offset: usize,
+    /// `None` when the problem is the record as a whole (a missing field).
+    offset: Option<usize>,
     /// Field names from the innermost outwards.
     path: Vec<String>,
 }
 
 impl Error {
+    #[cold]
     pub(crate) fn new(reason: impl Into<String>, offset: usize) -> Self {
-        Error { reason: reason.into(), offset, path: Vec::new() }
+        Error(Box::new(ErrorInner { reason: reason.into(), offset: Some(offset), path: Vec::new() }))
+    }
+
+    /// A problem with the record as a whole, at no particular byte.
+    #[cold]
+    pub(crate) fn record(reason: impl Into<String>) -> Self {
+        Error(Box::new(ErrorInner { reason: reason.into(), offset: None, path: Vec::new() }))
     }
 
     /// Adds the enclosing field's name; called while the error travels outwards.
+    #[cold]
     pub(crate) fn within(mut self, segment: impl Into<String>) -> Self {
-        self.path.push(segment.into());
+        self.0.path.push(segment.into());
         self
     }
 
     pub fn reason(&self) -> &str {
-        &self.reason
+        &self.0.reason
     }
 
-    pub fn offset(&self) -> usize {
-        self.offset
+    pub fn offset(&self) -> Option<usize> {
+        self.0.offset
     }
 
     /// Where the error is, e.g. `dynamodb.NewImage.items[2].price`.
     pub fn path(&self) -> String {
         let mut out = String::new();
-        for segment in self.path.iter().rev() {
+        for segment in self.0.path.iter().rev() {
             if !out.is_empty() && !segment.starts_with('[') {
                 out.push('.');
             }
@@ -103,10 +117,13 @@ impl Error {
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if !self.path.is_empty() {
+        if !self.0.path.is_empty() {
             write!(f, "{}: ", self.path())?;
         }
-        write!(f, "{} (at byte {})", self.reason, self.offset)
+        match self.0.offset {
+            Some(at) => write!(f, "{} (at byte {at})", self.0.reason),
+            None => f.write_str(&self.0.reason),
+        }
     }
 }
 

@@ -45,10 +45,17 @@ impl<'a> Scanner<'a> {
         self.pos
     }
 
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    #[cold]
     pub fn error(&self, reason: impl Into<String>) -> Error {
         Error::new(reason, self.pos)
     }
 
+    #[inline]
     pub fn skip_ws(&mut self) {
         while let Some(&b) = self.bytes.get(self.pos) {
             if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
@@ -59,11 +66,13 @@ impl<'a> Scanner<'a> {
     }
 
     /// The next significant byte, without consuming it.
+    #[inline]
     pub fn peek(&mut self) -> Option<u8> {
         self.skip_ws();
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline]
     pub fn expect(&mut self, want: u8) -> Result<(), Error> {
         match self.peek() {
             Some(b) if b == want => {
@@ -84,12 +93,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// Starts an object; pair with [`Scanner::next_member`].
+    #[inline]
     pub fn begin_object(&mut self) -> Result<(), Error> {
         self.expect(b'{')
     }
 
     /// The next member's name (its ':' consumed), or `None` at the closing brace.
     /// `first` tracks whether a comma is due and must start as `true`.
+    #[inline]
     pub fn next_member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Error> {
         match self.peek() {
             Some(b'}') => {
@@ -109,12 +120,48 @@ impl<'a> Scanner<'a> {
         Ok(Some(name))
     }
 
+    /// Opens an attribute value and reads its type tag: `{"S":` gives `S`.
+    /// The compact spelling DynamoDB sends is matched directly; anything
+    /// else (whitespace, escapes) takes the general path.
+    #[inline]
+    pub fn type_tag(&mut self) -> Result<&'a str, Error> {
+        let (b, p) = (self.bytes, self.pos);
+        if b.get(p) == Some(&b'{') && b.get(p + 1) == Some(&b'"') {
+            let len = b[p + 2..].iter().take(4).take_while(|c| c.is_ascii_uppercase()).count();
+            if b.get(p + 2 + len) == Some(&b'"') && b.get(p + 3 + len) == Some(&b':') {
+                self.pos = p + 4 + len;
+                return Ok(&self.text[p + 2..p + 2 + len]);
+            }
+        }
+        self.begin_object()?;
+        let mut first = true;
+        match self.next_member(&mut first)? {
+            Some(tag) => Ok(tag.raw),
+            None => Err(self.error("an attribute value needs a type, e.g. {\"S\": ...}")),
+        }
+    }
+
+    /// Closes an attribute value after its one typed member.
+    #[inline]
+    pub fn close_value(&mut self) -> Result<(), Error> {
+        match self.peek() {
+            Some(b'}') => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(b',') => Err(self.error("an attribute value must have exactly one type")),
+            _ => Err(self.unexpected("'}'")),
+        }
+    }
+
     /// Starts an array; pair with [`Scanner::next_element`].
+    #[inline]
     pub fn begin_array(&mut self) -> Result<(), Error> {
         self.expect(b'[')
     }
 
     /// Whether another element follows (its comma consumed).
+    #[inline]
     pub fn next_element(&mut self, first: &mut bool) -> Result<bool, Error> {
         match self.peek() {
             Some(b']') => {
@@ -133,6 +180,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[cold]
     fn unexpected(&self, want: &str) -> Error {
         match self.bytes.get(self.pos) {
             Some(&b) => self.error(format!("expected {want} but found {}", describe(b))),
@@ -142,6 +190,7 @@ impl<'a> Scanner<'a> {
 
     /// A string token. Checks escapes and rejects raw control characters;
     /// UTF-8 is already guaranteed by `&str`.
+    #[inline]
     pub fn string(&mut self) -> Result<RawStr<'a>, Error> {
         self.expect(b'"')?;
         let start = self.pos;
@@ -307,8 +356,9 @@ fn digits(b: &[u8]) -> usize {
 }
 
 /// Length of the prefix that needs no attention inside a string: no quote,
-/// backslash or control character. Eight bytes at a time (SWAR), as most
-/// strings are long runs of plain text.
+/// backslash or control character. Eight bytes at a time (SWAR): the lowest
+/// flagged byte of a word is always a true hit, so its index is exact.
+#[inline]
 fn skip_plain(b: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -318,12 +368,13 @@ fn skip_plain(b: &[u8]) -> usize {
         let quote = w ^ (ONES * u64::from(b'"'));
         let slash = w ^ (ONES * u64::from(b'\\'));
         // A byte is zero in `quote`/`slash` where it matched, and below 0x20
-        // where `w - 0x20` borrows; `!w & HIGH` keeps bytes >= 0x80 out.
-        let hit = (quote.wrapping_sub(ONES) & !quote)
+        // where `w - 0x20` borrows; `& !w` keeps bytes >= 0x80 out.
+        let hit = ((quote.wrapping_sub(ONES) & !quote)
             | (slash.wrapping_sub(ONES) & !slash)
-            | (w.wrapping_sub(ONES * 0x20) & !w);
-        if hit & HIGH != 0 {
-            break;
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & HIGH;
+        if hit != 0 {
+            return i + (hit.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }

@@ -56,14 +56,14 @@ pub fn decode_stream_record(payload: &[u8]) -> Result<Change, Error> {
     }
     s.end()?;
 
-    let missing = |what: &str| Error::new(format!("the record has no {what}"), 0);
+    let missing = |what: &str| Error::record(format!("the record has no {what}"));
     let event_name = f.event_name.ok_or_else(|| missing("eventName"))?;
     let kind = match event_name.as_str() {
         "INSERT" | "MODIFY" => ChangeKind::Upsert,
         "REMOVE" if f.by_ttl => ChangeKind::TtlDelete,
         "REMOVE" => ChangeKind::Delete,
         other => {
-            return Err(Error::new(format!("eventName {other:?} is not INSERT, MODIFY or REMOVE"), 0));
+            return Err(Error::record(format!("eventName {other:?} is not INSERT, MODIFY or REMOVE")));
         }
     };
     if kind == ChangeKind::Upsert && f.new_image.is_none() {
@@ -75,7 +75,7 @@ pub fn decode_stream_record(payload: &[u8]) -> Result<Change, Error> {
     } else {
         created
             .checked_mul(1000)
-            .ok_or_else(|| Error::new("ApproximateCreationDateTime is out of range", 0))?
+            .ok_or_else(|| Error::record("ApproximateCreationDateTime is out of range"))?
     };
     Ok(Change {
         table: f.table.ok_or_else(|| missing("tableName"))?,
@@ -104,7 +104,7 @@ pub fn table_name(payload: &[u8]) -> Result<String, Error> {
         }
         s.skip_value(1)?;
     }
-    Err(Error::new("the record has no tableName", 0))
+    Err(Error::record("the record has no tableName"))
 }
 
 fn read_dynamodb(s: &mut Scanner, f: &mut Fields) -> Result<(), Error> {
@@ -136,7 +136,8 @@ fn read_dynamodb(s: &mut Scanner, f: &mut Fields) -> Result<(), Error> {
 }
 
 fn read_image(s: &mut Scanner) -> Result<String, Error> {
-    let mut out = String::with_capacity(256);
+    // Plain JSON is never longer than its DynamoDB JSON, so this never grows.
+    let mut out = String::with_capacity(s.remaining());
     write_map(s, &mut out, 2)?;
     Ok(out)
 }

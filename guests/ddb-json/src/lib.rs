@@ -57,12 +57,22 @@ mod faults {
     //! Guest failures on demand, so the host's isolation can be tested.
     use super::*;
 
+    fn has(r: &SourceRecord, what: &str) -> bool {
+        let marker = format!("\"eventID\":\"sluice-fault:{what}\"");
+        r.payload.windows(marker.len()).any(|w| w == marker.as_bytes())
+    }
+
     pub fn inject(records: &[SourceRecord]) -> Option<Vec<Outcome>> {
+        if records.iter().any(|r| has(r, "probe")) {
+            return Some(
+                records
+                    .iter()
+                    .map(|r| if has(r, "probe") { Outcome::Error(probe()) } else { outcome(r.clone()) })
+                    .collect(),
+            );
+        }
         for r in records {
-            let has = |what: &str| {
-                let marker = format!("\"eventID\":\"sluice-fault:{what}\"");
-                r.payload.windows(marker.len()).any(|w| w == marker.as_bytes())
-            };
+            let has = |what: &str| has(r, what);
             if has("loop") {
                 #[allow(clippy::empty_loop)]
                 loop {}
@@ -81,6 +91,15 @@ mod faults {
             }
         }
         None
+    }
+
+    /// What the sandbox lets a guest reach: nothing, the host's tests expect.
+    fn probe() -> String {
+        let files = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.kind());
+        let env = std::env::vars().count();
+        let args = std::env::args().count();
+        let net = std::net::TcpStream::connect("127.0.0.1:80").map(drop).map_err(|e| e.kind());
+        format!("probe: files={files:?} env={env} args={args} net={net:?}")
     }
 }
 

@@ -39,6 +39,9 @@ impl GuestRuntime {
         config.wasm_component_model(true);
         // Epochs, not fuel: they cost 16-25% of run time here, fuel 29-50%.
         config.epoch_interruption(true);
+        if std::env::var_os("SLUICE_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;

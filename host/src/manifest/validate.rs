@@ -34,8 +34,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             SourcePlan::File { path: cx.base.join(s.path.get_ref()), written: s.path.into_inner() }
         }
         other => {
-            return Err(cx
-                .err(&raw.source.kind, format!("unknown source type {other:?}; the source types are: file")));
+            return Err(cx.err(
+                &raw.source.kind,
+                format!("unknown source type {other:?}; the source types are: file"),
+            ));
         }
     };
     let sink = match raw.sink.kind.get_ref().as_str() {

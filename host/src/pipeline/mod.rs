@@ -47,7 +47,10 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime) -> Result<Summary> {
     let mut summary = Summary::new(&plan.name);
     let (tx, rx) = mpsc::sync_channel::<SinkBatch>(1);
     let applied = std::thread::scope(|scope| -> Result<Applied> {
-        let writer = scope.spawn(move || write_all(sink.as_mut(), rx, started));
+        let writer = std::thread::Builder::new()
+            .name("sluice-sink".into())
+            .spawn_scoped(scope, move || write_all(sink.as_mut(), rx, started))
+            .context("starting the sink thread")?;
         let read = (|| -> Result<()> {
             while let Some(batch) = source.next_batch(&plan.batch)? {
                 summary.batches += 1;
@@ -81,8 +84,9 @@ fn write_all(
     let mut total = Applied::default();
     let (mut records, mut last_report) = (0u64, Instant::now());
     for batch in batches {
+        let began = Instant::now();
         let applied = sink.write(&batch).with_context(|| format!("writing batch {}", batch.number))?;
-        tracing::debug!(batch = batch.number, rows = batch.rows.len(), ?applied, "committed");
+        tracing::debug!(batch = batch.number, rows = batch.rows.len(), took = ?began.elapsed(), ?applied, "committed");
         total += applied;
         records += batch.records;
         if last_report.elapsed() >= PROGRESS_EVERY {

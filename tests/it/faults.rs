@@ -1,0 +1,85 @@
+//! A guest that loops, exhausts its memory, panics or miscounts does not
+//! hang or crash the host: only the records that cause it are dead-lettered,
+//! with the reason, and everything else is applied.
+
+use std::time::{Duration, Instant};
+
+use sluice::generator::{self, GenOptions};
+
+use crate::util::{count, dump, expected_soft, pipeline, run_ok, scratch, sluice, stdout, table_state};
+
+/// The `ddb-json` guest built with its `test-faults` feature (see host/build.rs).
+const FAULTY: &str = env!("SLUICE_TEST_FAULTS_WASM");
+
+/// A copy of a real record that tells the test guest to misbehave.
+fn poisoned(record: &str, fault: &str) -> String {
+    let start = record.find(r#""eventID":""#).unwrap() + 11;
+    let end = start + record[start..].find('"').unwrap();
+    format!("{}sluice-fault:{fault}{}", &record[..start], &record[end..])
+}
+
+#[test]
+fn a_misbehaving_guest_costs_only_the_records_that_trigger_it() {
+    let dir = scratch();
+    let g = generator::generate(&GenOptions {
+        changes: 600,
+        items: 30,
+        seed: 31,
+        tables: vec!["orders".into()],
+        ..Default::default()
+    });
+    let faults = ["loop", "alloc", "panic", "miscount"];
+    let mut records = g.records.clone();
+    for (i, fault) in faults.iter().enumerate() {
+        let at = 50 + i * 137;
+        records.insert(at, poisoned(&records[at], fault));
+    }
+    let tables = format!(
+        "[guest]\ntime_budget_ms = 200\nmemory_limit_mb = 64\n\
+         [[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\ntransform = \"{FAULTY}\"\n"
+    );
+    let manifest = pipeline(dir.path(), &records, 100, &tables);
+
+    let started = Instant::now();
+    let summary = stdout(&run_ok(sluice().arg("run").arg(&manifest)));
+    assert!(started.elapsed() < Duration::from_secs(120), "isolation took {:?}", started.elapsed());
+    assert_eq!(count(&summary, "dead-lettered"), 4, "{summary}");
+
+    let db = dir.path().join("out.db");
+    let dead = dump(
+        &db,
+        "SELECT origin, reason FROM _sluice_dead_letters ORDER BY CAST(substr(origin, 14) AS INTEGER)",
+    );
+    let reasons: Vec<&str> = dead.iter().map(|r| r[1].as_deref().unwrap()).collect();
+    assert!(reasons[0].contains("exceeded its time budget of 200 ms"), "{reasons:?}");
+    assert!(reasons[1].contains("exceeded its memory cap of 64 MiB"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("the test guest was told to panic"),
+        "the panic message is kept: {reasons:?}"
+    );
+    assert!(reasons[3].contains("returned 0 outcomes for 1 records"), "{reasons:?}");
+    for (row, (i, _)) in dead.iter().zip(faults.iter().enumerate()) {
+        assert_eq!(row[0].as_deref(), Some(format!("stream.jsonl:{}", 51 + i * 137).as_str()));
+    }
+    // Every other record went through, on fresh instances.
+    assert_eq!(table_state(&db, "orders_cdc"), expected_soft(&g.expected, &["orders"]));
+}
+
+#[test]
+fn guests_see_no_files_environment_or_network() {
+    let dir = scratch();
+    let g =
+        generator::generate(&GenOptions { changes: 5, tables: vec!["orders".into()], ..Default::default() });
+    let records = vec![poisoned(&g.records[0], "probe")];
+    let tables =
+        format!("[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\ntransform = \"{FAULTY}\"\n");
+    let manifest = pipeline(dir.path(), &records, 10, &tables);
+    run_ok(sluice().arg("run").arg(&manifest).env("SLUICE_SECRET", "hunter2"));
+    let reason = dump(&dir.path().join("out.db"), "SELECT reason FROM _sluice_dead_letters");
+    let reason = reason[0][0].as_deref().unwrap();
+    assert!(reason.starts_with("probe: "), "{reason}");
+    assert!(reason.contains("files=Err("), "{reason}");
+    assert!(reason.contains("env=0 "), "{reason}");
+    assert!(reason.contains("args=0 "), "{reason}");
+    assert!(reason.contains("net=Err("), "{reason}");
+}

@@ -1,0 +1,139 @@
+//! Bad manifests are refused with the file, line and field; good ones,
+//! including every manifest in `pipelines/`, validate.
+
+use std::path::Path;
+
+use crate::util::{run_ok, sluice, stdout};
+
+const GOOD: &str = r#"name = "m"
+
+[source]
+type = "file"
+path = "data/stream.jsonl"
+
+[sink]
+type = "sqlite"
+path = "out/m.db"
+
+[[tables]]
+source = "orders"
+target = "orders_cdc"
+"#;
+
+/// Parses `text` as `pipelines/m.toml` and returns the error message.
+fn error(text: &str) -> String {
+    match sluice::manifest::parse(Path::new("pipelines/m.toml"), text) {
+        Ok(_) => panic!("accepted a bad manifest:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_error(text: &str, location: &str, words: &[&str]) {
+    let message = error(text);
+    assert!(message.starts_with(&format!("pipelines/m.toml:{location}: ")), "{message}");
+    for w in words {
+        assert!(message.contains(w), "{w:?} missing from: {message}");
+    }
+}
+
+#[test]
+fn the_good_manifest_resolves_paths_from_its_folder() {
+    let plan = sluice::manifest::parse(Path::new("pipelines/m.toml"), GOOD).unwrap();
+    assert_eq!(
+        plan.source,
+        sluice::manifest::SourcePlan::File {
+            path: "pipelines/data/stream.jsonl".into(),
+            written: "data/stream.jsonl".into()
+        }
+    );
+    assert_eq!(plan.sink, sluice::manifest::SinkPlan::Sqlite { path: "pipelines/out/m.db".into() });
+    assert_eq!(plan.batch.max_records, 500);
+}
+
+#[test]
+fn unknown_fields_are_named_at_their_own_line() {
+    assert_error(&format!("{GOOD}colour = \"blue\"\n"), "14:1", &["unknown field `colour`"]);
+    assert_error(
+        &GOOD.replace("path = \"data/", "paht = \"data/"),
+        "5:1",
+        &["unknown field `paht`", "`path`"],
+    );
+    assert_error(&GOOD.replace("path = \"out/", "file = \"out/"), "9:1", &["unknown field `file`"]);
+    assert_error(
+        &GOOD.replace("target = \"orders_cdc\"", "traget = \"orders_cdc\""),
+        "13:1",
+        &["unknown field `traget`"],
+    );
+    assert_error(
+        &format!("{GOOD}[batch]\nmax_recs = 5\n"),
+        "15:1",
+        &["unknown field `max_recs`", "max_records"],
+    );
+}
+
+#[test]
+fn bad_values_are_explained_where_they_are() {
+    assert_error(
+        &GOOD.replace("type = \"file\"", "type = \"kafka\""),
+        "4:8",
+        &["unknown source type \"kafka\"", "file"],
+    );
+    assert_error(
+        &GOOD.replace("type = \"sqlite\"", "type = \"oracle\""),
+        "8:8",
+        &["unknown sink type \"oracle\""],
+    );
+    assert_error(&GOOD.replace("orders_cdc", "orders-cdc"), "13:10", &["\"orders-cdc\" is not a valid name"]);
+    assert_error(&GOOD.replace("orders_cdc", "_sluice_x"), "13:10", &["reserved"]);
+    assert_error(
+        &format!("{GOOD}transform = \"builtin:nope\"\n"),
+        "14:13",
+        &["no built-in transform \"nope\"", "builtin:ddb-json"],
+    );
+    assert_error(&format!("{GOOD}deletes = \"sometimes\"\n"), "14:11", &["\"soft\" or \"hard\""]);
+    assert_error(&format!("{GOOD}[batch]\nmax_records = 0\n"), "15:15", &["between 1 and 100000"]);
+    assert_error(&format!("{GOOD}[batch]\nmax_records = \"many\"\n"), "15:15", &["invalid type"]);
+    assert_error(
+        &format!("{GOOD}[[tables]]\nsource = \"orders\"\ntarget = \"x\"\n"),
+        "15:10",
+        &["two [[tables]] entries"],
+    );
+    assert_error(&GOOD.replace("name = \"m\"", "name = \"m n\""), "1:8", &["name"]);
+    assert_error("name = \"m\"\n[source\n", "2:8", &["unclosed table, expected `]`"]);
+}
+
+#[test]
+fn missing_parts_are_named() {
+    let no_tables = GOOD.split("[[tables]]").next().unwrap();
+    assert!(error(no_tables).contains("no table is routed anywhere"), "{}", error(no_tables));
+    assert!(error(&GOOD.replace("path = \"data/stream.jsonl\"\n", "")).contains("missing field `path`"));
+    let mixed = format!("{GOOD}deletes = \"hard\"\n[[tables]]\nsource = \"b\"\ntarget = \"orders_cdc\"\n");
+    assert!(error(&mixed).contains("both deletes"), "{}", error(&mixed));
+}
+
+#[test]
+fn sluice_validate_reports_errors_and_exits_1() {
+    let dir = crate::util::scratch();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, GOOD.replace("target = \"orders_cdc\"", "traget = \"orders_cdc\"")).unwrap();
+    let out = sluice().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml:13:1: unknown field `traget`"), "{stderr}");
+    assert!(stderr.contains("13 | traget = \"orders_cdc\""), "{stderr}");
+}
+
+#[test]
+fn every_shipped_pipeline_validates() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = run_ok(sluice().arg("validate").arg(&path));
+            assert!(stdout(&out).contains("is valid"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "pipelines/ should hold the demo and the seed manifest");
+}
