@@ -74,6 +74,11 @@ impl<'a> Scanner<'a> {
 
     #[inline]
     pub fn expect(&mut self, want: u8) -> Result<(), Error> {
+        // Compact JSON first: no whitespace to skip.
+        if self.bytes.get(self.pos) == Some(&want) {
+            self.pos += 1;
+            return Ok(());
+        }
         match self.peek() {
             Some(b) if b == want => {
                 self.pos += 1;
@@ -115,7 +120,8 @@ impl<'a> Scanner<'a> {
         if self.peek() != Some(b'"') {
             return Err(self.unexpected("a member name"));
         }
-        let name = self.string()?;
+        self.pos += 1;
+        let name = self.string_body()?;
         self.expect(b':')?;
         Ok(Some(name))
     }
@@ -193,6 +199,12 @@ impl<'a> Scanner<'a> {
     #[inline]
     pub fn string(&mut self) -> Result<RawStr<'a>, Error> {
         self.expect(b'"')?;
+        self.string_body()
+    }
+
+    /// The rest of a string token, after its opening quote.
+    #[inline]
+    fn string_body(&mut self) -> Result<RawStr<'a>, Error> {
         let start = self.pos;
         let mut escaped = false;
         loop {

@@ -84,3 +84,32 @@ fn store(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::builtin;
+
+    #[test]
+    fn a_component_is_compiled_once_and_a_damaged_entry_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(Some(dir.path().to_path_buf()));
+        let engine = Engine::default();
+        let wasm = builtin::lookup("ddb-json").unwrap();
+        cache.load(&engine, wasm).unwrap();
+        let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
+
+        std::fs::write(&entries[0], b"not a compiled component").unwrap();
+        cache.load(&engine, wasm).unwrap();
+        assert!(std::fs::read(&entries[0]).unwrap().len() > 1000, "the damaged entry was rewritten");
+    }
+
+    #[test]
+    fn the_key_changes_with_the_component() {
+        let engine = Engine::default();
+        assert_ne!(key(&engine, b"one"), key(&engine, b"two"));
+        assert_eq!(key(&engine, b"one"), key(&engine, b"one"));
+    }
+}

@@ -424,3 +424,69 @@ fn hard_delete(tx: &Transaction, row: &Row) -> Result<bool> {
         .execute(params![&*row.target, c.table, c.key, micros, c.order.tiebreak, c.event_id, row.origin])?;
     Ok(tombstoned > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Change, Order};
+
+    fn row(key: &str, micros: u64, operation: Operation) -> Row {
+        Row {
+            target: "t".into(),
+            change: Change {
+                table: "orders".into(),
+                key: key.into(),
+                operation,
+                order: Order { micros, tiebreak: "1".into() },
+                event_name: "MODIFY".into(),
+                event_id: format!("e{micros}"),
+                new_image: Some(format!("{{\"v\":{micros}}}")),
+                old_image: None,
+                error: None,
+                extra: Vec::new(),
+            },
+            raw: b"{}".to_vec(),
+            origin: "test:1".into(),
+        }
+    }
+
+    fn batch(number: u64, rows: Vec<Row>) -> SinkBatch {
+        SinkBatch { number, rows, ..Default::default() }
+    }
+
+    #[test]
+    fn a_newer_run_fences_out_the_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let targets = [("t".to_owned(), DeleteMode::Soft)];
+        let mut old = SqliteSink::open(&path).unwrap();
+        old.prepare("p", &targets).unwrap();
+        old.write(&batch(1, vec![row("{\"k\":1}", 1, Operation::Upsert)])).unwrap();
+
+        let mut new = SqliteSink::open(&path).unwrap();
+        new.prepare("p", &targets).unwrap();
+        let err = old.write(&batch(2, vec![row("{\"k\":1}", 2, Operation::Upsert)])).unwrap_err();
+        assert!(err.to_string().contains("another run of pipeline \"p\" started"), "{err}");
+        new.write(&batch(1, vec![row("{\"k\":1}", 3, Operation::Upsert)])).unwrap();
+    }
+
+    #[test]
+    fn soft_deletes_keep_the_row_and_clear_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = SqliteSink::open(&dir.path().join("s.db")).unwrap();
+        sink.prepare("p", &[("t".to_owned(), DeleteMode::Soft)]).unwrap();
+        let applied = sink.write(&batch(1, vec![row("{\"k\":1}", 5, Operation::Upsert)])).unwrap();
+        assert_eq!(applied.upserted, 1);
+        let applied = sink.write(&batch(2, vec![row("{\"k\":1}", 7, Operation::TtlDelete)])).unwrap();
+        assert_eq!(applied.deleted, 1);
+        let applied = sink.write(&batch(3, vec![row("{\"k\":1}", 6, Operation::Upsert)])).unwrap();
+        assert_eq!((applied.upserted, applied.stale), (0, 1));
+        let (deleted, ttl, image, event): (bool, bool, Option<String>, String) = sink
+            .conn
+            .query_row("SELECT is_deleted, is_ttl_delete, new_image, event_id FROM t", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        assert_eq!((deleted, ttl, image, event.as_str()), (true, true, None, "e7"));
+    }
+}
