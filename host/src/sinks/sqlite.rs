@@ -186,15 +186,20 @@ fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String]) -> String {
         COLUMNS.iter().map(|c| c.to_string()).chain(extras.iter().map(|e| quote(e))).collect();
     let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
     let updates: Vec<String> = names[2..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    let param = |column: &str| {
+        format!("?{}", COLUMNS.iter().position(|c| *c == column).expect("a standard column") + 1)
+    };
     // In hard mode a newer tombstone keeps the item deleted.
     let guard = match deletes {
         DeleteMode::Soft => "true".to_owned(),
         DeleteMode::Hard => format!(
             "NOT EXISTS (SELECT 1 FROM _sluice_tombstones AS s WHERE s.target = ?{} \
-             AND s.table_name = ?1 AND s.keys = ?2 AND {} > {})",
+             AND s.table_name = {} AND s.keys = {} AND {} > {})",
             names.len() + 1,
+            param("table_name"),
+            param("keys"),
             order_of("s"),
-            order("?14", "?15")
+            order(&param("change_micros"), &param("change_seq"))
         ),
     };
     format!(
