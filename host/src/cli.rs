@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::generator::{self, GenOptions, Precision};
 use crate::guest::{GuestRuntime, TransformRef, cases};
-use crate::manifest::{self, Plan, SinkPlan, SourcePlan};
+use crate::manifest::{self, Plan, SourcePlan};
 use crate::record::DeleteMode;
 use crate::{pipeline, sinks, telemetry};
 
@@ -197,9 +197,7 @@ fn describe(plan: &Plan) -> String {
     match &plan.source {
         SourcePlan::File { path, .. } => out += &format!("  source    file {}\n", path.display()),
     }
-    match &plan.sink {
-        SinkPlan::Sqlite { path } => out += &format!("  sink      sqlite {}\n", path.display()),
-    }
+    out += &format!("  sink      {}\n", plan.sink);
     let b = &plan.batch;
     out += &format!(
         "  batches   up to {} records, {} bytes, {} ms\n",

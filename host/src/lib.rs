@@ -11,6 +11,7 @@
 //!
 //! [`generator`] writes realistic change streams for demos, tests and benchmarks.
 
+pub mod aws;
 pub mod cli;
 pub mod generator;
 pub mod guest;

@@ -9,6 +9,8 @@ mod convergence;
 mod crash;
 mod faults;
 mod manifests;
+mod postgres;
 mod property;
+mod redshift;
 mod seed;
 mod util;

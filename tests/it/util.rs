@@ -54,13 +54,18 @@ pub fn count(summary: &str, label: &str) -> u64 {
 
 /// Writes `stream.jsonl` and a manifest reading it into `out.db`.
 pub fn pipeline(dir: &Path, records: &[String], batch: usize, extra: &str) -> PathBuf {
+    pipeline_into(dir, records, batch, "type = \"sqlite\"\npath = \"out.db\"", extra)
+}
+
+/// Writes `stream.jsonl` and a manifest reading it into the `[sink]` given.
+pub fn pipeline_into(dir: &Path, records: &[String], batch: usize, sink: &str, extra: &str) -> PathBuf {
     std::fs::write(dir.join("stream.jsonl"), records.join("\n") + "\n").unwrap();
     let manifest = dir.join("pipeline.toml");
     std::fs::write(
         &manifest,
         format!(
             "name = \"it\"\n[source]\ntype = \"file\"\npath = \"stream.jsonl\"\n\
-             [sink]\ntype = \"sqlite\"\npath = \"out.db\"\n[batch]\nmax_records = {batch}\n{extra}"
+             [sink]\n{sink}\n[batch]\nmax_records = {batch}\n{extra}"
         ),
     )
     .unwrap();
@@ -98,6 +103,118 @@ pub fn table_state(db: &Path, target: &str) -> Vec<ItemState> {
     .unwrap()
     .collect::<Result<_, _>>()
     .unwrap()
+}
+
+/// JSON with every number in one spelling, so that documents compare by
+/// value whatever a database did to the digits' spelling (jsonb writes
+/// `1E-130` as a 131-digit decimal, for instance).
+pub fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => Value::String(canonical_number(&n.to_string())),
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), canonical(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `-0.0120E+3` becomes `-12e-0`: significant digits and a power of ten.
+fn canonical_number(text: &str) -> String {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
+    };
+    let (mantissa, exp) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().expect("exponent")),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let exp = exp - frac.len() as i64;
+    let trimmed = digits.trim_start_matches('0');
+    if trimmed.is_empty() {
+        return "0".into();
+    }
+    let significant = trimmed.trim_end_matches('0');
+    let exp = exp + (trimmed.len() - significant.len()) as i64;
+    format!("{}{significant}e{exp}", if negative { "-" } else { "" })
+}
+
+/// Item states with documents in canonical form, for comparing sinks.
+pub fn canonical_states(states: Vec<ItemState>) -> Vec<ItemState> {
+    states.into_iter().map(|s| ItemState { new_image: s.new_image.as_ref().map(canonical), ..s }).collect()
+}
+
+/// Compares item states and reports the first few differences readably.
+pub fn assert_same_items(actual: &[ItemState], expected: &[ItemState]) {
+    let key = |i: &ItemState| (i.table.clone(), i.key.clone());
+    let mut problems = Vec::new();
+    for e in expected {
+        match actual.iter().find(|a| key(a) == key(e)) {
+            None => {
+                problems.push(format!("missing {:?} (event {}, deleted {})", key(e), e.event_id, e.deleted))
+            }
+            Some(a) if a != e => {
+                problems.push(format!("differs {:?}:\n  actual   {a:?}\n  expected {e:?}", key(e)))
+            }
+            Some(_) => {}
+        }
+    }
+    for a in actual {
+        if !expected.iter().any(|e| key(e) == key(a)) {
+            problems.push(format!("unexpected {:?} (event {})", key(a), a.event_id));
+        }
+    }
+    let shown: Vec<&String> = problems.iter().take(5).collect();
+    assert!(problems.is_empty(), "{} of {} items differ, e.g.:\n{}", problems.len(), expected.len(), {
+        shown.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("\n")
+    });
+}
+
+/// The rows of `cdc.<target>` in a PostgreSQL database (the PostgreSQL
+/// sink's, or the Redshift stand-in's), documents in canonical form.
+pub fn pg_state(url: &str, target: &str) -> Vec<ItemState> {
+    let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+    let rows = client
+        .query(
+            &format!("SELECT table_name, keys, is_deleted, new_image::text, event_id FROM cdc.{target} ORDER BY 1, 2"),
+            &[],
+        )
+        .unwrap();
+    canonical_states(
+        rows.iter()
+            .map(|r| ItemState {
+                table: r.get(0),
+                key: r.get(1),
+                deleted: r.get(2),
+                new_image: r.get::<_, Option<String>>(3).map(|t| serde_json::from_str(&t).unwrap()),
+                event_id: r.get(4),
+            })
+            .collect(),
+    )
+}
+
+/// The manifest's `[[tables]]` for sink comparisons: orders with soft
+/// deletes, everything else into one table with hard deletes.
+pub const SOFT_AND_HARD: &str = "\
+[[tables]]
+source = \"orders\"
+target = \"orders_cdc\"
+
+[defaults]
+target = \"other_cdc\"
+deletes = \"hard\"
+";
+
+/// Checks a database's `cdc` schema against the generator's final state,
+/// for the tables of [`SOFT_AND_HARD`].
+pub fn assert_pg_like_oracle(url: &str, g: &sluice::generator::Generated) {
+    assert_same_items(
+        &pg_state(url, "orders_cdc"),
+        &canonical_states(expected_soft(&g.expected, &["orders"])),
+    );
+    let others = expected_soft(&g.expected, &["customers", "devices"]);
+    let live: Vec<ItemState> = others.into_iter().filter(|i| !i.deleted).collect();
+    assert_same_items(&pg_state(url, "other_cdc"), &canonical_states(live));
 }
 
 /// What a soft-delete table must hold for the given DynamoDB tables.

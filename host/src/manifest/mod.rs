@@ -58,6 +58,131 @@ pub enum SourcePlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkPlan {
     Sqlite { path: PathBuf },
+    Postgres(PostgresPlan),
+    Redshift(RedshiftPlan),
+}
+
+impl std::fmt::Display for SinkPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkPlan::Sqlite { path } => write!(f, "sqlite {}", path.display()),
+            SinkPlan::Postgres(p) => write!(f, "postgres {} (schema {})", p.url, p.schema),
+            SinkPlan::Redshift(r) => {
+                let compute = match &r.compute {
+                    RedshiftCompute::Workgroup(w) => format!("workgroup {w}"),
+                    RedshiftCompute::Cluster(c) => format!("cluster {c}"),
+                };
+                write!(f, "redshift {compute}, database {}, schema {}", r.database, r.schema)?;
+                match &r.staging {
+                    Some(s) => write!(f, ", large batches staged in {s}"),
+                    None => write!(f, ", no S3 staging"),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresPlan {
+    pub url: Secret,
+    pub schema: String,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedshiftPlan {
+    pub database: String,
+    pub compute: RedshiftCompute,
+    pub auth: RedshiftAuth,
+    pub schema: String,
+    pub iam_role: Option<String>,
+    pub staging: Option<S3Prefix>,
+    pub staging_table: String,
+    pub super_max_string_bytes: usize,
+}
+
+/// Where Redshift runs the statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedshiftCompute {
+    Workgroup(String),
+    Cluster(String),
+}
+
+/// How the Data API signs in to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedshiftAuth {
+    SecretArn(String),
+    DbUser(String),
+}
+
+/// `s3://bucket/prefix/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Prefix {
+    pub bucket: String,
+    /// Empty, or ending in `/`.
+    pub prefix: String,
+}
+
+impl std::fmt::Display for S3Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// A value that may hold a password: given in the manifest or named by an
+/// environment variable, and never shown with its password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Literal(String),
+    Env(String),
+}
+
+impl Secret {
+    /// The value itself, reading the environment variable if named.
+    pub fn reveal(&self) -> Result<String, String> {
+        match self {
+            Secret::Literal(v) => Ok(v.clone()),
+            Secret::Env(name) => std::env::var(name)
+                .map_err(|_| format!("the environment variable {name} (named by url_env) is not set")),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// URLs are shown with any password replaced by `***`.
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Env(name) => write!(f, "${name}"),
+            Secret::Literal(v) => f.write_str(&redact_url(v)),
+        }
+    }
+}
+
+/// `scheme://user:password@host/...` becomes `scheme://user:***@host/...`,
+/// and a `password=` query parameter loses its value too.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    if let Some(i) = out.find("password=") {
+        let end = out[i..].find('&').map_or(out.len(), |j| i + j);
+        out.replace_range(i + "password=".len()..end, "***");
+    }
+    out
 }
 
 /// Where one DynamoDB table's records go and what transforms them.

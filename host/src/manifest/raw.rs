@@ -68,6 +68,56 @@ pub struct SqliteSink {
     pub path: Spanned<String>,
 }
 
+/// `[sink] type = "postgres"`: a PostgreSQL database.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSink {
+    #[serde(rename = "type")]
+    pub _kind: String,
+    /// A `postgres://` URL; `sslmode=require` makes TLS mandatory.
+    pub url: Option<Spanned<String>>,
+    /// The name of an environment variable holding the URL, to keep
+    /// passwords out of manifests. Give `url` or `url_env`.
+    pub url_env: Option<Spanned<String>>,
+    /// The schema for the tables (default `public`); created if missing.
+    pub schema: Option<Spanned<String>>,
+    /// Extra CA certificates (PEM) to trust, e.g. Amazon RDS's bundle.
+    pub ca_file: Option<Spanned<String>>,
+}
+
+/// `[sink] type = "redshift"`: Amazon Redshift through the Redshift Data API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedshiftSink {
+    #[serde(rename = "type")]
+    pub _kind: String,
+    /// The database name.
+    pub database: Spanned<String>,
+    /// A Redshift Serverless workgroup; give `workgroup` or `cluster`.
+    pub workgroup: Option<Spanned<String>>,
+    /// A provisioned cluster identifier.
+    pub cluster: Option<Spanned<String>>,
+    /// A Secrets Manager secret with the database credentials; give
+    /// `secret_arn` or `db_user`.
+    pub secret_arn: Option<Spanned<String>>,
+    /// A database user, for temporary credentials (provisioned clusters).
+    pub db_user: Option<Spanned<String>>,
+    /// The schema for the tables (default `public`); created if missing.
+    pub schema: Option<Spanned<String>>,
+    /// The role Redshift assumes to read staged batches from S3 (`COPY ... IAM_ROLE`);
+    /// `default` uses the cluster's default role.
+    pub iam_role: Option<Spanned<String>>,
+    /// An `s3://bucket/prefix/` where batches too large for INSERT statements
+    /// are staged as gzip JSON lines and loaded with COPY. Needs `iam_role`.
+    pub staging: Option<Spanned<String>>,
+    /// The staging table's name (the seed's RedshiftStagingTableName); a
+    /// temporary table, one per target (default `sluice_stage`).
+    pub staging_table: Option<Spanned<String>>,
+    /// The longest string a SUPER value may hold, in bytes: Redshift's
+    /// default, 65535, unless your cluster's limit was raised.
+    pub super_max_string_bytes: Option<Spanned<i64>>,
+}
+
 /// `[batch]`: a batch is cut at whichever limit comes first.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,10 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw;
-use super::{ManifestError, Plan, Route, SinkPlan, SourcePlan};
+use super::{
+    ManifestError, Plan, PostgresPlan, RedshiftAuth, RedshiftCompute, RedshiftPlan, Route, S3Prefix, Secret,
+    SinkPlan, SourcePlan,
+};
 use crate::guest::{GuestLimits, TransformRef};
 use crate::ident;
 use crate::record::{BatchLimits, DeleteMode};
@@ -45,10 +48,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             let s = cx.section::<raw::SinkSection<raw::SqliteSink>>()?.sink;
             SinkPlan::Sqlite { path: cx.base.join(s.path.get_ref()) }
         }
+        "postgres" => {
+            SinkPlan::Postgres(cx.postgres(cx.section::<raw::SinkSection<raw::PostgresSink>>()?.sink)?)
+        }
+        "redshift" => {
+            SinkPlan::Redshift(cx.redshift(cx.section::<raw::SinkSection<raw::RedshiftSink>>()?.sink)?)
+        }
         other => {
-            return Err(
-                cx.err(&raw.sink.kind, format!("unknown sink type {other:?}; the sink types are: sqlite"))
-            );
+            return Err(cx.err(
+                &raw.sink.kind,
+                format!("unknown sink type {other:?}; the sink types are: sqlite, postgres, redshift"),
+            ));
         }
     };
 
@@ -158,6 +168,86 @@ impl Cx<'_> {
         }
     }
 
+    fn postgres(&self, s: raw::PostgresSink) -> Result<PostgresPlan, ManifestError> {
+        let url = match (s.url, s.url_env) {
+            (Some(url), None) => {
+                let text = url.get_ref();
+                if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+                    return Err(self.err(&url, "the url must start with postgres:// or postgresql://"));
+                }
+                Secret::Literal(url.into_inner())
+            }
+            (None, Some(var)) => Secret::Env(var.into_inner()),
+            (Some(url), Some(_)) => return Err(self.err(&url, "give url or url_env, not both")),
+            (None, None) => {
+                return Err(ManifestError::whole(
+                    self.path,
+                    "[sink] type = \"postgres\" needs url or url_env",
+                ));
+            }
+        };
+        Ok(PostgresPlan {
+            url,
+            schema: self.schema(&s.schema)?,
+            ca_file: s.ca_file.map(|f| self.base.join(f.get_ref())),
+        })
+    }
+
+    fn redshift(&self, s: raw::RedshiftSink) -> Result<RedshiftPlan, ManifestError> {
+        let whole = |m: &str| ManifestError::whole(self.path, format!("[sink] type = \"redshift\" {m}"));
+        let compute = match (s.workgroup, s.cluster) {
+            (Some(w), None) => RedshiftCompute::Workgroup(w.into_inner()),
+            (None, Some(c)) => RedshiftCompute::Cluster(c.into_inner()),
+            (Some(w), Some(_)) => {
+                return Err(self.err(&w, "give workgroup (Serverless) or cluster, not both"));
+            }
+            (None, None) => return Err(whole("needs workgroup (Serverless) or cluster (provisioned)")),
+        };
+        let auth = match (s.secret_arn, s.db_user) {
+            (Some(a), None) => RedshiftAuth::SecretArn(a.into_inner()),
+            (None, Some(u)) if matches!(compute, RedshiftCompute::Cluster(_)) => {
+                RedshiftAuth::DbUser(u.into_inner())
+            }
+            (None, Some(u)) => {
+                return Err(
+                    self.err(&u, "db_user works with a provisioned cluster; Serverless needs secret_arn")
+                );
+            }
+            (Some(a), Some(_)) => return Err(self.err(&a, "give secret_arn or db_user, not both")),
+            (None, None) => return Err(whole("needs secret_arn or db_user")),
+        };
+        let staging = match &s.staging {
+            Some(uri) => Some(parse_s3_prefix(uri.get_ref()).map_err(|why| self.err(uri, why))?),
+            None => None,
+        };
+        if let (Some(uri), None) = (&s.staging, &s.iam_role) {
+            return Err(
+                self.err(uri, "staging needs iam_role: Redshift's COPY reads the staged files with it")
+            );
+        }
+        let staging_table = match &s.staging_table {
+            Some(t) => ident::fold(t.get_ref()).map_err(|why| self.err(t, why))?,
+            None => "sluice_stage".to_owned(),
+        };
+        Ok(RedshiftPlan {
+            database: s.database.into_inner(),
+            compute,
+            auth,
+            schema: self.schema(&s.schema)?,
+            iam_role: s.iam_role.map(Spanned::into_inner),
+            staging,
+            staging_table,
+            super_max_string_bytes: self.int(&s.super_max_string_bytes, 1, 16 << 20)?.unwrap_or(65535),
+        })
+    }
+
+    fn schema(&self, schema: &Option<Spanned<String>>) -> Result<String, ManifestError> {
+        match schema {
+            Some(s) => ident::fold(s.get_ref()).map_err(|why| self.err(s, why)),
+            None => Ok("public".to_owned()),
+        }
+    }
+
     fn target(&self, target: &Spanned<String>) -> Result<String, ManifestError> {
         ident::fold(target.get_ref()).map_err(|why| self.err(target, why))
     }
@@ -185,6 +275,18 @@ fn mode_name(mode: DeleteMode) -> &'static str {
         DeleteMode::Soft => "soft",
         DeleteMode::Hard => "hard",
     }
+}
+
+/// `s3://bucket/prefix/`: a bucket, and a key prefix that is empty or ends in `/`.
+pub fn parse_s3_prefix(uri: &str) -> Result<S3Prefix, String> {
+    let rest = uri.strip_prefix("s3://").ok_or_else(|| format!("{uri:?} is not an s3:// URI"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("{uri:?} names no bucket"));
+    }
+    let prefix =
+        if prefix.is_empty() || prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
+    Ok(S3Prefix { bucket: bucket.to_owned(), prefix })
 }
 
 /// Settings reach guests as text: strings as they are, other values as TOML.

@@ -8,14 +8,21 @@
 //!   tombstone (`hard`), so an older change cannot bring the item back;
 //! * a newer run fences out an older one still writing (a writer epoch).
 
+mod postgres;
+mod redshift;
+mod retry;
 mod sqlite;
+
+use std::collections::HashMap;
 
 use anyhow::Result;
 
+pub use postgres::PostgresSink;
+pub use redshift::RedshiftSink;
 pub use sqlite::SqliteSink;
 
 use crate::manifest::SinkPlan;
-use crate::record::{Checkpoint, DeleteMode, SinkBatch};
+use crate::record::{Checkpoint, DeadLetter, DeleteMode, Row, SinkBatch, Value};
 
 /// The standard columns of every target table: the seed's layout, then what
 /// ordering needs. Extra columns from guests may not reuse these names.
@@ -102,5 +109,53 @@ pub struct TableStatus {
 pub fn open(plan: &SinkPlan) -> Result<Box<dyn Sink>> {
     match plan {
         SinkPlan::Sqlite { path } => Ok(Box::new(SqliteSink::open(path)?)),
+        SinkPlan::Postgres(p) => Ok(Box::new(PostgresSink::open(p)?)),
+        SinkPlan::Redshift(r) => Ok(Box::new(RedshiftSink::open(r)?)),
     }
+}
+
+/// What a sink keeps about one target table.
+pub(crate) struct TargetTable {
+    pub deletes: DeleteMode,
+    /// Columns beyond [`COLUMNS`], in the order guests brought them.
+    pub extras: Vec<String>,
+}
+
+/// The extra columns `rows` bring that their tables lack yet, each once:
+/// (target, column, the first non-null value, whose kind types the column).
+pub(crate) fn missing_columns<'a>(
+    rows: impl IntoIterator<Item = &'a Row>,
+    targets: &HashMap<String, TargetTable>,
+) -> Vec<(&'a str, &'a str, &'a Value)> {
+    let mut missing: Vec<(&str, &str, &Value)> = Vec::new();
+    for row in rows {
+        let known = &targets[&*row.target].extras;
+        for column in &row.change.extra {
+            let seen = missing.iter().any(|(t, c, _)| *t == &*row.target && *c == column.name);
+            if !matches!(column.value, Value::Null) && !known.contains(&column.name) && !seen {
+                missing.push((&row.target, &column.name, &column.value));
+            }
+        }
+    }
+    missing
+}
+
+/// Splits rows into those the database can store and dead letters for the
+/// rest, so that a value the database would refuse costs one record, not
+/// the batch.
+pub fn reject(rows: &[Row], refuses: impl Fn(&Row) -> Option<String>) -> (Vec<&Row>, Vec<DeadLetter>) {
+    let mut kept = Vec::with_capacity(rows.len());
+    let mut dead = Vec::new();
+    for row in rows {
+        match refuses(row) {
+            None => kept.push(row),
+            Some(reason) => dead.push(DeadLetter {
+                table: Some(row.change.table.clone()),
+                origin: row.origin.clone(),
+                reason,
+                raw: row.raw.clone(),
+            }),
+        }
+    }
+    (kept, dead)
 }

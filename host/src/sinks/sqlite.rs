@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use super::{Applied, COLUMNS, Sink, Status, TableStatus};
+use super::{Applied, COLUMNS, Sink, Status, TableStatus, TargetTable, missing_columns};
 use crate::ident::quote;
 use crate::record::{Checkpoint, DeleteMode, Operation, Row, SinkBatch, Value};
 
@@ -83,14 +83,9 @@ pub struct SqliteSink {
     path: PathBuf,
     pipeline: String,
     epoch: i64,
-    targets: HashMap<String, Target>,
-}
-
-struct Target {
-    deletes: DeleteMode,
-    /// Columns beyond [`COLUMNS`], added as guests produce them.
-    extras: Vec<String>,
-    upsert: String,
+    targets: HashMap<String, TargetTable>,
+    /// Each target's upsert statement, which names its extra columns.
+    upserts: HashMap<String, String>,
 }
 
 impl SqliteSink {
@@ -116,7 +111,14 @@ impl SqliteSink {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(STATE_SCHEMA)?;
-        Ok(SqliteSink { conn, path: path.into(), pipeline: String::new(), epoch: 0, targets: HashMap::new() })
+        Ok(SqliteSink {
+            conn,
+            path: path.into(),
+            pipeline: String::new(),
+            epoch: 0,
+            targets: HashMap::new(),
+            upserts: HashMap::new(),
+        })
     }
 
     fn create_target(&mut self, name: &str, deletes: DeleteMode) -> Result<()> {
@@ -135,32 +137,27 @@ impl SqliteSink {
             }
         }
         let upsert = upsert_sql(name, deletes, &extras);
-        self.targets.insert(name.to_owned(), Target { deletes, extras, upsert });
+        self.upserts.insert(name.to_owned(), upsert);
+        self.targets.insert(name.to_owned(), TargetTable { deletes, extras });
         Ok(())
     }
 
     /// Adds the extra columns this batch brings, typed by their first non-null value.
-    fn add_extra_columns(&mut self, rows: &[Row]) -> Result<()> {
-        for row in rows {
-            let target = self.targets.get_mut(&*row.target).expect("targets are prepared");
-            for column in &row.change.extra {
-                if target.extras.contains(&column.name) {
-                    continue;
-                }
-                let ty = match column.value {
-                    Value::Null => continue,
-                    Value::Bool(_) => "BOOLEAN",
-                    Value::Integer(_) => "INTEGER",
-                    Value::Text(_) | Value::Json(_) => "TEXT",
-                };
-                self.conn.execute_batch(&format!(
-                    "ALTER TABLE {} ADD COLUMN {} {ty}",
-                    quote(&row.target),
-                    quote(&column.name)
-                ))?;
-                target.extras.push(column.name.clone());
-                target.upsert = upsert_sql(&row.target, target.deletes, &target.extras);
-            }
+    fn add_columns(&mut self, rows: &[Row]) -> Result<()> {
+        for (target, column, value) in missing_columns(rows, &self.targets) {
+            let ty = match value {
+                Value::Bool(_) => "BOOLEAN",
+                Value::Integer(_) => "INTEGER",
+                _ => "TEXT",
+            };
+            self.conn.execute_batch(&format!(
+                "ALTER TABLE {} ADD COLUMN {} {ty}",
+                quote(target),
+                quote(column)
+            ))?;
+            let table = self.targets.get_mut(target).expect("targets are prepared");
+            table.extras.push(column.to_owned());
+            self.upserts.insert(target.to_owned(), upsert_sql(target, table.deletes, &table.extras));
         }
         Ok(())
     }
@@ -232,7 +229,7 @@ impl Sink for SqliteSink {
     }
 
     fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
-        self.add_extra_columns(&batch.rows)?;
+        self.add_columns(&batch.rows)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let epoch: i64 =
             tx.query_row("SELECT epoch FROM _sluice_writers WHERE pipeline = ?1", [&self.pipeline], |r| {
@@ -250,7 +247,7 @@ impl Sink for SqliteSink {
             let target = &self.targets[&*row.target];
             let done = match (row.change.operation.is_delete(), target.deletes) {
                 (true, DeleteMode::Hard) => hard_delete(&tx, row)?,
-                _ => upsert(&tx, target, row)?,
+                _ => upsert(&tx, &self.upserts[&*row.target], target, row)?,
             };
             match (done, row.change.operation.is_delete()) {
                 (false, _) => applied.stale += 1,
@@ -349,7 +346,7 @@ impl Sink for SqliteSink {
 
 /// Inserts or replaces the row if the change is at least as new; soft
 /// deletes come here too. Returns whether it was applied.
-fn upsert(tx: &Transaction, target: &Target, row: &Row) -> Result<bool> {
+fn upsert(tx: &Transaction, statement: &str, target: &TargetTable, row: &Row) -> Result<bool> {
     let c = &row.change;
     let deleted = c.operation.is_delete();
     // Decoded records are UTF-8; only a custom guest could pass anything else.
@@ -393,7 +390,7 @@ fn upsert(tx: &Transaction, target: &Target, row: &Row) -> Result<bool> {
     if target.deletes == DeleteMode::Hard {
         values.push(&target_name);
     }
-    let changed = tx.prepare_cached(&target.upsert)?.execute(values.as_slice())?;
+    let changed = tx.prepare_cached(statement)?.execute(values.as_slice())?;
     if changed > 0 && target.deletes == DeleteMode::Hard {
         tx.prepare_cached(
             "DELETE FROM _sluice_tombstones WHERE target = ?1 AND table_name = ?2 AND keys = ?3",

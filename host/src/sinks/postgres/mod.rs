@@ -1,0 +1,464 @@
+//! PostgreSQL: the SQLite sink's guarantees on the database people run.
+//!
+//! A batch is one transaction: check the writer epoch, COPY the rows into a
+//! temporary staging table per target, apply them with a few set-based
+//! statements that keep the ordering guard (`sql.rs`), write dead letters
+//! and checkpoints, commit. When the server goes away the sink reconnects
+//! with backoff and retries the whole batch; if the lost commit had in fact
+//! landed, the retry changes nothing, because every change is applied only
+//! if it is at least as new as what is stored.
+
+mod sql;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use postgres::error::SqlState;
+use postgres::{Client, Transaction};
+
+use super::retry::{Failure, retrying};
+use super::{Applied, COLUMNS, Sink, Status, TableStatus, TargetTable, missing_columns, reject};
+use crate::ident::quote;
+use crate::manifest::{PostgresPlan, redact_url};
+use crate::record::{Checkpoint, DeadLetter, DeleteMode, Row, SinkBatch, Value};
+
+pub struct PostgresSink {
+    plan: PostgresPlan,
+    /// The quoted schema.
+    schema: String,
+    client: Option<Client>,
+    pipeline: String,
+    epoch: i64,
+    targets: HashMap<String, TargetTable>,
+}
+
+impl PostgresSink {
+    pub fn open(plan: &PostgresPlan) -> Result<Self> {
+        let mut sink = PostgresSink {
+            schema: quote(&plan.schema),
+            plan: plan.clone(),
+            client: None,
+            pipeline: String::new(),
+            epoch: 0,
+            targets: HashMap::new(),
+        };
+        sink.client()?;
+        Ok(sink)
+    }
+
+    /// The connection, opened (again) if needed.
+    fn client(&mut self) -> Result<&mut Client> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(connect(&self.plan)?);
+        }
+        Ok(self.client.as_mut().expect("just connected"))
+    }
+
+    fn retrying<T>(&mut self, what: &str, attempt: impl FnMut(&mut Self) -> Result<T, Failure>) -> Result<T> {
+        retrying(self, what, attempt, |sink| sink.client = None)
+    }
+
+    fn add_columns(&mut self, rows: &[Row]) -> Result<(), Failure> {
+        for (target, column, value) in missing_columns(rows, &self.targets) {
+            let ty = match value {
+                Value::Bool(_) => "boolean",
+                Value::Integer(_) => "bigint",
+                Value::Text(_) => "text",
+                _ => "jsonb",
+            };
+            let statement = sql::add_column(&self.schema, &quote(target), column, ty);
+            self.client().map_err(Failure::Retry)?.batch_execute(&statement).map_err(classify)?;
+            self.targets.get_mut(target).expect("targets are prepared").extras.push(column.to_owned());
+        }
+        Ok(())
+    }
+
+    fn write_once(
+        &mut self,
+        batch: &SinkBatch,
+        rows: &[&Row],
+        dead: &[DeadLetter],
+    ) -> Result<Applied, Failure> {
+        self.client().map_err(Failure::Retry)?;
+        let client = self.client.as_mut().expect("connected");
+        let mut tx = client.transaction().map_err(classify)?;
+        let s = &self.schema;
+        let epoch: i64 = tx.query_one(&sql::fence(s), &[&self.pipeline]).map_err(classify)?.get(0);
+        if epoch != self.epoch {
+            return Err(Failure::Stop(anyhow!(
+                "another run of pipeline {:?} started (writer epoch {epoch}, ours {}); stopping so only one run writes",
+                self.pipeline,
+                self.epoch
+            )));
+        }
+        let mut applied = Applied::default();
+        let mut by_target: Vec<(&str, Vec<&Row>)> = Vec::new();
+        for row in rows {
+            match by_target.iter_mut().find(|(t, _)| *t == &*row.target) {
+                Some((_, group)) => group.push(row),
+                None => by_target.push((&row.target, vec![row])),
+            }
+        }
+        for (i, (target, group)) in by_target.iter().enumerate() {
+            let spec = &self.targets[*target];
+            applied += apply(&mut tx, s, target, spec, group, &format!("sluice_stage_{i}"))?;
+        }
+        let statement = tx.prepare(&sql::dead_letter(s)).map_err(classify)?;
+        for d in dead {
+            tx.execute(
+                &statement,
+                &[&self.pipeline, &d.origin, &d.table, &d.reason, &d.raw, &(d.raw.len() as i32)],
+            )
+            .map_err(classify)?;
+            applied.dead_lettered += 1;
+        }
+        let statement = tx.prepare(&sql::checkpoint(s)).map_err(classify)?;
+        for c in &batch.checkpoints {
+            tx.execute(&statement, &[&self.pipeline, &c.stream, &c.position, &self.epoch])
+                .map_err(classify)?;
+        }
+        fail::fail_point!("sink::before_commit", |_| std::process::abort());
+        tx.commit().map_err(classify)?;
+        fail::fail_point!("sink::after_commit", |_| std::process::abort());
+        Ok(applied)
+    }
+}
+
+/// Stages one target's rows with COPY and applies them.
+fn apply(
+    tx: &mut Transaction,
+    s: &str,
+    target: &str,
+    spec: &TargetTable,
+    rows: &[&Row],
+    stage: &str,
+) -> Result<Applied, Failure> {
+    let t = quote(target);
+    let columns: Vec<String> =
+        COLUMNS.iter().map(|c| c.to_string()).chain(spec.extras.iter().map(|e| quote(e))).collect();
+    tx.batch_execute(&sql::create_stage(s, &t, stage)).map_err(classify)?;
+    let mut data = Vec::with_capacity(rows.len() * 2048);
+    for row in rows {
+        copy_row(&mut data, row, &spec.extras);
+    }
+    let mut writer = tx.copy_in(&sql::copy_stage(stage, &columns)).map_err(classify)?;
+    // A write error here means the connection broke mid-COPY.
+    writer.write_all(&data).map_err(|e| Failure::Retry(anyhow::Error::new(e).context("sending rows")))?;
+    writer.finish().map_err(classify)?;
+
+    let staged = rows.len() as u64;
+    let hard = spec.deletes == DeleteMode::Hard;
+    if hard {
+        tx.execute(&sql::drop_older_than_tombstones(s, stage), &[&target]).map_err(classify)?;
+    }
+    let counts = tx.query_one(&sql::upsert(s, &t, stage, &columns, hard), &[]).map_err(classify)?;
+    let (upserted, mut deleted) = (counts.get::<_, i64>(0) as u64, counts.get::<_, i64>(1) as u64);
+    if hard {
+        tx.execute(&sql::delete_rows(s, &t, stage), &[]).map_err(classify)?;
+        deleted = tx.query_one(&sql::tombstone(s, &t, stage), &[&target]).map_err(classify)?.get::<_, i64>(0)
+            as u64;
+        tx.execute(&sql::clear_tombstones(s, stage), &[&target]).map_err(classify)?;
+    }
+    Ok(Applied { upserted, deleted, stale: staged - upserted - deleted, dead_lettered: 0 })
+}
+
+/// One row in COPY's text format: tab-separated, `\N` for NULL, and
+/// backslash, tab, newline and carriage return escaped.
+fn copy_row(out: &mut Vec<u8>, row: &Row, extras: &[String]) {
+    let c = &row.change;
+    let deleted = c.operation.is_delete();
+    let raw = String::from_utf8_lossy(&row.raw);
+    let millis = (c.order.micros / 1000).to_string();
+    let micros = c.order.micros.to_string();
+    let size = row.raw.len().to_string();
+    let flag = |b: bool| Some(if b { "t" } else { "f" });
+    let fields: [Option<&str>; 16] = [
+        Some(&c.table),
+        Some(&c.key),
+        Some(&c.event_id),
+        Some(&c.event_name),
+        Some(&millis),
+        if deleted { None } else { c.new_image.as_deref() },
+        c.old_image.as_deref(),
+        c.error.as_deref(),
+        flag(c.error.is_some()),
+        flag(deleted),
+        flag(c.operation == crate::record::Operation::TtlDelete),
+        Some(&size),
+        Some(&raw),
+        Some(&micros),
+        Some(&c.order.tiebreak),
+        Some(&row.origin),
+    ];
+    let extra_values: Vec<Option<String>> = extras
+        .iter()
+        .map(|name| match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(if *b { "t" } else { "f" }.to_owned()),
+            Some(Value::Integer(i)) => Some(i.to_string()),
+            Some(Value::Text(v) | Value::Json(v)) => Some(v.clone()),
+        })
+        .collect();
+    let all = fields.into_iter().chain(extra_values.iter().map(Option::as_deref));
+    for (i, field) in all.enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match field {
+            None => out.extend_from_slice(b"\\N"),
+            Some(text) => {
+                for &b in text.as_bytes() {
+                    match b {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        _ => out.push(b),
+                    }
+                }
+            }
+        }
+    }
+    out.push(b'\n');
+}
+
+/// Connection losses, server restarts, serialization conflicts and
+/// deadlocks are worth a retry; anything else is a real error.
+fn classify(e: postgres::Error) -> Failure {
+    let retry = e.is_closed()
+        || match e.code() {
+            None => e.as_db_error().is_none(),
+            Some(code) => {
+                code.code().starts_with("08")
+                    || [
+                        SqlState::ADMIN_SHUTDOWN,
+                        SqlState::CRASH_SHUTDOWN,
+                        SqlState::CANNOT_CONNECT_NOW,
+                        SqlState::T_R_SERIALIZATION_FAILURE,
+                        SqlState::T_R_DEADLOCK_DETECTED,
+                        SqlState::TOO_MANY_CONNECTIONS,
+                    ]
+                    .contains(code)
+            }
+        };
+    let e = anyhow::Error::new(e);
+    if retry { Failure::Retry(e) } else { Failure::Stop(e) }
+}
+
+fn connect(plan: &PostgresPlan) -> Result<Client> {
+    let url = plan.url.reveal().map_err(anyhow::Error::msg)?;
+    let shown = redact_url(&url);
+    let config: postgres::Config =
+        url.parse().with_context(|| format!("reading the PostgreSQL URL {shown}"))?;
+    config.connect(tls(plan.ca_file.as_deref())?).with_context(|| format!("connecting to {shown}"))
+}
+
+/// TLS with the system's trusted roots plus `ca_file`; used when the URL's
+/// `sslmode` asks for it (`prefer`, the default, falls back to plain text).
+fn tls(ca_file: Option<&std::path::Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        for cert in
+            CertificateDer::pem_file_iter(path).with_context(|| format!("reading {}", path.display()))?
+        {
+            roots.add(cert.with_context(|| format!("reading {}", path.display()))?)?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+impl Sink for PostgresSink {
+    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
+        let s = self.schema.clone();
+        self.retrying("creating sluice's tables", |sink| {
+            let client = sink.client().map_err(Failure::Retry)?;
+            client.batch_execute(&sql::state_schema(&s)).map_err(classify)?;
+            for (name, _) in targets {
+                client.batch_execute(&sql::create_target(&s, &quote(name))).map_err(classify)?;
+            }
+            Ok(())
+        })?;
+        let schema = self.plan.schema.clone();
+        for (name, deletes) in targets {
+            let rows = self.client()?.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+                &[&schema, name],
+            )?;
+            let extras = rows
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .filter(|c| !COLUMNS.contains(&c.as_str()))
+                .collect();
+            self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
+        }
+        self.epoch = self.retrying("claiming the writer epoch", |sink| {
+            let client = sink.client().map_err(Failure::Retry)?;
+            client.query_one(&sql::claim_epoch(&s), &[&pipeline]).map(|r| r.get(0)).map_err(classify)
+        })?;
+        self.pipeline = pipeline.to_owned();
+        Ok(())
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
+        let s = self.schema.clone();
+        let pipeline = self.pipeline.clone();
+        self.retrying("reading checkpoints", |sink| {
+            let client = sink.client().map_err(Failure::Retry)?;
+            let rows = client
+                .query(
+                    &format!("SELECT stream, position FROM {s}._sluice_checkpoints WHERE pipeline = $1"),
+                    &[&pipeline],
+                )
+                .map_err(classify)?;
+            Ok(rows.iter().map(|r| Checkpoint { stream: r.get(0), position: r.get(1) }).collect())
+        })
+    }
+
+    fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
+        let (rows, mut dead) = reject(&batch.rows, postgres_rejects);
+        dead.extend(batch.dead_letters.iter().cloned());
+        self.retrying(&format!("writing batch {}", batch.number), |sink| {
+            sink.add_columns(&batch.rows)?;
+            sink.write_once(batch, &rows, &dead)
+        })
+    }
+
+    fn status(
+        &mut self,
+        pipeline: &str,
+        targets: &[(String, DeleteMode)],
+        sample_rows: usize,
+    ) -> Result<Status> {
+        let s = self.schema.clone();
+        let schema = self.plan.schema.clone();
+        let client = self.client()?;
+        let mut status = Status::default();
+        for r in client.query(
+            &format!(
+                "SELECT stream, position, committed_at::text FROM {s}._sluice_checkpoints \
+                 WHERE pipeline = $1 ORDER BY stream"
+            ),
+            &[&pipeline],
+        )? {
+            status.checkpoints.push((r.get(0), r.get(1), r.get(2)));
+        }
+        for (name, _) in targets {
+            let exists: bool = client
+                .query_one(
+                    "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL",
+                    &[&schema, name],
+                )?
+                .get(0);
+            if !exists {
+                continue;
+            }
+            let t = quote(name);
+            let counts = client.query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted), \
+                     (SELECT count(*) FROM {s}._sluice_tombstones WHERE target = $1) FROM {s}.{t}"
+                ),
+                &[name],
+            )?;
+            let sample = client
+                .query(
+                    &format!(
+                        "SELECT keys, is_deleted, new_image::text FROM {s}.{t} \
+                         ORDER BY change_micros DESC, keys LIMIT $1"
+                    ),
+                    &[&(sample_rows as i64)],
+                )?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            status.tables.push(TableStatus {
+                name: name.clone(),
+                live: counts.get::<_, i64>(0) as u64,
+                deleted: counts.get::<_, i64>(1) as u64,
+                tombstones: counts.get::<_, i64>(2) as u64,
+                sample,
+            });
+        }
+        status.dead_letters = client
+            .query_one(
+                &format!("SELECT count(*) FROM {s}._sluice_dead_letters WHERE pipeline = $1"),
+                &[&pipeline],
+            )?
+            .get::<_, i64>(0) as u64;
+        for r in client.query(
+            &format!(
+                "SELECT origin, reason FROM {s}._sluice_dead_letters WHERE pipeline = $1 \
+                 ORDER BY failed_at DESC, origin LIMIT 5"
+            ),
+            &[&pipeline],
+        )? {
+            status.recent_dead_letters.push((r.get(0), r.get(1)));
+        }
+        Ok(status)
+    }
+}
+
+/// What PostgreSQL would refuse: jsonb cannot hold the NUL character
+/// (`\u0000`), and text cannot hold a NUL byte.
+fn postgres_rejects(row: &Row) -> Option<String> {
+    let c = &row.change;
+    let documents = [("new_image", c.new_image.as_deref()), ("old_image", c.old_image.as_deref())]
+        .into_iter()
+        .chain(c.extra.iter().filter_map(|col| match &col.value {
+            Value::Json(j) => Some((col.name.as_str(), Some(j.as_str()))),
+            _ => None,
+        }));
+    for (name, text) in documents {
+        if text.is_some_and(has_escaped_nul) {
+            return Some(format!(
+                "PostgreSQL's jsonb cannot hold the NUL character (\\u0000) found in {name}"
+            ));
+        }
+    }
+    if row.raw.contains(&0) {
+        return Some("PostgreSQL's text cannot hold the NUL byte found in the raw record".into());
+    }
+    None
+}
+
+/// Whether JSON text holds a `\u0000` escape (not merely the characters of one).
+fn has_escaped_nul(json: &str) -> bool {
+    let b = json.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(b"0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_only_real_nul_escapes() {
+        assert!(has_escaped_nul(r#"{"a":"x\u0000y"}"#));
+        assert!(!has_escaped_nul(r#"{"a":"x\\u0000y"}"#));
+        assert!(has_escaped_nul(r#"{"a":"x\\\u0000"}"#));
+        assert!(!has_escaped_nul(r#"{"a":"\u00001"}"#.replace("\\u0000", "\\u0001").as_str()));
+    }
+}

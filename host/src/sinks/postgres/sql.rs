@@ -1,0 +1,175 @@
+//! The statements of the PostgreSQL sink, written once here so they can be
+//! read (and reviewed) together. `s` is the quoted schema, `t` the quoted
+//! target table, `stage` the batch's temporary staging table.
+
+use crate::ident::quote;
+use crate::sinks::COLUMNS;
+
+/// sluice's own tables in schema `s`.
+pub fn state_schema(s: &str) -> String {
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}._sluice_writers (
+    pipeline text PRIMARY KEY,
+    epoch bigint NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {s}._sluice_checkpoints (
+    pipeline text NOT NULL,
+    stream text NOT NULL,
+    position text NOT NULL,
+    epoch bigint NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, stream)
+);
+CREATE TABLE IF NOT EXISTS {s}._sluice_dead_letters (
+    pipeline text NOT NULL,
+    origin text NOT NULL,
+    table_name text,
+    reason text NOT NULL,
+    raw bytea NOT NULL,
+    raw_size_bytes integer NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, origin)
+);
+CREATE TABLE IF NOT EXISTS {s}._sluice_tombstones (
+    target text NOT NULL,
+    table_name text NOT NULL,
+    keys text NOT NULL,
+    change_micros bigint NOT NULL,
+    change_seq text NOT NULL,
+    event_id text NOT NULL,
+    source_position text NOT NULL,
+    PRIMARY KEY (target, table_name, keys)
+);"
+    )
+}
+
+/// The PostgreSQL type of each standard column.
+fn column_type(column: &str) -> &'static str {
+    match column {
+        "new_image" | "old_image" => "jsonb",
+        "error" | "raw_payload" => "text",
+        "approx_creation_timestamp_millis" | "change_micros" => "bigint NOT NULL",
+        "raw_payload_size_bytes" => "integer NOT NULL",
+        "has_parsing_error" | "is_deleted" | "is_ttl_delete" => "boolean NOT NULL",
+        _ => "text NOT NULL",
+    }
+}
+
+pub fn create_target(s: &str, t: &str) -> String {
+    let columns: Vec<String> = COLUMNS.iter().map(|c| format!("{c} {}", column_type(c))).collect();
+    format!("CREATE TABLE IF NOT EXISTS {s}.{t} ({}, PRIMARY KEY (table_name, keys))", columns.join(", "))
+}
+
+/// An order as a row value: micros, then the sequence compared as a number
+/// (by length, then bytewise, whatever the database's collation).
+fn order(alias: &str) -> String {
+    format!("({alias}.change_micros, length({alias}.change_seq), {alias}.change_seq COLLATE \"C\")")
+}
+
+pub fn create_stage(s: &str, t: &str, stage: &str) -> String {
+    format!("CREATE TEMP TABLE {stage} (LIKE {s}.{t}) ON COMMIT DROP")
+}
+
+pub fn copy_stage(stage: &str, columns: &[String]) -> String {
+    format!("COPY {stage} ({}) FROM STDIN", columns.join(", "))
+}
+
+/// Hard deletes: staged changes older than a tombstone are dropped. $1 = target.
+pub fn drop_older_than_tombstones(s: &str, stage: &str) -> String {
+    format!(
+        "DELETE FROM {stage} AS n USING {s}._sluice_tombstones AS b \
+         WHERE b.target = $1 AND b.table_name = n.table_name AND b.keys = n.keys AND {} > {}",
+        order("b"),
+        order("n")
+    )
+}
+
+/// Upserts (and soft deletes) at least as new as the stored row; returns
+/// (upserts applied, deletes applied).
+pub fn upsert(s: &str, t: &str, stage: &str, columns: &[String], hard: bool) -> String {
+    let list = columns.join(", ");
+    let updates: Vec<String> = columns[2..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
+    let only_upserts = if hard { " WHERE NOT n.is_deleted" } else { "" };
+    format!(
+        "WITH applied AS (\
+         INSERT INTO {s}.{t} AS o ({list}) SELECT {list} FROM {stage} AS n{only_upserts} \
+         ON CONFLICT (table_name, keys) DO UPDATE SET {} WHERE {} >= {} RETURNING o.is_deleted) \
+         SELECT count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted) FROM applied",
+        updates.join(", "),
+        order("excluded"),
+        order("o")
+    )
+}
+
+/// Hard deletes remove rows no newer than themselves.
+pub fn delete_rows(s: &str, t: &str, stage: &str) -> String {
+    format!(
+        "DELETE FROM {s}.{t} AS o USING {stage} AS n \
+         WHERE n.is_deleted AND o.table_name = n.table_name AND o.keys = n.keys AND {} >= {}",
+        order("n"),
+        order("o")
+    )
+}
+
+/// Hard deletes leave a tombstone unless a newer row stays; returns how many
+/// deletes were applied. $1 = target.
+pub fn tombstone(s: &str, t: &str, stage: &str) -> String {
+    format!(
+        "WITH applied AS (\
+         INSERT INTO {s}._sluice_tombstones AS b \
+         (target, table_name, keys, change_micros, change_seq, event_id, source_position) \
+         SELECT $1, n.table_name, n.keys, n.change_micros, n.change_seq, n.event_id, n.source_position \
+         FROM {stage} AS n WHERE n.is_deleted \
+         AND NOT EXISTS (SELECT 1 FROM {s}.{t} AS o WHERE o.table_name = n.table_name AND o.keys = n.keys) \
+         ON CONFLICT (target, table_name, keys) DO UPDATE SET change_micros = excluded.change_micros, \
+         change_seq = excluded.change_seq, event_id = excluded.event_id, source_position = excluded.source_position \
+         WHERE {} >= {} RETURNING 1) SELECT count(*) FROM applied",
+        order("excluded"),
+        order("b")
+    )
+}
+
+/// A re-insert after a hard delete removes the tombstone. $1 = target.
+pub fn clear_tombstones(s: &str, stage: &str) -> String {
+    format!(
+        "DELETE FROM {s}._sluice_tombstones AS b USING {stage} AS n \
+         WHERE NOT n.is_deleted AND b.target = $1 AND b.table_name = n.table_name AND b.keys = n.keys \
+         AND {} >= {}",
+        order("n"),
+        order("b")
+    )
+}
+
+pub fn fence(s: &str) -> String {
+    format!("SELECT epoch FROM {s}._sluice_writers WHERE pipeline = $1 FOR UPDATE")
+}
+
+pub fn claim_epoch(s: &str) -> String {
+    format!(
+        "INSERT INTO {s}._sluice_writers AS w (pipeline, epoch) VALUES ($1, 1) \
+         ON CONFLICT (pipeline) DO UPDATE SET epoch = w.epoch + 1, started_at = now() RETURNING epoch"
+    )
+}
+
+pub fn dead_letter(s: &str) -> String {
+    format!(
+        "INSERT INTO {s}._sluice_dead_letters (pipeline, origin, table_name, reason, raw, raw_size_bytes) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (pipeline, origin) DO UPDATE SET table_name = excluded.table_name, reason = excluded.reason, \
+         raw = excluded.raw, raw_size_bytes = excluded.raw_size_bytes, failed_at = now()"
+    )
+}
+
+pub fn checkpoint(s: &str) -> String {
+    format!(
+        "INSERT INTO {s}._sluice_checkpoints (pipeline, stream, position, epoch) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (pipeline, stream) DO UPDATE SET position = excluded.position, epoch = excluded.epoch, \
+         committed_at = now()"
+    )
+}
+
+pub fn add_column(s: &str, t: &str, column: &str, ty: &str) -> String {
+    format!("ALTER TABLE {s}.{t} ADD COLUMN IF NOT EXISTS {} {ty}", quote(column))
+}

@@ -1,0 +1,228 @@
+//! The Redshift Data API's statement lifecycle: submit, poll
+//! `DescribeStatement` with backoff until the statement ends, read results,
+//! and sort failures into worth-retrying and not.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use aws_sdk_redshiftdata::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
+use aws_sdk_redshiftdata::types::{Field, StatusString};
+use tokio::runtime::Runtime;
+
+use crate::manifest::{RedshiftAuth, RedshiftCompute, RedshiftPlan};
+use crate::sinks::retry::Failure;
+
+/// Longest slice of a failed statement quoted in an error.
+const QUOTE: usize = 400;
+
+/// Both statement requests take the same database, compute and sign-in.
+macro_rules! addressed {
+    ($request:expr, $api:expr) => {{
+        let request = $request.database(&$api.database);
+        let request = match &$api.compute {
+            RedshiftCompute::Workgroup(w) => request.workgroup_name(w),
+            RedshiftCompute::Cluster(c) => request.cluster_identifier(c),
+        };
+        match &$api.auth {
+            RedshiftAuth::SecretArn(a) => request.secret_arn(a),
+            RedshiftAuth::DbUser(u) => request.db_user(u),
+        }
+    }};
+}
+
+pub(super) struct DataApi {
+    client: aws_sdk_redshiftdata::Client,
+    runtime: Runtime,
+    database: String,
+    compute: RedshiftCompute,
+    auth: RedshiftAuth,
+}
+
+impl DataApi {
+    pub fn new(plan: &RedshiftPlan, runtime: Runtime, config: &aws_config::SdkConfig) -> Self {
+        DataApi {
+            client: crate::aws::redshift_data(config),
+            runtime,
+            database: plan.database.clone(),
+            compute: plan.compute.clone(),
+            auth: plan.auth.clone(),
+        }
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Runs statements as one transaction and waits for them to finish;
+    /// returns the statement id (`<id>:<n>` names the n-th of a batch).
+    pub fn run(&self, sqls: &[String]) -> Result<String, Failure> {
+        self.runtime.block_on(async {
+            let id = match sqls {
+                [one] => addressed!(self.client.execute_statement().sql(one), self)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_failure("ExecuteStatement", e))?
+                    .id()
+                    .map(str::to_owned),
+                _ => addressed!(self.client.batch_execute_statement().set_sqls(Some(sqls.to_vec())), self)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_failure("BatchExecuteStatement", e))?
+                    .id()
+                    .map(str::to_owned),
+            };
+            let id = id.ok_or_else(|| Failure::Stop(anyhow!("the Data API returned no statement id")))?;
+            self.wait(id).await
+        })
+    }
+
+    /// The rows a finished statement (or `<id>:<n>` sub-statement) returned,
+    /// every field as text (`None` for NULL).
+    pub fn rows(&self, id: &str) -> Result<Vec<Vec<Option<String>>>, Failure> {
+        self.runtime.block_on(async {
+            let mut rows = Vec::new();
+            let mut token = None;
+            loop {
+                let page = self
+                    .client
+                    .get_statement_result()
+                    .id(id)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_failure("GetStatementResult", e))?;
+                rows.extend(page.records().iter().map(|record| record.iter().map(field_text).collect()));
+                token = page.next_token().map(str::to_owned);
+                if token.is_none() {
+                    return Ok(rows);
+                }
+            }
+        })
+    }
+
+    async fn wait(&self, id: String) -> Result<String, Failure> {
+        let mut pause = Duration::from_millis(10);
+        loop {
+            let d = self
+                .client
+                .describe_statement()
+                .id(&id)
+                .send()
+                .await
+                .map_err(|e| sdk_failure("DescribeStatement", e))?;
+            match d.status() {
+                Some(StatusString::Finished) => return Ok(id),
+                Some(StatusString::Failed) => return Err(statement_failure(&d)),
+                Some(StatusString::Aborted) => {
+                    return Err(Failure::Stop(anyhow!("statement {id} was cancelled")));
+                }
+                _ => {}
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+/// A statement Redshift ran and failed: its error text, and which
+/// statement of a batch failed (0-based), quoted briefly (statements carry
+/// data, never credentials).
+#[derive(Debug, thiserror::Error)]
+#[error("Redshift failed {}: {error}\n  in: {quoted}", match index {
+    Some(i) => format!("statement {} of the batch", i + 1),
+    None => "the statement".to_owned(),
+})]
+pub(super) struct StatementFailed {
+    pub index: Option<usize>,
+    pub error: String,
+    quoted: String,
+}
+
+fn statement_failure(d: &DescribeStatementOutput) -> Failure {
+    let error = d.error().unwrap_or("no error text").to_owned();
+    let subs = d.sub_statements();
+    let (index, query) = match subs.iter().position(|s| s.error().is_some()) {
+        Some(i) => (Some(i), subs[i].query_string().unwrap_or_default()),
+        None => (None, d.query_string().unwrap_or_default()),
+    };
+    let mut quoted: String = query.chars().take(QUOTE).collect();
+    if query.chars().count() > QUOTE {
+        quoted.push('…');
+    }
+    let retry = transient(&error);
+    let e = anyhow::Error::new(StatementFailed { index, error, quoted });
+    if retry { Failure::Retry(e) } else { Failure::Stop(e) }
+}
+
+/// Errors that another attempt can get past: serializable-isolation
+/// conflicts between concurrent transactions, and lost connections.
+fn transient(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    [
+        "serializable isolation violation",
+        "could not serialize",
+        "connection",
+        "terminating",
+        "shutting down",
+        "starting up",
+        "timed out",
+        "try again",
+    ]
+    .iter()
+    .any(|w| error.contains(w))
+}
+
+fn sdk_failure<E, R>(operation: &str, e: SdkError<E, R>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let retry = match &e {
+        SdkError::ServiceError(service) => matches!(
+            service.err().code(),
+            Some(
+                "ThrottlingException"
+                    | "ActiveStatementsExceededException"
+                    | "ActiveSessionsExceededException"
+                    | "InternalServerException"
+            )
+        ),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        _ => false,
+    };
+    let message = match &e {
+        SdkError::ServiceError(service) => format!(
+            "{}: {}",
+            service.err().code().unwrap_or("error"),
+            service.err().message().unwrap_or("no message")
+        ),
+        other => error_chain(other),
+    };
+    let e = anyhow!("Redshift Data API {operation}: {message}");
+    if retry { Failure::Retry(e) } else { Failure::Stop(e) }
+}
+
+/// An SDK error with its causes, e.g. "dispatch failure: connection refused".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn field_text(field: &Field) -> Option<String> {
+    match field {
+        Field::IsNull(true) => None,
+        Field::StringValue(s) => Some(s.clone()),
+        Field::LongValue(n) => Some(n.to_string()),
+        Field::DoubleValue(f) => Some(f.to_string()),
+        Field::BooleanValue(b) => Some(b.to_string()),
+        Field::BlobValue(b) => Some(String::from_utf8_lossy(b.as_ref()).into_owned()),
+        _ => None,
+    }
+}

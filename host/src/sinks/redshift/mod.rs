@@ -1,0 +1,352 @@
+//! Amazon Redshift through the Redshift Data API: the mission's target.
+//!
+//! A batch becomes BatchExecuteStatement transactions (at most 40
+//! statements each): check the writer epoch, stage each target's rows in a
+//! temporary table (INSERTs of escaped literals, or one COPY from gzip JSON
+//! lines staged in S3 when they do not fit), drop staged rows older than
+//! what is stored, replace the rest, then dead letters and the checkpoint.
+//! A batch that fits, and almost all do, is one transaction. One that does
+//! not is split; only the last part carries the checkpoint, and replaying an
+//! earlier part changes nothing because of the ordering guard.
+//!
+//! Values Redshift would refuse (a SUPER over 16 MB, a SUPER string over
+//! the configured limit, a VARCHAR over its width) are dead-lettered before
+//! anything is sent. The raw record of a row is kept only when it fits in
+//! `raw_payload`'s VARCHAR(65535); a longer one is left NULL, with its size
+//! still in `raw_payload_size_bytes`, rather than costing the row.
+
+mod client;
+mod plan;
+mod sql;
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, anyhow};
+
+use super::retry::retrying;
+use super::{Applied, COLUMNS, Sink, Status, TableStatus, TargetTable, missing_columns, reject};
+use crate::ident::quote;
+use crate::manifest::RedshiftPlan;
+use crate::record::{Checkpoint, DeadLetter, DeleteMode, Row, SinkBatch};
+use client::{DataApi, StatementFailed};
+use plan::{Layout, Part};
+use sql::{MAX_SUPER, MAX_VARCHAR};
+
+pub struct RedshiftSink {
+    plan: RedshiftPlan,
+    /// The quoted schema.
+    schema: String,
+    api: DataApi,
+    s3: Option<aws_sdk_s3::Client>,
+    pipeline: String,
+    epoch: i64,
+    targets: HashMap<String, TargetTable>,
+}
+
+impl RedshiftSink {
+    pub fn open(plan: &RedshiftPlan) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let config = runtime.block_on(crate::aws::config());
+        let s3 = plan.staging.as_ref().map(|_| crate::aws::s3(&config));
+        Ok(RedshiftSink {
+            schema: quote(&plan.schema),
+            api: DataApi::new(plan, runtime, &config),
+            s3,
+            plan: plan.clone(),
+            pipeline: String::new(),
+            epoch: 0,
+            targets: HashMap::new(),
+        })
+    }
+
+    /// Runs statements as one transaction, retrying transient failures.
+    fn run(&mut self, what: &str, statements: &[String]) -> Result<String> {
+        retrying(self, what, |sink| sink.api.run(statements), |_| {})
+    }
+
+    fn query(&mut self, what: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let statement = [statement.to_owned()];
+        retrying(
+            self,
+            what,
+            |sink| {
+                let id = sink.api.run(&statement)?;
+                sink.api.rows(&id)
+            },
+            |_| {},
+        )
+    }
+
+    fn add_columns(&mut self, rows: &[&Row]) -> Result<()> {
+        for (target, column, value) in missing_columns(rows.iter().copied(), &self.targets) {
+            let ty = sql::extra_type(value).expect("missing columns have values");
+            let statement = sql::add_column(&self.schema, &quote(target), column, ty);
+            self.run(&format!("adding column {column} to {target}"), &[statement])?;
+            self.targets.get_mut(target).expect("targets are prepared").extras.push(column.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Runs one transaction; reads what it applied.
+    fn run_part(&mut self, number: u64, part: &Part) -> Result<Applied> {
+        for (key, body) in &part.uploads {
+            self.upload(key, body)?;
+        }
+        let id =
+            self.run(&format!("writing batch {number}"), &part.statements).map_err(|e| self.fenced(e))?;
+        let mut applied = Applied::default();
+        for &(at, staged) in &part.counts {
+            let id = format!("{id}:{at}");
+            let rows = retrying(self, "reading what a batch applied", |sink| sink.api.rows(&id), |_| {})?;
+            let number = |i: usize| {
+                rows.first().and_then(|r| r.get(i).cloned().flatten()).and_then(|v| v.parse().ok())
+            };
+            let (deleted, upserted): (u64, u64) = (number(0).unwrap_or(0), number(1).unwrap_or(0));
+            applied += Applied { upserted, deleted, stale: staged - upserted - deleted, dead_lettered: 0 };
+        }
+        Ok(applied)
+    }
+
+    /// A division by zero in the first statement is the epoch fence.
+    fn fenced(&self, e: anyhow::Error) -> anyhow::Error {
+        match e.downcast_ref::<StatementFailed>() {
+            Some(f) if f.index == Some(0) && f.error.to_ascii_lowercase().contains("division by zero") => {
+                anyhow!(
+                    "another run of pipeline {:?} started (its writer epoch is newer than ours, {}); \
+                 stopping so only one run writes",
+                    self.pipeline,
+                    self.epoch
+                )
+            }
+            _ => e,
+        }
+    }
+
+    fn upload(&mut self, key: &str, body: &[u8]) -> Result<()> {
+        let (s3, staging) =
+            (self.s3.as_ref().expect("staging has a client"), self.plan.staging.as_ref().expect("staged"));
+        self.api
+            .runtime()
+            .block_on(s3.put_object().bucket(&staging.bucket).key(key).body(body.to_vec().into()).send())
+            .with_context(|| format!("staging a batch at s3://{}/{key}", staging.bucket))?;
+        Ok(())
+    }
+
+    /// Removes staged objects under this pipeline's prefix: after a commit,
+    /// and at start for those a crashed run left behind.
+    fn clean_staging(&mut self) -> Result<()> {
+        let (Some(s3), Some(staging)) = (self.s3.as_ref(), self.plan.staging.as_ref()) else { return Ok(()) };
+        let prefix = format!("{}{}/", staging.prefix, self.pipeline);
+        self.api.runtime().block_on(async {
+            let mut token = None;
+            loop {
+                let page = s3
+                    .list_objects_v2()
+                    .bucket(&staging.bucket)
+                    .prefix(&prefix)
+                    .set_continuation_token(token)
+                    .send()
+                    .await
+                    .with_context(|| format!("listing s3://{}/{prefix}", staging.bucket))?;
+                for object in page.contents() {
+                    if let Some(key) = object.key() {
+                        s3.delete_object()
+                            .bucket(&staging.bucket)
+                            .key(key)
+                            .send()
+                            .await
+                            .with_context(|| format!("removing s3://{}/{key}", staging.bucket))?;
+                    }
+                }
+                token = page.next_continuation_token().map(str::to_owned);
+                if token.is_none() {
+                    return Ok(());
+                }
+            }
+        })
+    }
+}
+
+impl Sink for RedshiftSink {
+    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
+        self.pipeline = pipeline.to_owned();
+        let mut ddl = sql::state_tables(&self.schema);
+        ddl.extend(targets.iter().map(|(t, _)| sql::create_target(&self.schema, &quote(t))));
+        self.run("creating sluice's tables", &ddl)?;
+        let names: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
+        let columns =
+            self.query("reading the tables' columns", &sql::columns_of(&self.plan.schema, &names))?;
+        for (name, deletes) in targets {
+            let extras = columns
+                .iter()
+                .filter(|r| r.first().cloned().flatten().as_deref() == Some(name.as_str()))
+                .filter_map(|r| r.get(1).cloned().flatten())
+                .filter(|c| !COLUMNS.contains(&c.as_str()))
+                .collect();
+            self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
+        }
+        let finished = self.run("claiming the writer epoch", &sql::claim_epoch(&self.schema, pipeline))?;
+        let id = format!("{finished}:3");
+        let rows = retrying(self, "reading the writer epoch", |sink| sink.api.rows(&id), |_| {})?;
+        self.epoch = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(|| anyhow!("Redshift returned no writer epoch"))?;
+        self.clean_staging()
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
+        let rows = self.query("reading checkpoints", &sql::checkpoints(&self.schema, &self.pipeline))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| match r.as_slice() {
+                [Some(stream), Some(position), ..] => {
+                    Some(Checkpoint { stream: stream.clone(), position: position.clone() })
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
+        let limit = self.plan.super_max_string_bytes;
+        let (rows, mut dead) = reject(&batch.rows, |row| redshift_rejects(row, limit));
+        dead.extend(batch.dead_letters.iter().cloned());
+        self.add_columns(&rows)?;
+        let layout = Layout {
+            plan: &self.plan,
+            schema: &self.schema,
+            targets: &self.targets,
+            pipeline: &self.pipeline,
+            epoch: self.epoch,
+        };
+        let parts = layout.parts(batch, &rows, &mut dead)?;
+        if parts.len() > 1 {
+            tracing::info!(batch = batch.number, parts = parts.len(), "the batch needs several transactions");
+        }
+        let mut applied = Applied { dead_lettered: dead.len() as u64, ..Default::default() };
+        let last = parts.len() - 1;
+        for (i, part) in parts.iter().enumerate() {
+            if i == last {
+                fail::fail_point!("sink::before_commit", |_| std::process::abort());
+            }
+            applied += self.run_part(batch.number, part)?;
+        }
+        fail::fail_point!("sink::after_commit", |_| std::process::abort());
+        if parts.iter().any(|p| !p.uploads.is_empty()) {
+            self.clean_staging()?;
+        }
+        Ok(applied)
+    }
+
+    fn status(
+        &mut self,
+        pipeline: &str,
+        targets: &[(String, DeleteMode)],
+        sample_rows: usize,
+    ) -> Result<Status> {
+        let s = self.schema.clone();
+        let mut status = Status::default();
+        for r in self.query("reading checkpoints", &sql::checkpoints(&s, pipeline))? {
+            if let [Some(stream), Some(position), at] = r.as_slice() {
+                status.checkpoints.push((stream.clone(), position.clone(), at.clone().unwrap_or_default()));
+            }
+        }
+        let existing = self.query("listing tables", &sql::tables_in(&self.plan.schema))?;
+        for (name, _) in targets {
+            if !existing.iter().any(|r| r.first().cloned().flatten().as_deref() == Some(name.as_str())) {
+                continue;
+            }
+            let t = quote(name);
+            let counts = self.query("counting rows", &sql::row_counts(&s, &t, name))?;
+            let n = |i: usize| {
+                counts.first().and_then(|r| r.get(i).cloned().flatten()).and_then(|v| v.parse().ok())
+            };
+            let sample = self
+                .query("reading rows", &sql::newest_rows(&s, &t, sample_rows))?
+                .into_iter()
+                .map(|r| {
+                    let deleted = r.get(1).cloned().flatten().is_some_and(|d| d == "true" || d == "t");
+                    (r.first().cloned().flatten().unwrap_or_default(), deleted, r.get(2).cloned().flatten())
+                })
+                .collect();
+            status.tables.push(TableStatus {
+                name: name.clone(),
+                live: n(0).unwrap_or(0),
+                deleted: n(1).unwrap_or(0),
+                tombstones: n(2).unwrap_or(0),
+                sample,
+            });
+        }
+        let dead = self.query("reading dead letters", &sql::dead_letter_count(&s, pipeline))?;
+        status.dead_letters =
+            dead.first().and_then(|r| r.first().cloned().flatten()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        for r in self.query("reading dead letters", &sql::recent_dead_letters(&s, pipeline))? {
+            if let [Some(origin), Some(reason)] = r.as_slice() {
+                status.recent_dead_letters.push((origin.clone(), reason.clone()));
+            }
+        }
+        Ok(status)
+    }
+}
+
+fn dead_letter(row: &Row, reason: String) -> DeadLetter {
+    DeadLetter {
+        table: Some(row.change.table.clone()),
+        origin: row.origin.clone(),
+        reason,
+        raw: row.raw.clone(),
+    }
+}
+
+/// What Redshift would refuse: values wider than their columns, SUPER
+/// values over 16 MB, strings in SUPER over the configured limit.
+fn redshift_rejects(row: &Row, super_max_string: usize) -> Option<String> {
+    let c = &row.change;
+    let widths = [
+        ("keys", c.key.as_str(), MAX_VARCHAR),
+        ("table_name", c.table.as_str(), 256),
+        ("event_id", c.event_id.as_str(), 256),
+        ("last_event_name", c.event_name.as_str(), 64),
+        ("change_seq", c.order.tiebreak.as_str(), 256),
+        ("source_position", row.origin.as_str(), 1024),
+        ("error", c.error.as_deref().unwrap_or(""), MAX_VARCHAR),
+    ];
+    for (column, value, width) in widths {
+        if value.len() > width {
+            return Some(format!("{column} is {} bytes; Redshift's column holds {width}", value.len()));
+        }
+    }
+    for column in &c.extra {
+        if let crate::record::Value::Text(t) = &column.value
+            && t.len() > MAX_VARCHAR
+        {
+            return Some(format!(
+                "{} is {} bytes; Redshift's VARCHAR holds {MAX_VARCHAR}",
+                column.name,
+                t.len()
+            ));
+        }
+    }
+    let documents = [("new_image", c.new_image.as_deref()), ("old_image", c.old_image.as_deref())]
+        .into_iter()
+        .chain(c.extra.iter().map(|col| match &col.value {
+            crate::record::Value::Json(j) => (col.name.as_str(), Some(j.as_str())),
+            _ => (col.name.as_str(), None),
+        }))
+        .filter_map(|(name, json)| json.map(|j| (name, j)));
+    for (name, json) in documents {
+        if json.len() > MAX_SUPER {
+            return Some(format!("{name} is {} bytes; a SUPER value holds at most 16 MB", json.len()));
+        }
+        let longest = sql::longest_string(json);
+        if longest > super_max_string {
+            return Some(format!(
+                "{name} holds a string of {longest} bytes; SUPER strings hold at most {super_max_string} \
+                 (super_max_string_bytes)"
+            ));
+        }
+    }
+    None
+}

@@ -1,0 +1,44 @@
+//! Retrying a sink's unit of work: which failures are worth another try,
+//! and how long to keep trying.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+/// How long a sink keeps retrying one unit of work before it gives up.
+const RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// Why an attempt failed, and whether another attempt may succeed.
+pub(super) enum Failure {
+    /// Transient: a lost connection, a restart, throttling, a serialization conflict.
+    Retry(anyhow::Error),
+    /// Anything else: stop, with the position uncommitted.
+    Stop(anyhow::Error),
+}
+
+/// Runs `attempt` on `state` until it succeeds, fails for good, or has kept
+/// failing transiently for five minutes, pausing with exponential backoff.
+/// `reset` runs before each new attempt (e.g. to drop a broken connection).
+pub(super) fn retrying<S, T>(
+    state: &mut S,
+    what: &str,
+    mut attempt: impl FnMut(&mut S) -> Result<T, Failure>,
+    mut reset: impl FnMut(&mut S),
+) -> Result<T> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let e = match attempt(state) {
+            Ok(value) => return Ok(value),
+            Err(Failure::Stop(e)) => return Err(e.context(format!("{what} failed"))),
+            Err(Failure::Retry(e)) => e,
+        };
+        if started.elapsed() > RETRY_FOR {
+            return Err(e.context(format!("{what}: still failing after {RETRY_FOR:?}, giving up")));
+        }
+        tracing::warn!("{what}: {e:#}; retrying in {pause:?}");
+        reset(state);
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,143 @@
+//! A Redshift Data API stand-in for sluice's tests.
+//!
+//! It serves the real AWS JSON 1.1 protocol on 127.0.0.1, so the AWS SDK
+//! that sluice uses talks to it unchanged, and runs the SQL on PostgreSQL.
+//! Redshift's forms are made to work by objects installed in the database
+//! (a `super` domain, `json_parse`, ...) rather than by rewriting SQL; only
+//! `COPY ... FROM 's3://...'` is carried out by the stand-in itself. See the
+//! README for exactly what it emulates and what it cannot prove.
+//!
+//! Tests start one with [`StandIn::start`] and point the SDK at
+//! [`StandIn::endpoint`] (`AWS_ENDPOINT_URL_REDSHIFT_DATA`).
+
+mod api;
+mod compat;
+mod copy;
+mod engine;
+mod registry;
+mod results;
+mod sql;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+
+use crate::engine::Engine;
+use crate::registry::Registry;
+
+/// Where the stand-in runs SQL and reads COPY's objects.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The PostgreSQL database every statement runs in, whatever `Database` the request names.
+    pub postgres_url: String,
+    /// The S3 endpoint COPY reads from (path-style), e.g. moto's.
+    pub s3_endpoint: Option<String>,
+}
+
+/// A running stand-in on 127.0.0.1 with its own tokio runtime on a background thread.
+///
+/// Dropping it stops the server; statements still queued are dropped.
+pub struct StandIn {
+    endpoint: String,
+    registry: Arc<Registry>,
+    /// Dropped with the stand-in, which ends the server thread.
+    _stop: oneshot::Sender<()>,
+}
+
+impl StandIn {
+    /// Binds 127.0.0.1:0, installs the compatibility objects into the database, starts serving.
+    pub fn start(config: Config) -> anyhow::Result<StandIn> {
+        StandIn::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// As [`StandIn::start`], on a chosen address (the binary's `--listen`).
+    pub fn start_on(config: Config, listen: SocketAddr) -> anyhow::Result<StandIn> {
+        let listener = std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+        listener.set_nonblocking(true).context("making the listener non-blocking")?;
+        let endpoint = format!("http://{}", listener.local_addr().context("the listener's address")?);
+        let registry = Arc::new(Registry::default());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let shared = registry.clone();
+        std::thread::Builder::new()
+            .name("redshift-standin".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("redshift-standin-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow::Error::from(e).context("building the runtime")));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let server = match prepare(config, shared, listener).await {
+                        Ok(server) => server,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    tokio::select! {
+                        result = server => if let Err(e) = result {
+                            tracing::error!("the Redshift stand-in stopped serving: {e}");
+                        },
+                        _ = stop_rx => {}
+                    }
+                });
+            })
+            .context("spawning the stand-in's thread")?;
+        ready_rx.recv().context("the stand-in's thread ended while starting")??;
+        Ok(StandIn { endpoint, registry, _stop: stop_tx })
+    }
+
+    /// e.g. "http://127.0.0.1:41234" — what AWS_ENDPOINT_URL_REDSHIFT_DATA is set to.
+    pub fn endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    /// Fault injection for retry tests: the next `n` API calls (any operation) fail with
+    /// HTTP 400 {"__type":"ThrottlingException","message":"Rate exceeded"}.
+    pub fn throttle_next(&self, n: u32) {
+        self.registry.throttle_next(n);
+    }
+
+    /// Fault injection: the next `n` *statements* (ExecuteStatement or one BatchExecuteStatement)
+    /// end FAILED with the given error text, as if the database had failed them.
+    pub fn fail_next_statements(&self, n: u32, error: &str) {
+        self.registry.fail_next_statements(n, error);
+    }
+
+    /// Every SQL text received, in order (for tests that check what was sent).
+    pub fn statements(&self) -> Vec<String> {
+        self.registry.log()
+    }
+}
+
+/// Installs the compatibility objects, starts the executor, and returns the
+/// server, ready to be polled.
+async fn prepare(
+    config: Config,
+    registry: Arc<Registry>,
+    listener: std::net::TcpListener,
+) -> anyhow::Result<impl Future<Output = std::io::Result<()>>> {
+    let engine =
+        Arc::new(Engine::new(registry.clone(), &config.postgres_url, config.s3_endpoint.as_deref())?);
+    let client = engine
+        .connect()
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", config.postgres_url))?;
+    compat::install(&client).await?;
+    let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(engine.work(queue));
+    let listener = tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
+    let router = api::router(Arc::new(api::Api { registry, jobs }));
+    Ok(async move { axum::serve(listener, router).await })
+}

@@ -1,0 +1,21 @@
+//! Real servers for sluice's tests, started on 127.0.0.1 on first use and
+//! gone when the test process exits.
+//!
+//! * [`postgres::shared`]: a throwaway PostgreSQL cluster from the machine's
+//!   packages (`initdb` and `postgres`, run as the `postgres` user when the
+//!   tests run as root), with a fresh database per test.
+//! * [`moto::shared`]: `moto_server` from PyPI, standing in for S3 and STS.
+//!
+//! A server that cannot start makes the test fail with the reason and the
+//! command to fix it; nothing is skipped.
+
+pub mod moto;
+pub mod postgres;
+mod process;
+
+/// A name no other test in this run will pick: for databases, buckets, tables.
+pub fn unique_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
