@@ -43,10 +43,22 @@ impl Cluster {
         self.url(&name)
     }
 
-    /// A plain client, for tests to look at what a sink wrote.
+    /// A plain client, for tests to look at what a sink wrote. A server that
+    /// just started may still refuse logins for a moment; that is waited out.
     pub fn client(&self, database: &str) -> postgres::Client {
-        postgres::Client::connect(&self.url(database), postgres::NoTls)
-            .unwrap_or_else(|e| panic!("connecting to the test cluster: {e}"))
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match postgres::Client::connect(&self.url(database), postgres::NoTls) {
+                Ok(client) => return client,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!(
+                    "connecting to the test cluster: {e}: {}",
+                    e.as_db_error().map_or_else(|| format!("{e:?}"), |d| d.message().to_owned())
+                ),
+            }
+        }
     }
 
     /// Stops the server (fast shutdown: connections are cut) and starts it
@@ -57,6 +69,9 @@ impl Cluster {
         unsafe { libc::kill(server.id() as i32, libc::SIGINT) };
         let _ = server.wait();
         *server = Self::spawn_server(&self.dir, self.port);
+        drop(server);
+        // Accepting connections is not yet accepting logins.
+        self.client("postgres");
     }
 
     fn start() -> Cluster {
@@ -89,7 +104,10 @@ impl Cluster {
         );
         let port = process::free_port();
         let server = Self::spawn_server(&dir, port);
-        Cluster { port, dir, server: Mutex::new(server) }
+        let cluster = Cluster { port, dir, server: Mutex::new(server) };
+        // Accepting connections is not yet accepting logins.
+        cluster.client("postgres");
+        cluster
     }
 
     fn spawn_server(dir: &Path, port: u16) -> Child {
