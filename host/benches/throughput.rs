@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
          [defaults]\ntarget = \"cdc\"\n",
     )?;
     let plan = sluice::manifest::load(&manifest)?;
-    let summary = sluice::pipeline::run(&plan, &mut runtime)?;
+    let summary = sluice::pipeline::run(&plan, &mut runtime, &Default::default())?;
     let end_to_end = summary.elapsed;
 
     let line = |what: &str, t: Duration| {

@@ -21,3 +21,34 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
 pub fn redshift_data(config: &SdkConfig) -> aws_sdk_redshiftdata::Client {
     aws_sdk_redshiftdata::Client::new(config)
 }
+
+pub fn kinesis(config: &SdkConfig) -> aws_sdk_kinesis::Client {
+    aws_sdk_kinesis::Client::new(config)
+}
+
+/// The same configuration, signed with a role assumed through STS (e.g.
+/// in another account). The credentials are cached and renewed before
+/// they expire.
+pub async fn assume_role(config: &SdkConfig, role_arn: &str) -> SdkConfig {
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name("sluice")
+        .configure(config)
+        .build()
+        .await;
+    config
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+        .build()
+}
+
+/// An SDK error with its causes, e.g. "dispatch failure: connection refused".
+pub fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

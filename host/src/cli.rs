@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::generator::{self, GenOptions, Precision};
 use crate::guest::{GuestRuntime, TransformRef, cases};
-use crate::manifest::{self, Plan, SourcePlan};
+use crate::manifest::{self, Plan};
+use crate::pipeline::RunOptions;
 use crate::record::DeleteMode;
 use crate::{pipeline, sinks, telemetry};
 
@@ -38,14 +39,20 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a pipeline until its source is exhausted, then print a summary.
+    /// Run a pipeline until its source is exhausted (a file), or until
+    /// stopped (a stream), then print a summary.
     ///
     /// Each batch's rows, dead letters and source position are committed in
     /// one transaction; run it again after a crash and it resumes exactly
-    /// where the last commit ended.
+    /// where the last commit ended. SIGINT or SIGTERM finishes the current
+    /// batch, commits it and exits 0; a second one exits at once.
     Run {
         /// The pipeline manifest (TOML).
         manifest: PathBuf,
+        /// Stop once every shard of the stream is read to its tip and
+        /// everything read is committed: for catch-up runs, cron jobs, tests.
+        #[arg(long)]
+        exit_when_caught_up: bool,
     },
     /// Check a manifest and the transform components it names, without
     /// touching the source or the sink.
@@ -141,10 +148,16 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run { manifest } => {
+        Command::Run { manifest, exit_when_caught_up } => {
             let plan = manifest::load(&manifest)?;
             let mut runtime = GuestRuntime::new()?;
-            let summary = pipeline::run(&plan, &mut runtime)?;
+            let options = RunOptions { exit_when_caught_up, ..Default::default() };
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                // The first signal asks for a clean stop; a second one exits at once.
+                signal_hook::flag::register_conditional_shutdown(signal, 1, options.stop.clone())?;
+                signal_hook::flag::register(signal, options.stop.clone())?;
+            }
+            let summary = pipeline::run(&plan, &mut runtime, &options)?;
             print!("{summary}");
         }
         Command::Validate { manifest } => {
@@ -194,9 +207,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 
 fn describe(plan: &Plan) -> String {
     let mut out = format!("{} is valid: pipeline {:?}\n", plan.path.display(), plan.name);
-    match &plan.source {
-        SourcePlan::File { path, .. } => out += &format!("  source    file {}\n", path.display()),
-    }
+    out += &format!("  source    {}\n", plan.source);
     out += &format!("  sink      {}\n", plan.sink);
     let b = &plan.batch;
     out += &format!(

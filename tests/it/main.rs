@@ -8,6 +8,7 @@ mod cases;
 mod convergence;
 mod crash;
 mod faults;
+mod kinesis;
 mod manifests;
 mod postgres;
 mod property;

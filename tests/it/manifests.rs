@@ -137,3 +137,28 @@ fn every_shipped_pipeline_validates() {
     }
     assert!(seen >= 2, "pipelines/ should hold the demo and the seed manifest");
 }
+
+#[test]
+fn kinesis_sources_are_checked() {
+    let kinesis = |extra: &str| {
+        GOOD.replace(
+            "type = \"file\"\npath = \"data/stream.jsonl\"",
+            &format!("type = \"kinesis\"\nstream_arn = \"arn:aws:kinesis:us-east-1:1:stream/s\"\n{extra}"),
+        )
+    };
+    let plan =
+        sluice::manifest::parse(Path::new("pipelines/m.toml"), &kinesis("start = \"latest\"")).unwrap();
+    assert!(matches!(plan.source, sluice::manifest::SourcePlan::Kinesis(_)));
+    assert_error(&kinesis("start = \"earliest\""), "6:9", &["trim_horizon, latest or at_timestamp"]);
+    assert_error(&kinesis("start = \"at_timestamp\""), "6:9", &["needs timestamp"]);
+    assert_error(&kinesis("start = \"at_timestamp\"\ntimestamp = \"yesterday\""), "7:13", &["RFC 3339"]);
+    assert_error(&kinesis("shard = \"1\""), "6:1", &["unknown field `shard`"]);
+    assert_error(
+        &GOOD.replace(
+            "type = \"file\"\npath = \"data/stream.jsonl\"",
+            "type = \"kinesis\"\nstream_arn = \"orders\"",
+        ),
+        "5:14",
+        &["Kinesis stream ARN"],
+    );
+}

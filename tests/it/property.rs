@@ -34,7 +34,7 @@ fn run(runtime: &mut GuestRuntime, dir: &Path, parts: &[&[String]], batch: usize
         // The second part is appended to the file the first run already read.
         written.extend(part.iter().cloned());
         std::fs::write(dir.join("s.jsonl"), written.join("\n") + "\n").unwrap();
-        sluice::pipeline::run(&plan, runtime).unwrap();
+        sluice::pipeline::run(&plan, runtime, &Default::default()).unwrap();
     }
 }
 

@@ -53,6 +53,48 @@ pub enum SourcePlan {
         /// and dead letters, whatever folder sluice runs from.
         written: String,
     },
+    Kinesis(KinesisPlan),
+}
+
+impl std::fmt::Display for SourcePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourcePlan::File { path, .. } => write!(f, "file {}", path.display()),
+            SourcePlan::Kinesis(k) => {
+                write!(f, "kinesis {}", k.stream_arn)?;
+                if let Some(role) = &k.role_arn {
+                    write!(f, " as {role}")?;
+                }
+                if let Some(consumer) = &k.consumer {
+                    write!(f, ", enhanced fan-out as {consumer}")?;
+                }
+                match &k.start {
+                    KinesisStart::TrimHorizon => write!(f, ", new shards from the oldest record"),
+                    KinesisStart::Latest => write!(f, ", new shards from the newest record"),
+                    KinesisStart::AtTimestamp(t) => {
+                        write!(f, ", new shards from {}", humantime::format_rfc3339(*t))
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KinesisPlan {
+    pub stream_arn: String,
+    pub role_arn: Option<String>,
+    pub start: KinesisStart,
+    /// Enhanced fan-out through this consumer, instead of polling.
+    pub consumer: Option<String>,
+}
+
+/// Where shards without a checkpoint start reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KinesisStart {
+    TrimHorizon,
+    Latest,
+    AtTimestamp(std::time::SystemTime),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

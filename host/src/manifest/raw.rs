@@ -58,6 +58,29 @@ pub struct FileSource {
     pub path: Spanned<String>,
 }
 
+/// `[source] type = "kinesis"`: a Kinesis data stream fed by "Kinesis Data
+/// Streams for DynamoDB".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KinesisSource {
+    #[serde(rename = "type")]
+    pub _kind: String,
+    /// The stream's ARN (the seed's StreamARN); every call goes by ARN.
+    pub stream_arn: Spanned<String>,
+    /// A role to assume through STS for reading, e.g. in another account
+    /// (the seed's KinesisRoleARN).
+    pub role_arn: Option<Spanned<String>>,
+    /// Where shards without a checkpoint start: `trim_horizon` (default,
+    /// everything retained), `latest` (only new records) or `at_timestamp`.
+    pub start: Option<Spanned<String>>,
+    /// For `start = "at_timestamp"`: an RFC 3339 time, e.g. `2026-01-01T00:00:00Z`.
+    pub timestamp: Option<Spanned<String>>,
+    /// Read with enhanced fan-out as this consumer (registered if missing):
+    /// 2 MB/s per shard of its own and records pushed as they arrive,
+    /// instead of polling.
+    pub consumer: Option<Spanned<String>>,
+}
+
 /// `[sink] type = "sqlite"`: an embedded SQLite database file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

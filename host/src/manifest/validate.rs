@@ -7,8 +7,8 @@ use toml::Spanned;
 
 use super::raw;
 use super::{
-    ManifestError, Plan, PostgresPlan, RedshiftAuth, RedshiftCompute, RedshiftPlan, Route, S3Prefix, Secret,
-    SinkPlan, SourcePlan,
+    KinesisPlan, KinesisStart, ManifestError, Plan, PostgresPlan, RedshiftAuth, RedshiftCompute,
+    RedshiftPlan, Route, S3Prefix, Secret, SinkPlan, SourcePlan,
 };
 use crate::guest::{GuestLimits, TransformRef};
 use crate::ident;
@@ -36,10 +36,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             let s = cx.section::<raw::SourceSection<raw::FileSource>>()?.source;
             SourcePlan::File { path: cx.base.join(s.path.get_ref()), written: s.path.into_inner() }
         }
+        "kinesis" => {
+            SourcePlan::Kinesis(cx.kinesis(cx.section::<raw::SourceSection<raw::KinesisSource>>()?.source)?)
+        }
         other => {
             return Err(cx.err(
                 &raw.source.kind,
-                format!("unknown source type {other:?}; the source types are: file"),
+                format!("unknown source type {other:?}; the source types are: file, kinesis"),
             ));
         }
     };
@@ -166,6 +169,46 @@ impl Cx<'_> {
             Some(v) => Ok(Some(*v.get_ref() as usize)),
             None => Ok(None),
         }
+    }
+
+    fn kinesis(&self, s: raw::KinesisSource) -> Result<KinesisPlan, ManifestError> {
+        let arn = s.stream_arn.get_ref();
+        if !(arn.starts_with("arn:") && arn.contains(":kinesis:") && arn.contains(":stream/")) {
+            return Err(self.err(
+                &s.stream_arn,
+                "expected a Kinesis stream ARN, arn:aws:kinesis:<region>:<account>:stream/<name>",
+            ));
+        }
+        let start = match (s.start.as_ref().map(|v| (v, v.get_ref().as_str())), &s.timestamp) {
+            (None | Some((_, "trim_horizon")), None) => KinesisStart::TrimHorizon,
+            (Some((_, "latest")), None) => KinesisStart::Latest,
+            (Some((_, "at_timestamp")), Some(t)) => {
+                KinesisStart::AtTimestamp(humantime::parse_rfc3339_weak(t.get_ref()).map_err(|e| {
+                    self.err(t, format!("not an RFC 3339 time ({e}), e.g. 2026-01-01T00:00:00Z"))
+                })?)
+            }
+            (Some((v, "at_timestamp")), None) => {
+                return Err(self.err(v, "start = \"at_timestamp\" needs timestamp"));
+            }
+            (_, Some(t)) => return Err(self.err(t, "timestamp goes with start = \"at_timestamp\"")),
+            (Some((v, other)), None) => {
+                return Err(self
+                    .err(v, format!("start is {other:?}; it must be trim_horizon, latest or at_timestamp")));
+            }
+        };
+        if let Some(c) = &s.consumer {
+            let name = c.get_ref();
+            let valid = !name.is_empty() && name.len() <= 128;
+            if !valid || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch)) {
+                return Err(self.err(c, "a consumer name is 1 to 128 letters, digits, '_', '.' or '-'"));
+            }
+        }
+        Ok(KinesisPlan {
+            stream_arn: s.stream_arn.into_inner(),
+            role_arn: s.role_arn.map(Spanned::into_inner),
+            start,
+            consumer: s.consumer.map(Spanned::into_inner),
+        })
     }
 
     fn postgres(&self, s: raw::PostgresSink) -> Result<PostgresPlan, ManifestError> {

@@ -9,7 +9,9 @@
 //!    transaction, on its own thread, while the next batch is transformed.
 //!
 //! The channel between 3 and 4 holds one batch, so a slow sink slows the
-//! reading instead of growing memory.
+//! reading instead of growing memory. The sink thread reports each commit
+//! back, so a source can act on what is committed (Kinesis starts a child
+//! shard only once its parents' ends are committed).
 
 mod checks;
 mod dedupe;
@@ -17,6 +19,8 @@ mod router;
 mod summary;
 mod transform;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +30,7 @@ pub use summary::Summary;
 
 use crate::guest::GuestRuntime;
 use crate::manifest::Plan;
-use crate::record::SinkBatch;
+use crate::record::{Checkpoint, SinkBatch};
 use crate::sinks::{self, Applied};
 use crate::sources;
 use router::Router;
@@ -34,25 +38,42 @@ use router::Router;
 /// How often a long run logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs a pipeline until its source is exhausted.
-pub fn run(plan: &Plan, runtime: &mut GuestRuntime) -> Result<Summary> {
+/// How a run ends, besides its source running dry.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Set (by SIGINT or SIGTERM) to finish the current batch and stop.
+    pub stop: Arc<AtomicBool>,
+    /// Stop a stream once every shard is read to its tip and committed.
+    pub exit_when_caught_up: bool,
+}
+
+/// Runs a pipeline until its source is exhausted or it is told to stop.
+pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Result<Summary> {
     let started = Instant::now();
     let mut sink = sinks::open(&plan.sink)?;
     sink.prepare(&plan.name, &plan.targets())?;
     let committed = sink.checkpoints()?;
-    let mut source = sources::open(&plan.source, &committed)?;
+    let mut source = sources::open(&plan.source, &committed, options.exit_when_caught_up)?;
     let mut router = Router::new(plan, runtime);
     router.start_listed()?;
 
     let mut summary = Summary::new(&plan.name);
     let (tx, rx) = mpsc::sync_channel::<SinkBatch>(1);
+    let (acks, committed) = mpsc::channel::<Vec<Checkpoint>>();
     let applied = std::thread::scope(|scope| -> Result<Applied> {
         let writer = std::thread::Builder::new()
             .name("sluice-sink".into())
-            .spawn_scoped(scope, move || write_all(sink.as_mut(), rx, started))
+            .spawn_scoped(scope, move || write_all(sink.as_mut(), rx, acks, started))
             .context("starting the sink thread")?;
         let read = (|| -> Result<()> {
-            while let Some(batch) = source.next_batch(&plan.batch)? {
+            while !options.stop.load(Ordering::Relaxed) {
+                for checkpoints in committed.try_iter() {
+                    source.committed(&checkpoints);
+                }
+                let Some(batch) = source.next_batch(&plan.batch)? else { break };
+                if batch.records.is_empty() && batch.checkpoints.is_empty() {
+                    continue;
+                }
                 summary.batches += 1;
                 summary.records += batch.records.len() as u64;
                 summary.bytes += batch.bytes as u64;
@@ -79,6 +100,7 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime) -> Result<Summary> {
 fn write_all(
     sink: &mut dyn sinks::Sink,
     batches: mpsc::Receiver<SinkBatch>,
+    acks: mpsc::Sender<Vec<Checkpoint>>,
     started: Instant,
 ) -> Result<Applied> {
     let mut total = Applied::default();
@@ -89,6 +111,7 @@ fn write_all(
         tracing::debug!(batch = batch.number, rows = batch.rows.len(), took = ?began.elapsed(), ?applied, "committed");
         total += applied;
         records += batch.records;
+        let _ = acks.send(batch.checkpoints);
         if last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
             let secs = started.elapsed().as_secs_f64();

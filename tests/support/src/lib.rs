@@ -5,10 +5,13 @@
 //!   packages (`initdb` and `postgres`, run as the `postgres` user when the
 //!   tests run as root), with a fresh database per test.
 //! * [`moto::shared`]: `moto_server` from PyPI, standing in for S3 and STS.
+//! * [`kinesis::shared`]: kinesis-local (kinesis-mock) from npm, standing in
+//!   for Kinesis Data Streams.
 //!
 //! A server that cannot start makes the test fail with the reason and the
 //! command to fix it; nothing is skipped.
 
+pub mod kinesis;
 pub mod moto;
 pub mod postgres;
 mod process;

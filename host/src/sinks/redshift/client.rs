@@ -197,22 +197,10 @@ where
             service.err().code().unwrap_or("error"),
             service.err().message().unwrap_or("no message")
         ),
-        other => error_chain(other),
+        other => crate::aws::describe(other),
     };
     let e = anyhow!("Redshift Data API {operation}: {message}");
     if retry { Failure::Retry(e) } else { Failure::Stop(e) }
-}
-
-/// An SDK error with its causes, e.g. "dispatch failure: connection refused".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn field_text(field: &Field) -> Option<String> {

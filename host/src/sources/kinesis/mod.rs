@@ -1,0 +1,449 @@
+//! A Kinesis data stream fed by "Kinesis Data Streams for DynamoDB".
+//!
+//! Every call goes by stream ARN, optionally with credentials from a role
+//! assumed through STS (refreshed before they expire). A coordinator task
+//! lists the shards every few seconds and starts a reader task per shard
+//! once its parents are done (`lineage.rs`); readers poll `GetRecords` or
+//! subscribe with enhanced fan-out (`reader.rs`) and hand records over a
+//! bounded channel, so a slow sink slows reading instead of filling memory.
+//! Batches are cut here, on the pipeline's thread.
+//!
+//! The position of a shard is the last sequence number committed, and
+//! whether the shard was read to its end. Sequence numbers are compared by
+//! length, then as text: they are decimal strings of 56 digits or more.
+
+mod lineage;
+mod reader;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use super::Source;
+use crate::manifest::{KinesisPlan, KinesisStart};
+use crate::record::{Batch, BatchLimits, Checkpoint, SourceRecord};
+use lineage::{Lineage, Shard};
+use reader::{Mode, Reader, StartAt};
+
+/// How often the shard list is read again, to find new shards.
+const RELIST_EVERY: Duration = Duration::from_secs(10);
+/// Events (each up to a thousand records) waiting for the pipeline.
+const CHANNEL: usize = 16;
+/// How often progress (per-shard lag) is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// What readers hand to the source.
+pub(super) enum Event {
+    Records {
+        stream: Arc<str>,
+        records: Vec<SourceRecord>,
+    },
+    /// The shard was read to its end; `last` is its last sequence number.
+    Ended {
+        stream: Arc<str>,
+        last: Option<String>,
+    },
+    Failed(String),
+}
+
+/// A shard's position as committed in the sink.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct Position {
+    /// The last sequence number whose record is committed.
+    after: Option<String>,
+    /// Whether the shard was read to its end.
+    #[serde(default)]
+    ended: bool,
+}
+
+/// What the readers report about their shards: lag, and which have ended.
+#[derive(Default)]
+pub(super) struct Status {
+    /// The shards being read, or read to their end, in this run.
+    shards: Mutex<HashMap<String, ShardStatus>>,
+    /// The shards ListShards shows closed (split or merged away).
+    closed: Mutex<HashSet<String>>,
+}
+
+#[derive(Default, Clone)]
+struct ShardStatus {
+    millis_behind: Option<i64>,
+    ended: bool,
+    /// The last sequence number the sink committed.
+    committed: Option<String>,
+}
+
+impl Status {
+    fn behind(&self, shard: &str, millis: Option<i64>) {
+        self.shards.lock().expect("status lock").entry(shard.to_owned()).or_default().millis_behind = millis;
+    }
+
+    fn ended(&self, shard: &str) {
+        self.shards.lock().expect("status lock").entry(shard.to_owned()).or_default().ended = true;
+    }
+
+    fn closed(&self, shard: &str) {
+        self.closed.lock().expect("status lock").insert(shard.to_owned());
+    }
+
+    fn is_closed(&self, shard: &str) -> bool {
+        self.closed.lock().expect("status lock").contains(shard)
+    }
+
+    fn commit(&self, shard: &str, sequence: String) {
+        self.shards.lock().expect("status lock").entry(shard.to_owned()).or_default().committed =
+            Some(sequence);
+    }
+
+    fn committed(&self, shard: &str) -> Option<String> {
+        self.shards.lock().expect("status lock").get(shard).and_then(|s| s.committed.clone())
+    }
+
+    /// Every shard being read has reached the tip (or its end).
+    fn caught_up(&self) -> bool {
+        self.shards.lock().expect("status lock").values().all(|s| s.ended || s.millis_behind == Some(0))
+    }
+
+    fn describe(&self) -> String {
+        let shards = self.shards.lock().expect("status lock");
+        let mut lines: Vec<String> = shards
+            .iter()
+            .filter(|(_, s)| !s.ended)
+            .map(|(id, s)| match s.millis_behind {
+                Some(ms) => format!("{id} {ms} ms behind"),
+                None => format!("{id} starting"),
+            })
+            .collect();
+        lines.sort();
+        lines.join(", ")
+    }
+}
+
+/// What the coordinator shares with the pipeline's side.
+struct Shared {
+    status: Arc<Status>,
+    /// No shard is waiting for a parent.
+    settled: Mutex<bool>,
+}
+
+pub struct KinesisSource {
+    runtime: Runtime,
+    events: mpsc::Receiver<Event>,
+    /// Shards whose end the sink committed, for the coordinator.
+    commits: mpsc::UnboundedSender<String>,
+    shared: Arc<Shared>,
+    stream_name: Arc<str>,
+    exit_when_caught_up: bool,
+    batches: u64,
+    last_progress: Instant,
+}
+
+impl KinesisSource {
+    pub fn open(plan: &KinesisPlan, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sluice-kinesis")
+            .enable_all()
+            .build()?;
+        let stream_name: Arc<str> = plan
+            .stream_arn
+            .rsplit_once("stream/")
+            .map(|(_, name)| name)
+            .ok_or_else(|| anyhow!("{} is not a Kinesis stream ARN", plan.stream_arn))?
+            .into();
+        let prefix = format!("{stream_name}/");
+        let mut positions = HashMap::new();
+        for c in committed.iter().filter(|c| c.stream.starts_with(&prefix)) {
+            let position: Position = serde_json::from_str(&c.position)
+                .with_context(|| format!("reading the checkpoint of {}: {:?}", c.stream, c.position))?;
+            positions.insert(c.stream[prefix.len()..].to_owned(), position);
+        }
+        let client = runtime.block_on(async {
+            let config = crate::aws::config().await;
+            let config = match &plan.role_arn {
+                Some(role) => crate::aws::assume_role(&config, role).await,
+                None => config,
+            };
+            crate::aws::kinesis(&config)
+        });
+        let (events_tx, events) = mpsc::channel(CHANNEL);
+        let (commits, commits_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared { status: Arc::default(), settled: Mutex::new(false) });
+        let coordinator = Coordinator {
+            client,
+            consumer: plan.consumer.clone(),
+            stream_arn: plan.stream_arn.clone(),
+            stream_name: stream_name.clone(),
+            start: plan.start.clone(),
+            positions,
+            events: events_tx,
+            shared: shared.clone(),
+        };
+        runtime.spawn(coordinator.run(commits_rx));
+        Ok(KinesisSource {
+            runtime,
+            events,
+            commits,
+            shared,
+            stream_name,
+            exit_when_caught_up,
+            batches: 0,
+            last_progress: Instant::now(),
+        })
+    }
+}
+
+impl Source for KinesisSource {
+    fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Batch>> {
+        let deadline = Instant::now() + limits.max_wait;
+        let mut batch = Batch::default();
+        let mut positions: Vec<(Arc<str>, Position)> = Vec::new();
+        let mut set =
+            |stream: &Arc<str>, position: Position| match positions.iter_mut().find(|(s, _)| s == stream) {
+                Some((_, p)) => *p = position,
+                None => positions.push((stream.clone(), position)),
+            };
+        while batch.records.len() < limits.max_records && batch.bytes < limits.max_bytes {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let event = match self.events.try_recv() {
+                Ok(event) => event,
+                Err(mpsc::error::TryRecvError::Disconnected) => bail!("the Kinesis readers stopped"),
+                Err(mpsc::error::TryRecvError::Empty) if wait.is_zero() => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let events = &mut self.events;
+                    match self.runtime.block_on(async { tokio::time::timeout(wait, events.recv()).await }) {
+                        Ok(Some(event)) => event,
+                        Ok(None) => bail!("the Kinesis readers stopped"),
+                        Err(_) => break,
+                    }
+                }
+            };
+            match event {
+                Event::Records { stream, records } => {
+                    let last = records.last().map(|r| r.sequence.clone());
+                    batch.bytes += records.iter().map(|r| r.payload.len()).sum::<usize>();
+                    batch.records.extend(records);
+                    set(&stream, Position { after: last, ended: false });
+                }
+                Event::Ended { stream, last } => set(&stream, Position { after: last, ended: true }),
+                Event::Failed(why) => bail!("{why}"),
+            }
+        }
+        if self.last_progress.elapsed() >= PROGRESS_EVERY {
+            self.last_progress = Instant::now();
+            tracing::info!(stream = &*self.stream_name, "shards: {}", self.shared.status.describe());
+        }
+        if batch.records.is_empty() && positions.is_empty() {
+            let settled = *self.shared.settled.lock().expect("settled lock");
+            if self.exit_when_caught_up && settled && self.shared.status.caught_up() && self.events.is_empty()
+            {
+                tracing::info!(stream = &*self.stream_name, "every shard is at its tip");
+                return Ok(None);
+            }
+            return Ok(Some(batch));
+        }
+        self.batches += 1;
+        batch.number = self.batches;
+        for (stream, position) in positions {
+            let position = serde_json::to_string(&position).expect("positions serialise");
+            batch.checkpoints.push(Checkpoint { stream: stream.to_string(), position });
+        }
+        Ok(Some(batch))
+    }
+
+    fn committed(&mut self, checkpoints: &[Checkpoint]) {
+        let prefix = format!("{}/", self.stream_name);
+        for c in checkpoints {
+            let (Some(shard), Ok(position)) =
+                (c.stream.strip_prefix(&prefix), serde_json::from_str::<Position>(&c.position))
+            else {
+                continue;
+            };
+            if let Some(seq) = position.after {
+                self.shared.status.commit(shard, seq);
+            }
+            if position.ended {
+                let _ = self.commits.send(shard.to_owned());
+            }
+        }
+    }
+}
+
+/// Lists shards and starts their readers in lineage order.
+struct Coordinator {
+    client: aws_sdk_kinesis::Client,
+    /// The enhanced fan-out consumer's name, if any.
+    consumer: Option<String>,
+    stream_arn: String,
+    stream_name: Arc<str>,
+    start: KinesisStart,
+    positions: HashMap<String, Position>,
+    events: mpsc::Sender<Event>,
+    shared: Arc<Shared>,
+}
+
+impl Coordinator {
+    async fn run(self, mut commits: mpsc::UnboundedReceiver<String>) {
+        let mode = match &self.consumer {
+            None => Mode::Polling,
+            Some(name) => match self.consumer_arn(name).await {
+                Ok(consumer_arn) => Mode::FanOut { consumer_arn },
+                Err(why) => {
+                    let _ = self.events.send(Event::Failed(why)).await;
+                    return;
+                }
+            },
+        };
+        let done = self.positions.iter().filter(|(_, p)| p.ended).map(|(id, _)| id.clone());
+        let mut lineage = Lineage::new(done);
+        let mut relist = tokio::time::interval(RELIST_EVERY);
+        loop {
+            tokio::select! {
+                _ = relist.tick() => match self.list_shards().await {
+                    Ok(shards) => {
+                        if matches!(self.start, KinesisStart::Latest) {
+                            // Starting at the tip: history in closed shards without a position is skipped.
+                            for s in shards.iter().filter(|s| s.closed && !self.positions.contains_key(&s.id)) {
+                                lineage.skip(&s.id);
+                            }
+                        }
+                        for s in shards.iter().filter(|s| s.closed) {
+                            self.shared.status.closed(&s.id);
+                        }
+                        lineage.update(shards);
+                    }
+                    Err(why) => {
+                        let _ = self.events.send(Event::Failed(why)).await;
+                        return;
+                    }
+                },
+                Some(shard) = commits.recv() => lineage.end_committed(&shard),
+            }
+            for shard in lineage.ready() {
+                let start = match self.positions.get(&shard.id) {
+                    Some(Position { after: Some(seq), .. }) => StartAt::After(seq.clone()),
+                    _ => match &self.start {
+                        KinesisStart::TrimHorizon => StartAt::TrimHorizon,
+                        KinesisStart::Latest => StartAt::Latest,
+                        KinesisStart::AtTimestamp(t) => {
+                            StartAt::Timestamp(aws_sdk_kinesis::primitives::DateTime::from(*t))
+                        }
+                    },
+                };
+                if shard.parents.is_empty() {
+                    tracing::info!(shard = shard.id, "reading shard");
+                } else {
+                    tracing::info!(
+                        shard = shard.id,
+                        parents = shard.parents.join(" "),
+                        "reading shard after its parents ended"
+                    );
+                }
+                self.shared.status.behind(&shard.id, None);
+                let reader = Reader {
+                    client: self.client.clone(),
+                    mode: mode.clone(),
+                    stream_arn: self.stream_arn.clone(),
+                    stream_name: self.stream_name.clone(),
+                    shard: shard.id,
+                    start,
+                    events: self.events.clone(),
+                    status: self.shared.status.clone(),
+                };
+                tokio::spawn(reader.run());
+            }
+            *self.shared.settled.lock().expect("settled lock") = !lineage.waiting();
+        }
+    }
+
+    /// The ARN of the enhanced fan-out consumer, registered if missing, once active.
+    async fn consumer_arn(&self, name: &str) -> Result<String, String> {
+        let failed =
+            |e: &dyn std::error::Error| format!("registering consumer {name}: {}", crate::aws::describe(e));
+        match self
+            .client
+            .register_stream_consumer()
+            .stream_arn(&self.stream_arn)
+            .consumer_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => tracing::info!(
+                consumer = name,
+                "registered the enhanced fan-out consumer {:?}",
+                out.consumer().map(|c| c.consumer_arn())
+            ),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(failed(&e)),
+        }
+        for _ in 0..120 {
+            let described = self
+                .client
+                .describe_stream_consumer()
+                .stream_arn(&self.stream_arn)
+                .consumer_name(name)
+                .send()
+                .await
+                .map_err(|e| failed(&e))?;
+            let consumer = described
+                .consumer_description()
+                .ok_or_else(|| format!("consumer {name} has no description"))?;
+            if consumer.consumer_status().as_str() == "ACTIVE" {
+                return Ok(consumer.consumer_arn().to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(format!("consumer {name} did not become active within a minute"))
+    }
+
+    /// Every shard of the stream, following `NextToken`.
+    async fn list_shards(&self) -> Result<Vec<Shard>, String> {
+        let mut shards = Vec::new();
+        let mut token: Option<String> = None;
+        let mut attempt = 0;
+        loop {
+            // ListShards takes either the stream or a token, not both.
+            let request = match &token {
+                Some(t) => self.client.list_shards().next_token(t),
+                None => self.client.list_shards().stream_arn(&self.stream_arn),
+            };
+            let page = match request.send().await {
+                Ok(page) => page,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::warn!("ListShards: {}; retrying", crate::aws::describe(&e));
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "listing the shards of {}: {}",
+                        self.stream_arn,
+                        crate::aws::describe(&e)
+                    ));
+                }
+            };
+            shards.extend(page.shards().iter().map(|s| {
+                Shard {
+                    id: s.shard_id().to_owned(),
+                    parents: s
+                        .parent_shard_id()
+                        .into_iter()
+                        .chain(s.adjacent_parent_shard_id())
+                        .map(str::to_owned)
+                        .collect(),
+                    closed: s.sequence_number_range().is_some_and(|r| r.ending_sequence_number().is_some()),
+                }
+            }));
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(shards);
+            }
+        }
+    }
+}
