@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sluice::generator::{self, GenOptions};
 use sluice::guest::{GuestLimits, GuestRuntime, TableSettings, TransformRef};
-use sluice::record::SourceRecord;
+use sluice::record::{Format, SourceRecord};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -56,6 +56,7 @@ fn main() -> anyhow::Result<()> {
                     payload: r.as_bytes().to_vec(),
                     stream: stream.clone(),
                     sequence: i.to_string(),
+                    format: Format::StreamChange,
                 })
                 .collect()
         })

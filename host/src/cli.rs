@@ -16,9 +16,11 @@ use crate::{pipeline, sinks, telemetry};
 
 /// Moves DynamoDB change data into a warehouse, with WebAssembly transforms.
 ///
-/// A pipeline is described by a TOML manifest: a source (a file of stream
-/// records), a sink (SQLite), and for each DynamoDB table the sink table its
-/// rows go to and the transform component that decodes them. Every change is
+/// A pipeline is described by a TOML manifest: a source (a Kinesis stream, a
+/// DynamoDB export in S3, optionally handing over to the stream, or a file
+/// of stream records), a sink (SQLite, PostgreSQL or Redshift), and for each
+/// DynamoDB table the sink table its rows go to and the transform component
+/// that decodes them. Every change is
 /// applied only if it is newer than what the sink holds, so duplicates and
 /// out-of-order records are harmless, and a rerun resumes after the last
 /// committed batch.
@@ -39,8 +41,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a pipeline until its source is exhausted (a file), or until
-    /// stopped (a stream), then print a summary.
+    /// Run a pipeline until its source is exhausted (a file, an export), or
+    /// until stopped (a stream), then print a summary.
     ///
     /// Each batch's rows, dead letters and source position are committed in
     /// one transaction; run it again after a crash and it resumes exactly

@@ -14,6 +14,25 @@ pub struct SourceRecord {
     /// The record's place in its stream, a decimal string growing in arrival
     /// order (a line number, a Kinesis sequence number).
     pub sequence: String,
+    pub format: Format,
+}
+
+/// What a record's payload is: it decides how a guest decodes the record
+/// and where the host finds its DynamoDB table.
+#[derive(Debug, Clone)]
+pub enum Format {
+    /// A "Kinesis Data Streams for DynamoDB" change record, naming its table.
+    StreamChange,
+    /// A line of an export's data file; the export names the table.
+    ExportLine(Arc<ExportInfo>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportInfo {
+    pub table: String,
+    /// `exportTime`, microseconds since the Unix epoch.
+    pub export_micros: u64,
+    pub incremental: bool,
 }
 
 impl SourceRecord {

@@ -12,11 +12,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use sluice::generator::{self, GenOptions, Precision};
 use sluice_test_support::{kinesis, moto, unique_name};
 
-use crate::util::{assert_same_items, count, expected_soft, scratch, sluice, stdout, table_state};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
+use crate::util::{assert_same_items, count, expected_soft, runtime, scratch, sluice, stdout, table_state};
 
 fn client() -> aws_sdk_kinesis::Client {
     let config = aws_sdk_kinesis::config::Builder::new()
@@ -29,13 +25,13 @@ fn client() -> aws_sdk_kinesis::Client {
 }
 
 /// A fresh stream with `shards` shards, active.
-struct Stream {
+pub struct Stream {
+    pub arn: String,
     name: String,
-    arn: String,
 }
 
 impl Stream {
-    fn new(shards: i32) -> Self {
+    pub fn new(shards: i32) -> Self {
         let name = unique_name("cdc").replace('_', "-");
         let rt = runtime();
         let k = client();
@@ -62,7 +58,7 @@ impl Stream {
 
     /// Puts records as Kinesis Data Streams for DynamoDB does: the item's
     /// key is the partition key, so an item's changes share a shard.
-    fn put(&self, records: &[String]) {
+    pub fn put(&self, records: &[String]) {
         let rt = runtime();
         let k = client();
         for chunk in records.chunks(200) {
@@ -168,7 +164,7 @@ fn manifest(dir: &Path, stream: &Stream, extra_source: &str) -> std::path::PathB
 }
 
 /// `sluice` pointed at kinesis-local and moto, with fake credentials.
-fn sluice_k() -> Command {
+pub fn sluice_k() -> Command {
     let mut cmd = sluice();
     cmd.env("AWS_ENDPOINT_URL_KINESIS", kinesis::shared().endpoint())
         .env("AWS_ENDPOINT_URL_STS", moto::shared().endpoint())
@@ -183,7 +179,7 @@ fn sluice_k() -> Command {
 
 /// Runs to the tip; a run still going after two minutes is killed and fails
 /// the test with its log, so a hang cannot stall the suite.
-fn run_to_tip(manifest: &Path, failpoints: Option<&str>) -> (String, String) {
+pub fn run_to_tip(manifest: &Path, failpoints: Option<&str>) -> (String, String) {
     let dir = manifest.parent().unwrap();
     let (out_path, err_path) = (dir.join("run.stdout"), dir.join("run.stderr"));
     let mut cmd = sluice_k();

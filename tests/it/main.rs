@@ -7,6 +7,7 @@
 mod cases;
 mod convergence;
 mod crash;
+mod export;
 mod faults;
 mod kinesis;
 mod manifests;

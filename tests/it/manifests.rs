@@ -162,3 +162,56 @@ fn kinesis_sources_are_checked() {
         &["Kinesis stream ARN"],
     );
 }
+
+#[test]
+fn export_sources_are_checked() {
+    let export = |extra: &str| {
+        GOOD.replace(
+            "type = \"file\"\npath = \"data/stream.jsonl\"",
+            &format!("type = \"export\"\npath = \"s3://b/p/AWSDynamoDB/e/\"\n{extra}"),
+        )
+    };
+    let then = "then = { type = \"kinesis\", stream_arn = \"arn:aws:kinesis:us-east-1:1:stream/s\", margin = \"15m\" }";
+    let plan = sluice::manifest::parse(Path::new("pipelines/m.toml"), &export(then)).unwrap();
+    let sluice::manifest::SourcePlan::Export(e) = &plan.source else { panic!("{:?}", plan.source) };
+    assert_eq!(e.then.as_ref().unwrap().margin, std::time::Duration::from_secs(900));
+    assert_eq!(e.parallel, 4);
+    assert_error(&export("parallel = 0"), "6:12", &["between 1 and 64"]);
+    assert_error(
+        &export(&then.replace("margin = \"15m\"", "start = \"latest\"")),
+        "6:89",
+        &["exportTime minus `margin`"],
+    );
+    assert_error(&export(&then.replace("15m", "soon")), "6:90", &["not a duration"]);
+    assert_error(&export(&then.replace("\"kinesis\"", "\"file\"")), "6:8", &["then must be"]);
+    assert_error(
+        &GOOD.replace(
+            "type = \"file\"\npath = \"data/stream.jsonl\"",
+            "type = \"export\"\npath = \"gs://b/e/\"",
+        ),
+        "5:8",
+        &["s3://bucket/prefix/AWSDynamoDB"],
+    );
+    assert_error(
+        &GOOD.replace(
+            "type = \"file\"\npath = \"data/stream.jsonl\"",
+            "type = \"kinesis\"\nstream_arn = \"arn:aws:kinesis:us-east-1:1:stream/s\"\nmargin = \"5m\"",
+        ),
+        "6:10",
+        &["only to the stream under an export's `then`"],
+    );
+}
+
+#[test]
+fn every_shipped_pipeline_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pipelines");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            sluice::manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "only {seen} manifests in {}", dir.display());
+}

@@ -13,7 +13,7 @@ use sluice_test_support::{moto, postgres, unique_name};
 
 use crate::util::{
     ItemState, SOFT_AND_HARD, assert_pg_like_oracle, count, pg_state, pipeline, pipeline_into, run_ok,
-    scratch, sluice, stdout,
+    runtime, s3, scratch, sluice, stdout,
 };
 
 const TABLES: &str = SOFT_AND_HARD;
@@ -85,21 +85,6 @@ fn aws_env(cmd: &mut Command, redshift_data: &str) {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE");
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
-}
-
-fn s3() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(moto::shared().endpoint())
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
 }
 
 fn stream(seed: u64, changes: usize) -> generator::Generated {

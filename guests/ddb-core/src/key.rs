@@ -24,9 +24,36 @@ pub(crate) fn read_keys(s: &mut Scanner) -> Result<String, Error> {
     if parts.is_empty() {
         return Err(s.error("Keys has no attributes"));
     }
+    canonical(parts).map_err(|reason| s.error(reason))
+}
+
+/// The canonical key of an item (`{"pk": {"S": "a"}, "qty": ...}`), made of
+/// the attributes `names`, in whatever order they are listed.
+pub(crate) fn item_key(s: &mut Scanner, names: &[String]) -> Result<String, Error> {
+    s.begin_object()?;
+    let mut parts: Vec<(Cow<str>, String)> = Vec::with_capacity(names.len());
+    let mut first = true;
+    while let Some(name) = s.next_member(&mut first)? {
+        let name_text = name.unescape()?;
+        if names.iter().any(|n| *n == name_text) {
+            let mut value = String::new();
+            key_value(s, &mut value).map_err(|e| e.within(name.raw))?;
+            parts.push((name_text, value));
+        } else {
+            s.skip_value(1)?;
+        }
+    }
+    if let Some(missing) = names.iter().find(|n| !parts.iter().any(|(p, _)| p == *n)) {
+        return Err(Error::record(format!("the item has no key attribute {missing:?}")));
+    }
+    canonical(parts).map_err(Error::record)
+}
+
+/// Sorts the attributes by name and writes them as compact JSON.
+fn canonical(mut parts: Vec<(Cow<str>, String)>) -> Result<String, String> {
     parts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     if let Some(w) = parts.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(s.error(format!("key attribute {:?} appears twice", w[0].0)));
+        return Err(format!("key attribute {:?} appears twice", w[0].0));
     }
     let mut out = String::with_capacity(parts.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>() + 2);
     out.push('{');

@@ -6,6 +6,8 @@
 //! * [`decode_stream_record`] reads one "Kinesis Data Streams for DynamoDB"
 //!   record into a [`Change`]: the table, the canonical key, what happened
 //!   and when, and the images as plain JSON text.
+//! * [`decode_export_line`] reads one line of a DynamoDB export (full or
+//!   incremental) into the same [`Change`], with the same key spelling.
 //! * The input is walked once and copied token by token into the output; no
 //!   JSON tree is built (see `scan.rs`), which is what makes it fast.
 //! * Numbers keep DynamoDB's digits (`number.rs`), sets become arrays and
@@ -22,11 +24,13 @@
 //! ```
 
 mod attr;
+mod export;
 mod key;
 mod number;
 mod scan;
 mod stream;
 
+pub use export::{ExportLine, decode_export_line};
 pub use stream::{decode_stream_record, table_name};
 
 /// One change to one item, decoded.

@@ -26,6 +26,7 @@ impl<'a> RawStr<'a> {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],

@@ -1,5 +1,5 @@
-//! `builtin:ddb-json`, the default transform: DynamoDB stream records in,
-//! plain-JSON rows out.
+//! `builtin:ddb-json`, the default transform: DynamoDB stream records and
+//! export lines in, plain-JSON rows out.
 //!
 //! All decoding lives in `ddb-core`, tested natively; this file only maps its
 //! results onto the WIT types. It is also the smallest complete example of a
@@ -7,17 +7,22 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "transformer" });
 
+use std::sync::OnceLock;
+
 use exports::sluice::transform::transform::Guest;
-use sluice::transform::types::{Operation, Order, Outcome, Row, SourceRecord, TableConfig};
+use sluice::transform::types::{Operation, Order, Outcome, RecordFormat, Row, SourceRecord, TableConfig};
 
 struct DdbJson;
 
+/// The table this instance serves, from `configure`.
+static TABLE: OnceLock<TableConfig> = OnceLock::new();
+
 impl Guest for DdbJson {
     fn configure(config: TableConfig) -> Result<(), String> {
-        match config.settings.first() {
-            Some(s) => Err(format!("ddb-json has no settings, but was given {:?}", s.name)),
-            None => Ok(()),
+        if let Some(s) = config.settings.first() {
+            return Err(format!("ddb-json has no settings, but was given {:?}", s.name));
         }
+        TABLE.set(config).map_err(|_| "configure was called twice".to_owned())
     }
 
     fn transform(records: Vec<SourceRecord>) -> Vec<Outcome> {
@@ -30,7 +35,22 @@ impl Guest for DdbJson {
 }
 
 fn outcome(record: SourceRecord) -> Outcome {
-    let change = match ddb_core::decode_stream_record(&record.payload) {
+    let decoded = match record.format {
+        RecordFormat::StreamChange => ddb_core::decode_stream_record(&record.payload),
+        RecordFormat::ExportLine(export) => {
+            let Some(table) = TABLE.get() else {
+                return Outcome::Error("an export line arrived before configure".into());
+            };
+            let line = ddb_core::ExportLine {
+                table: &table.source_table,
+                keys: &table.keys,
+                export_micros: export.export_time_micros,
+                incremental: export.incremental,
+            };
+            ddb_core::decode_export_line(&record.payload, line)
+        }
+    };
+    let change = match decoded {
         Ok(change) => change,
         Err(e) => return Outcome::Error(e.to_string()),
     };

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value as Json, json};
 
 use super::{GuestLimits, GuestRuntime, TableSettings, TransformRef};
-use crate::record::{Operation, Outcome, SourceRecord, Value};
+use crate::record::{Format, Operation, Outcome, SourceRecord, Value};
 
 /// How one case went.
 #[derive(Debug)]
@@ -63,6 +63,7 @@ pub fn run(
                 payload: line.as_bytes().to_vec(),
                 stream: stream.clone(),
                 sequence: (i + 1).to_string(),
+                format: Format::StreamChange,
             })
             .collect();
         let actual: Vec<Json> = guest.transform(1, &mut records)?.iter().map(render).collect();

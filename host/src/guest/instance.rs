@@ -12,7 +12,7 @@ use super::bindings::{Transformer, TransformerPre, host, types};
 use super::runtime::TICK;
 use super::stderr::StderrTail;
 use super::{GuestLimits, TableSettings, isolate};
-use crate::record::{Change, Column, Operation, Order, Outcome, SourceRecord, Value};
+use crate::record::{Change, Column, Format, Operation, Order, Outcome, SourceRecord, Value};
 
 /// What a store holds for its instance.
 pub(super) struct State {
@@ -129,6 +129,13 @@ impl TableGuest {
             .map(|r| types::SourceRecord {
                 payload: std::mem::take(&mut r.payload),
                 sequence: std::mem::take(&mut r.sequence),
+                format: match &r.format {
+                    Format::StreamChange => types::RecordFormat::StreamChange,
+                    Format::ExportLine(e) => types::RecordFormat::ExportLine(types::ExportInfo {
+                        export_time_micros: e.export_micros,
+                        incremental: e.incremental,
+                    }),
+                },
             })
             .collect();
         let result = isolate::run(self, batch, &wit);

@@ -69,7 +69,7 @@ impl GuestRuntime {
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
                 .and_then(|pre| TransformerPre::new(pre).map_err(anyhow::Error::from))
-                .with_context(|| format!("{transform} does not fit the sluice:transform@0.1.0 world"))?;
+                .with_context(|| format!("{transform} does not fit the sluice:transform@0.2.0 world"))?;
             self.loaded.insert(transform.clone(), pre);
         }
         Ok(())

@@ -54,12 +54,25 @@ pub enum SourcePlan {
         written: String,
     },
     Kinesis(KinesisPlan),
+    Export(ExportPlan),
 }
 
 impl std::fmt::Display for SourcePlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SourcePlan::File { path, .. } => write!(f, "file {}", path.display()),
+            SourcePlan::Export(e) => {
+                write!(f, "export {}", e.location)?;
+                if let Some(h) = &e.then {
+                    write!(
+                        f,
+                        ", then kinesis {} from exportTime - {}",
+                        h.kinesis.stream_arn,
+                        humantime::format_duration(h.margin)
+                    )?;
+                }
+                Ok(())
+            }
             SourcePlan::Kinesis(k) => {
                 write!(f, "kinesis {}", k.stream_arn)?;
                 if let Some(role) = &k.role_arn {
@@ -78,6 +91,41 @@ impl std::fmt::Display for SourcePlan {
             }
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportPlan {
+    pub location: ExportLocation,
+    /// The DynamoDB table, when the manifest overrides the export's own.
+    pub table: Option<String>,
+    /// Data files read at once.
+    pub parallel: usize,
+    /// The stream to read once the export is loaded.
+    pub then: Option<HandOver>,
+}
+
+/// An export's folder: the one holding `manifest-summary.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportLocation {
+    Local(PathBuf),
+    S3(S3Prefix),
+}
+
+impl std::fmt::Display for ExportLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExportLocation::Local(path) => write!(f, "{}", path.display()),
+            ExportLocation::S3(prefix) => write!(f, "{prefix}"),
+        }
+    }
+}
+
+/// From an export to the stream that continues it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandOver {
+    /// Its `start` is replaced by `exportTime - margin` once the export is read.
+    pub kinesis: KinesisPlan,
+    pub margin: std::time::Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

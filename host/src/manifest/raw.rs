@@ -79,6 +79,31 @@ pub struct KinesisSource {
     /// 2 MB/s per shard of its own and records pushed as they arrive,
     /// instead of polling.
     pub consumer: Option<Spanned<String>>,
+    /// Only under an export's `then`: how long before the export's
+    /// `exportTime` the stream is read from (default `5m`), e.g. `"15m"`.
+    pub margin: Option<Spanned<String>>,
+}
+
+/// `[source] type = "export"`: a DynamoDB export to S3 (full or
+/// incremental, DYNAMODB_JSON), optionally followed by a Kinesis stream.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSource {
+    #[serde(rename = "type")]
+    pub _kind: String,
+    /// The export's folder (the seed's S3DynamoDbExportPath):
+    /// `s3://bucket/prefix/AWSDynamoDB/<ExportId>/`, or a local folder of
+    /// the same layout (relative to the manifest's folder).
+    pub path: Spanned<String>,
+    /// The DynamoDB table the items belong to; default: the table named by
+    /// `tableArn` in `manifest-summary.json`.
+    pub table: Option<Spanned<String>>,
+    /// Data files read at once (default 4).
+    pub parallel: Option<Spanned<i64>>,
+    /// What to read once the export is loaded: `{ type = "kinesis", ... }`,
+    /// the fields of a Kinesis source without `start`. Shards without a
+    /// checkpoint are read from `exportTime` minus `margin`.
+    pub then: Option<Spanned<KinesisSource>>,
 }
 
 /// `[sink] type = "sqlite"`: an embedded SQLite database file.

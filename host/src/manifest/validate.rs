@@ -7,12 +7,16 @@ use toml::Spanned;
 
 use super::raw;
 use super::{
-    KinesisPlan, KinesisStart, ManifestError, Plan, PostgresPlan, RedshiftAuth, RedshiftCompute,
-    RedshiftPlan, Route, S3Prefix, Secret, SinkPlan, SourcePlan,
+    ExportLocation, ExportPlan, HandOver, KinesisPlan, KinesisStart, ManifestError, Plan, PostgresPlan,
+    RedshiftAuth, RedshiftCompute, RedshiftPlan, Route, S3Prefix, Secret, SinkPlan, SourcePlan,
 };
 use crate::guest::{GuestLimits, TransformRef};
 use crate::ident;
 use crate::record::{BatchLimits, DeleteMode};
+
+/// How long before `exportTime` a hand-over starts reading the stream, unless
+/// the manifest says: covers clock differences and changes in flight.
+const DEFAULT_MARGIN: Duration = Duration::from_secs(300);
 
 /// Reads and checks a manifest file.
 pub fn load(path: &Path) -> Result<Plan, ManifestError> {
@@ -37,12 +41,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             SourcePlan::File { path: cx.base.join(s.path.get_ref()), written: s.path.into_inner() }
         }
         "kinesis" => {
-            SourcePlan::Kinesis(cx.kinesis(cx.section::<raw::SourceSection<raw::KinesisSource>>()?.source)?)
+            let s = cx.section::<raw::SourceSection<raw::KinesisSource>>()?.source;
+            if let Some(m) = &s.margin {
+                return Err(cx.err(m, "margin applies only to the stream under an export's `then`"));
+            }
+            SourcePlan::Kinesis(cx.kinesis(s)?)
+        }
+        "export" => {
+            SourcePlan::Export(cx.export(cx.section::<raw::SourceSection<raw::ExportSource>>()?.source)?)
         }
         other => {
             return Err(cx.err(
                 &raw.source.kind,
-                format!("unknown source type {other:?}; the source types are: file, kinesis"),
+                format!("unknown source type {other:?}; the source types are: file, kinesis, export"),
             ));
         }
     };
@@ -169,6 +180,54 @@ impl Cx<'_> {
             Some(v) => Ok(Some(*v.get_ref() as usize)),
             None => Ok(None),
         }
+    }
+
+    fn export(&self, s: raw::ExportSource) -> Result<ExportPlan, ManifestError> {
+        let written = s.path.get_ref();
+        let location = if written.starts_with("s3://") {
+            ExportLocation::S3(parse_s3_prefix(written).map_err(|e| self.err(&s.path, e))?)
+        } else if written.contains("://") {
+            return Err(
+                self.err(&s.path, "expected s3://bucket/prefix/AWSDynamoDB/<ExportId>/ or a local folder")
+            );
+        } else {
+            ExportLocation::Local(self.base.join(written))
+        };
+        if let Some(t) = &s.table
+            && t.get_ref().is_empty()
+        {
+            return Err(self.err(t, "the DynamoDB table name is empty"));
+        }
+        let then = match s.then {
+            None => None,
+            Some(then) => {
+                let span = then.span();
+                let k = then.into_inner();
+                if k._kind != "kinesis" {
+                    return Err(ManifestError::at(
+                        self.path,
+                        self.text,
+                        Some(span),
+                        "then must be { type = \"kinesis\", ... }",
+                    ));
+                }
+                if let Some(v) = k.start.as_ref().or(k.timestamp.as_ref()) {
+                    return Err(self.err(v, "the stream starts at the export's exportTime minus `margin`; remove start and timestamp"));
+                }
+                let margin = match &k.margin {
+                    None => DEFAULT_MARGIN,
+                    Some(m) => humantime::parse_duration(m.get_ref())
+                        .map_err(|e| self.err(m, format!("not a duration ({e}), e.g. \"5m\" or \"1h\"")))?,
+                };
+                Some(HandOver { kinesis: self.kinesis(k)?, margin })
+            }
+        };
+        Ok(ExportPlan {
+            location,
+            table: s.table.map(Spanned::into_inner),
+            parallel: self.int(&s.parallel, 1, 64)?.unwrap_or(4),
+            then,
+        })
     }
 
     fn kinesis(&self, s: raw::KinesisSource) -> Result<KinesisPlan, ManifestError> {

@@ -53,7 +53,7 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     let mut sink = sinks::open(&plan.sink)?;
     sink.prepare(&plan.name, &plan.targets())?;
     let committed = sink.checkpoints()?;
-    let mut source = sources::open(&plan.source, &committed, options.exit_when_caught_up)?;
+    let mut source = sources::open(plan, &committed, options.exit_when_caught_up)?;
     let mut router = Router::new(plan, runtime);
     router.start_listed()?;
 

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::router::Router;
 use super::{checks, dedupe};
-use crate::record::{Batch, DeadLetter, Outcome, Row, SinkBatch, SourceRecord};
+use crate::record::{Batch, DeadLetter, Format, Outcome, Row, SinkBatch, SourceRecord};
 
 pub(super) struct Transformed {
     pub sink: SinkBatch,
@@ -24,7 +24,11 @@ pub(super) fn batch(router: &mut Router, batch: Batch) -> Result<Transformed> {
     // Group by DynamoDB table, keeping arrival order within each group.
     let mut groups: Vec<(String, Vec<SourceRecord>)> = Vec::new();
     for record in batch.records {
-        match ddb_core::table_name(&record.payload) {
+        let table = match &record.format {
+            Format::StreamChange => ddb_core::table_name(&record.payload),
+            Format::ExportLine(export) => Ok(export.table.clone()),
+        };
+        match table {
             Ok(table) => match groups.iter_mut().find(|(t, _)| *t == table) {
                 Some((_, records)) => records.push(record),
                 None => groups.push((table, vec![record])),

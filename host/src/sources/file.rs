@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use super::Source;
-use crate::record::{Batch, BatchLimits, Checkpoint, SourceRecord};
+use crate::record::{Batch, BatchLimits, Checkpoint, Format, SourceRecord};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Position {
@@ -87,6 +87,7 @@ impl Source for FileSource {
                 payload: line,
                 stream: self.stream.clone(),
                 sequence: self.at.line.to_string(),
+                format: Format::StreamChange,
             });
             if batch.records.len() >= limits.max_records
                 || batch.bytes >= limits.max_bytes

@@ -28,7 +28,7 @@ use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToSha
 use tokio::sync::mpsc::Sender;
 
 use super::{Event, Status};
-use crate::record::SourceRecord;
+use crate::record::{Format, SourceRecord};
 
 /// Records per `GetRecords` call: bounds what one event holds in memory.
 const LIMIT: i32 = 1000;
@@ -115,7 +115,12 @@ impl Reader {
         }
         let records = records
             .into_iter()
-            .map(|r| SourceRecord { payload: r.payload, stream: stream.clone(), sequence: r.sequence })
+            .map(|r| SourceRecord {
+                payload: r.payload,
+                stream: stream.clone(),
+                sequence: r.sequence,
+                format: Format::StreamChange,
+            })
             .collect();
         self.events.send(Event::Records { stream: stream.clone(), records }).await.is_ok()
     }

@@ -1,0 +1,65 @@
+//! An export, then the stream that continues it: the backfill-and-stream
+//! set-up in one run. Shards without a checkpoint are read from the export's
+//! `exportTime` minus a margin; what the overlap reads again is older than,
+//! or the same as, what the export loaded, and the ordering guard keeps the
+//! newer. The result is the table as if it had been streamed from the start.
+
+use anyhow::Result;
+
+use super::{ExportSource, KinesisSource, Source};
+use crate::manifest::{HandOver, KinesisStart};
+use crate::record::{Batch, BatchLimits, Checkpoint};
+
+pub struct ExportThenStream {
+    export: Option<ExportSource>,
+    stream: Option<KinesisSource>,
+    then: HandOver,
+    /// Checkpoints committed before this run: the stream's, after a restart.
+    committed: Vec<Checkpoint>,
+    exit_when_caught_up: bool,
+}
+
+impl ExportThenStream {
+    pub fn new(
+        export: ExportSource,
+        then: HandOver,
+        committed: &[Checkpoint],
+        exit_when_caught_up: bool,
+    ) -> Self {
+        ExportThenStream {
+            export: Some(export),
+            stream: None,
+            then,
+            committed: committed.to_vec(),
+            exit_when_caught_up,
+        }
+    }
+}
+
+impl Source for ExportThenStream {
+    fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Batch>> {
+        if let Some(export) = &mut self.export {
+            if let Some(batch) = export.next_batch(limits)? {
+                return Ok(Some(batch));
+            }
+            let from = export.as_of - self.then.margin;
+            let mut plan = self.then.kinesis.clone();
+            plan.start = KinesisStart::AtTimestamp(from);
+            tracing::info!(
+                stream = plan.stream_arn,
+                "export loaded; shards without a checkpoint are read from {} (exportTime - {})",
+                humantime::format_rfc3339_millis(from),
+                humantime::format_duration(self.then.margin)
+            );
+            self.stream = Some(KinesisSource::open(&plan, &self.committed, self.exit_when_caught_up)?);
+            self.export = None;
+        }
+        self.stream.as_mut().expect("opened once the export is loaded").next_batch(limits)
+    }
+
+    fn committed(&mut self, checkpoints: &[Checkpoint]) {
+        if let Some(stream) = &mut self.stream {
+            stream.committed(checkpoints);
+        }
+    }
+}
