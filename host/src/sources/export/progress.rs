@@ -125,3 +125,21 @@ impl Progress {
         line
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_line_shows_files_items_share_bytes_rate_and_eta() {
+        let mut p = Progress::new(8, 2, Some(1000), 200);
+        p.bar = None;
+        p.started = Instant::now() - Duration::from_secs(10);
+        p.read(300, 5_000_000);
+        p.file_done();
+        let line = p.line();
+        assert!(line.starts_with("3/8 files, 500/1000 items (50%), 5.0 MB, "), "{line}");
+        // 300 items in about 10 s, so 500 left take about 16 s.
+        assert!(line.contains(" items/s, ETA 1"), "{line}");
+    }
+}
