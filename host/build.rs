@@ -13,6 +13,7 @@ const TARGET: &str = "wasm32-wasip2";
 /// (file name in OUT_DIR, package, extra cargo arguments)
 const GUESTS: &[(&str, &str, &[&str])] = &[
     ("ddb-json.wasm", "guest-ddb-json", &[]),
+    ("s3-join.wasm", "guest-s3-join", &[]),
     // Misbehaves on request; only the tests use it (SLUICE_TEST_FAULTS_WASM).
     ("test-faults.wasm", "guest-ddb-json", &["--features", "test-faults"]),
 ];

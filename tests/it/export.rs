@@ -104,7 +104,7 @@ fn incremental_lines(g: &Generated, from: u64, to: u64) -> Vec<String> {
 }
 
 /// An export as DynamoDB writes it.
-struct Export {
+pub(crate) struct Export {
     id: String,
     /// Data files: name and stored bytes.
     files: Vec<(String, Vec<u8>, usize)>,
@@ -133,7 +133,7 @@ fn micros_to_rfc3339(micros: u64) -> String {
 
 impl Export {
     /// `lines` split over `files` data files (the last one empty when asked).
-    fn new(lines: &[String], files: usize, as_of_micros: u64, incremental: bool) -> Self {
+    pub(crate) fn new(lines: &[String], files: usize, as_of_micros: u64, incremental: bool) -> Self {
         let id = format!("01767225600000-{:08x}", rand_id());
         let per_file = lines.len().div_ceil(files.max(1)).max(1);
         let mut out: Vec<(String, Vec<u8>, usize)> = lines
@@ -180,7 +180,7 @@ impl Export {
     }
 
     /// Writes it under `root/AWSDynamoDB/<id>/`; returns that folder.
-    fn write_local(&self, root: &Path) -> PathBuf {
+    pub(crate) fn write_local(&self, root: &Path) -> PathBuf {
         let folder = root.join("AWSDynamoDB").join(&self.id);
         std::fs::create_dir_all(folder.join("data")).unwrap();
         for (name, bytes, _) in &self.files {
@@ -192,7 +192,7 @@ impl Export {
     }
 
     /// Uploads it to a fresh bucket under `backups/`; returns the folder's URI.
-    fn upload(&self) -> String {
+    pub(crate) fn upload(&self) -> String {
         let bucket = unique_name("export").replace('_', "-");
         let s3 = s3();
         let put = |key: String, body: Vec<u8>| {
@@ -231,7 +231,7 @@ fn manifest(dir: &Path, path: &str, extra_source: &str, batch: usize) -> PathBuf
 }
 
 /// `sluice` with S3 pointed at moto.
-fn sluice_s3() -> std::process::Command {
+pub(crate) fn sluice_s3() -> std::process::Command {
     let mut cmd = sluice();
     cmd.env("AWS_ENDPOINT_URL_S3", moto::shared().endpoint())
         .env("AWS_ACCESS_KEY_ID", "test")

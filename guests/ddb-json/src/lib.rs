@@ -7,22 +7,19 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "transformer" });
 
-use std::sync::OnceLock;
+mod rows;
 
 use exports::sluice::transform::transform::Guest;
-use sluice::transform::types::{Operation, Order, Outcome, RecordFormat, Row, SourceRecord, TableConfig};
+use sluice::transform::types::{Outcome, SourceRecord, TableConfig};
 
 struct DdbJson;
-
-/// The table this instance serves, from `configure`.
-static TABLE: OnceLock<TableConfig> = OnceLock::new();
 
 impl Guest for DdbJson {
     fn configure(config: TableConfig) -> Result<(), String> {
         if let Some(s) = config.settings.first() {
             return Err(format!("ddb-json has no settings, but was given {:?}", s.name));
         }
-        TABLE.set(config).map_err(|_| "configure was called twice".to_owned())
+        rows::remember(config)
     }
 
     fn transform(records: Vec<SourceRecord>) -> Vec<Outcome> {
@@ -35,41 +32,10 @@ impl Guest for DdbJson {
 }
 
 fn outcome(record: SourceRecord) -> Outcome {
-    let decoded = match record.format {
-        RecordFormat::StreamChange => ddb_core::decode_stream_record(&record.payload),
-        RecordFormat::ExportLine(export) => {
-            let Some(table) = TABLE.get() else {
-                return Outcome::Error("an export line arrived before configure".into());
-            };
-            let line = ddb_core::ExportLine {
-                table: &table.source_table,
-                keys: &table.keys,
-                export_micros: export.export_time_micros,
-                incremental: export.incremental,
-            };
-            ddb_core::decode_export_line(&record.payload, line)
-        }
-    };
-    let change = match decoded {
-        Ok(change) => change,
-        Err(e) => return Outcome::Error(e.to_string()),
-    };
-    Outcome::Row(Row {
-        table: change.table,
-        key: change.key,
-        operation: match change.kind {
-            ddb_core::ChangeKind::Upsert => Operation::Upsert,
-            ddb_core::ChangeKind::Delete => Operation::Delete,
-            ddb_core::ChangeKind::TtlDelete => Operation::TtlDelete,
-        },
-        order: Order { micros: change.micros, tiebreak: record.sequence },
-        event_name: change.event_name,
-        event_id: change.event_id,
-        new_image: change.new_image,
-        old_image: change.old_image,
-        error: None,
-        extra: Vec::new(),
-    })
+    match rows::row(record) {
+        Ok(row) => Outcome::Row(row),
+        Err(why) => Outcome::Error(why),
+    }
 }
 
 #[cfg(feature = "test-faults")]

@@ -2,8 +2,10 @@
 //! so that an installed binary needs no `.wasm` files.
 
 /// `builtin:<name>` to the component's bytes.
-pub const BUILTINS: &[(&str, &[u8])] =
-    &[("ddb-json", include_bytes!(concat!(env!("OUT_DIR"), "/ddb-json.wasm")))];
+pub const BUILTINS: &[(&str, &[u8])] = &[
+    ("ddb-json", include_bytes!(concat!(env!("OUT_DIR"), "/ddb-json.wasm"))),
+    ("s3-join", include_bytes!(concat!(env!("OUT_DIR"), "/s3-join.wasm"))),
+];
 
 pub fn lookup(name: &str) -> Option<&'static [u8]> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)

@@ -9,6 +9,7 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Transformer, TransformerPre, host, types};
+use super::fetch::{FetchError, Fetcher};
 use super::runtime::TICK;
 use super::stderr::StderrTail;
 use super::{GuestLimits, TableSettings, isolate};
@@ -20,6 +21,8 @@ pub(super) struct State {
     resources: ResourceTable,
     memory: MemoryCap,
     table: Arc<str>,
+    /// What `fetch` may read; `None` refuses every URI.
+    fetch: Option<Arc<Fetcher>>,
 }
 
 impl WasiView for State {
@@ -43,13 +46,28 @@ impl host::Host for State {
         }
     }
 
-    fn fetch(&mut self, uri: String) -> Result<Vec<u8>, types::FetchError> {
-        // No manifest field grants fetching yet (the S3 join adds one), so
-        // every URI is refused rather than read with ambient credentials.
-        Err(types::FetchError::Refused(format!(
-            "{uri}: no prefix in the manifest allows fetching for table {}",
-            self.table
-        )))
+    fn fetch(&mut self, uris: Vec<String>) -> Vec<Result<Vec<u8>, types::FetchError>> {
+        let Some(fetcher) = &self.fetch else {
+            let refuse = |uri: &String| {
+                Err(types::FetchError::Refused(format!(
+                    "{uri}: table {} has no [tables.join] prefix allowing fetches",
+                    self.table
+                )))
+            };
+            return uris.iter().map(refuse).collect();
+        };
+        fetcher
+            .fetch_all(&uris)
+            .into_iter()
+            .map(|r| {
+                r.map(|bytes| bytes.to_vec()).map_err(|e| match e {
+                    FetchError::Refused(why) => types::FetchError::Refused(why),
+                    FetchError::NotFound => types::FetchError::NotFound,
+                    FetchError::TooLarge(n) => types::FetchError::TooLarge(n),
+                    FetchError::Failed(why) => types::FetchError::Failed(why),
+                })
+            })
+            .collect()
     }
 }
 
@@ -93,6 +111,7 @@ pub struct TableGuest {
     store: Store<State>,
     instance: Transformer,
     stderr: StderrTail,
+    fetch: Option<Arc<Fetcher>>,
 }
 
 impl TableGuest {
@@ -102,9 +121,15 @@ impl TableGuest {
         settings: TableSettings,
         limits: GuestLimits,
     ) -> Result<Self> {
-        let (store, instance, stderr) = spawn(&pre, &settings, &limits)
+        let (store, instance, stderr) = spawn(&pre, &settings, &limits, None)
             .map_err(|e| anyhow!("table {}: transform {transform}: {e:#}", settings.source_table))?;
-        Ok(TableGuest { pre, transform, settings, limits, store, instance, stderr })
+        Ok(TableGuest { pre, transform, settings, limits, store, instance, stderr, fetch: None })
+    }
+
+    /// Lets the guest's `fetch` read what `fetcher` allows (the S3 join).
+    pub fn allow_fetch(&mut self, fetcher: Arc<Fetcher>) {
+        self.store.data_mut().fetch = Some(fetcher.clone());
+        self.fetch = Some(fetcher);
     }
 
     pub fn table(&self) -> &str {
@@ -164,7 +189,7 @@ impl TableGuest {
 
     /// Replaces the instance after a failure: its memory may be corrupt.
     pub(super) fn restart(&mut self) -> Result<()> {
-        let (store, instance, stderr) = spawn(&self.pre, &self.settings, &self.limits)
+        let (store, instance, stderr) = spawn(&self.pre, &self.settings, &self.limits, self.fetch.clone())
             .map_err(|e| anyhow!("table {}: restarting transform {}: {e:#}", self.table(), self.transform))?;
         (self.store, self.instance, self.stderr) = (store, instance, stderr);
         Ok(())
@@ -191,6 +216,7 @@ fn spawn(
     pre: &TransformerPre<State>,
     settings: &TableSettings,
     limits: &GuestLimits,
+    fetch: Option<Arc<Fetcher>>,
 ) -> Result<(Store<State>, Transformer, StderrTail)> {
     let stderr = StderrTail::default();
     let wasi = WasiCtx::builder()
@@ -204,6 +230,7 @@ fn spawn(
         resources: ResourceTable::new(),
         memory: MemoryCap { bytes: limits.memory_bytes, hit: false },
         table: settings.source_table.as_str().into(),
+        fetch,
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.memory);

@@ -9,6 +9,8 @@
 //!   with its own memory cap and a time budget per call (`instance.rs`).
 //! * `isolate.rs` narrows a failing batch down to the records that cause the
 //!   failure, on fresh instances, so only those records are dead-lettered.
+//! * `fetch.rs` serves the `fetch` import: objects under the table's
+//!   `[tables.join]` prefix, fetched concurrently and cached.
 //! * `cases.rs` runs a guest over input/expected files (`sluice guest test`).
 //!
 //! **Sandbox.** Components built for `wasm32-wasip2` with std import WASI
@@ -23,6 +25,7 @@ mod bindings;
 mod builtin;
 mod cache;
 pub mod cases;
+mod fetch;
 mod instance;
 mod isolate;
 mod runtime;
@@ -35,6 +38,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+pub use fetch::Fetcher;
 pub use instance::TableGuest;
 pub use runtime::GuestRuntime;
 

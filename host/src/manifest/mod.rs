@@ -95,7 +95,7 @@ impl std::fmt::Display for SourcePlan {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportPlan {
-    pub location: ExportLocation,
+    pub location: Location,
     /// The DynamoDB table, when the manifest overrides the export's own.
     pub table: Option<String>,
     /// Data files read at once.
@@ -104,18 +104,18 @@ pub struct ExportPlan {
     pub then: Option<HandOver>,
 }
 
-/// An export's folder: the one holding `manifest-summary.json`.
+/// A folder: local, or an S3 prefix (an export's folder, the S3 sink's output).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExportLocation {
+pub enum Location {
     Local(PathBuf),
     S3(S3Prefix),
 }
 
-impl std::fmt::Display for ExportLocation {
+impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ExportLocation::Local(path) => write!(f, "{}", path.display()),
-            ExportLocation::S3(prefix) => write!(f, "{prefix}"),
+            Location::Local(path) => write!(f, "{}", path.display()),
+            Location::S3(prefix) => write!(f, "{prefix}"),
         }
     }
 }
@@ -150,6 +150,31 @@ pub enum SinkPlan {
     Sqlite { path: PathBuf },
     Postgres(PostgresPlan),
     Redshift(RedshiftPlan),
+    S3(S3SinkPlan),
+}
+
+/// `[sink] type = "s3"`: JSON lines in S3 or a local folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3SinkPlan {
+    pub location: Location,
+    pub mode: OutputMode,
+    pub gzip: bool,
+}
+
+/// What the S3 sink writes for a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Every distinct change, duplicates (same event) removed.
+    Changes,
+    /// The latest change per item.
+    Latest,
+}
+
+impl SinkPlan {
+    /// Whether the sink wants every change of a batch, not only the latest per item.
+    pub fn keeps_every_change(&self) -> bool {
+        matches!(self, SinkPlan::S3(S3SinkPlan { mode: OutputMode::Changes, .. }))
+    }
 }
 
 impl std::fmt::Display for SinkPlan {
@@ -167,6 +192,13 @@ impl std::fmt::Display for SinkPlan {
                     Some(s) => write!(f, ", large batches staged in {s}"),
                     None => write!(f, ", no S3 staging"),
                 }
+            }
+            SinkPlan::S3(o) => {
+                let mode = match o.mode {
+                    OutputMode::Changes => "every change",
+                    OutputMode::Latest => "latest per item",
+                };
+                write!(f, "json lines in {} ({mode}{})", o.location, if o.gzip { ", gzip" } else { "" })
             }
         }
     }
@@ -285,6 +317,17 @@ pub struct Route {
     pub keys: Vec<String>,
     pub deletes: DeleteMode,
     pub settings: Vec<(String, String)>,
+    pub join: Option<JoinPlan>,
+}
+
+/// What a table's transform may fetch (`[tables.join]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinPlan {
+    /// Only URIs under this prefix are read.
+    pub prefix: S3Prefix,
+    pub max_object_bytes: u64,
+    pub timeout: std::time::Duration,
+    pub cache_bytes: usize,
 }
 
 impl Plan {

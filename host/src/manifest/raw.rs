@@ -116,6 +116,23 @@ pub struct SqliteSink {
     pub path: Spanned<String>,
 }
 
+/// `[sink] type = "s3"`: each committed batch as objects of JSON lines, per
+/// sink table and date (the seed's S3 output mode).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Sink {
+    #[serde(rename = "type")]
+    pub _kind: String,
+    /// `s3://bucket/prefix/` (the seed's S3OutputPath) or a local folder,
+    /// relative to the manifest's folder.
+    pub path: Spanned<String>,
+    /// `changes` (default: every distinct change) or `latest` (the latest
+    /// change per item in each batch).
+    pub mode: Option<Spanned<String>>,
+    /// Compress the objects (`.jsonl.gz`); default false.
+    pub gzip: Option<bool>,
+}
+
 /// `[sink] type = "postgres"`: a PostgreSQL database.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,4 +232,24 @@ pub struct Table {
     /// Passed to the transform's `configure` as name/value pairs.
     #[serde(default)]
     pub settings: toml::Table,
+    /// What the transform may fetch, for the S3 join (`builtin:s3-join`).
+    pub join: Option<Join>,
+}
+
+/// `[tables.join]`: the only objects the table's transform may read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Join {
+    /// The item attribute holding the object's URI (default `s3_uri`);
+    /// passed to the transform as the setting `attribute`.
+    pub attribute: Option<Spanned<String>>,
+    /// `s3://bucket/prefix/` (the seed's S3JoinPath): objects outside it
+    /// are refused.
+    pub prefix: Spanned<String>,
+    /// Larger objects are refused (default 1048576).
+    pub max_object_bytes: Option<Spanned<i64>>,
+    /// Per object (default 10000).
+    pub timeout_ms: Option<Spanned<i64>>,
+    /// Fetched objects kept for reuse, in MiB (default 64).
+    pub cache_mb: Option<Spanned<i64>>,
 }

@@ -7,8 +7,9 @@ use toml::Spanned;
 
 use super::raw;
 use super::{
-    ExportLocation, ExportPlan, HandOver, KinesisPlan, KinesisStart, ManifestError, Plan, PostgresPlan,
-    RedshiftAuth, RedshiftCompute, RedshiftPlan, Route, S3Prefix, Secret, SinkPlan, SourcePlan,
+    ExportPlan, HandOver, JoinPlan, KinesisPlan, KinesisStart, Location, ManifestError, OutputMode, Plan,
+    PostgresPlan, RedshiftAuth, RedshiftCompute, RedshiftPlan, Route, S3Prefix, S3SinkPlan, Secret, SinkPlan,
+    SourcePlan,
 };
 use crate::guest::{GuestLimits, TransformRef};
 use crate::ident;
@@ -68,10 +69,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         "redshift" => {
             SinkPlan::Redshift(cx.redshift(cx.section::<raw::SinkSection<raw::RedshiftSink>>()?.sink)?)
         }
+        "s3" => SinkPlan::S3(cx.s3_sink(cx.section::<raw::SinkSection<raw::S3Sink>>()?.sink)?),
         other => {
             return Err(cx.err(
                 &raw.sink.kind,
-                format!("unknown sink type {other:?}; the sink types are: sqlite, postgres, redshift"),
+                format!("unknown sink type {other:?}; the sink types are: sqlite, postgres, redshift, s3"),
             ));
         }
     };
@@ -109,13 +111,35 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             }
             keys.push(k.get_ref().clone());
         }
+        let transform = cx.transform(&t.transform)?;
+        let mut settings: Vec<(String, String)> =
+            t.settings.iter().map(|(k, v)| (k.clone(), setting_text(v))).collect();
+        let join = match &t.join {
+            Some(j) => {
+                if let Some(a) = &j.attribute {
+                    if a.get_ref().is_empty() {
+                        return Err(cx.err(a, "the attribute name is empty"));
+                    }
+                    settings.push(("attribute".into(), a.get_ref().clone()));
+                }
+                Some(cx.join(j)?)
+            }
+            None if transform.to_string() == "builtin:s3-join" => {
+                return Err(cx.err(
+                    t.transform.as_ref().expect("named explicitly"),
+                    "builtin:s3-join needs a [tables.join] section with the prefix objects may come from",
+                ));
+            }
+            None => None,
+        };
         tables.push(Route {
             source: t.source.get_ref().clone(),
             target: cx.target(&t.target)?,
-            transform: cx.transform(&t.transform)?,
+            transform,
             keys,
             deletes: cx.deletes(&t.deletes)?,
-            settings: t.settings.iter().map(|(k, v)| (k.clone(), setting_text(v))).collect(),
+            settings,
+            join,
         });
     }
     let defaults = match &raw.defaults {
@@ -126,6 +150,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             keys: Vec::new(),
             deletes: cx.deletes(&d.deletes)?,
             settings: Vec::new(),
+            join: None,
         }),
         None => None,
     };
@@ -182,17 +207,35 @@ impl Cx<'_> {
         }
     }
 
-    fn export(&self, s: raw::ExportSource) -> Result<ExportPlan, ManifestError> {
-        let written = s.path.get_ref();
-        let location = if written.starts_with("s3://") {
-            ExportLocation::S3(parse_s3_prefix(written).map_err(|e| self.err(&s.path, e))?)
+    /// An `s3://` prefix or a local folder relative to the manifest.
+    fn location(&self, path: &Spanned<String>, example: &str) -> Result<Location, ManifestError> {
+        let written = path.get_ref();
+        if written.starts_with("s3://") {
+            Ok(Location::S3(parse_s3_prefix(written).map_err(|e| self.err(path, e))?))
         } else if written.contains("://") {
-            return Err(
-                self.err(&s.path, "expected s3://bucket/prefix/AWSDynamoDB/<ExportId>/ or a local folder")
-            );
+            Err(self.err(path, format!("expected {example} or a local folder")))
         } else {
-            ExportLocation::Local(self.base.join(written))
+            Ok(Location::Local(self.base.join(written)))
+        }
+    }
+
+    fn s3_sink(&self, s: raw::S3Sink) -> Result<S3SinkPlan, ManifestError> {
+        let mode = match s.mode.as_ref().map(|m| (m, m.get_ref().as_str())) {
+            None | Some((_, "changes")) => OutputMode::Changes,
+            Some((_, "latest")) => OutputMode::Latest,
+            Some((m, other)) => {
+                return Err(self.err(m, format!("mode is {other:?}; it must be changes or latest")));
+            }
         };
+        Ok(S3SinkPlan {
+            location: self.location(&s.path, "s3://bucket/prefix/")?,
+            mode,
+            gzip: s.gzip.unwrap_or(false),
+        })
+    }
+
+    fn export(&self, s: raw::ExportSource) -> Result<ExportPlan, ManifestError> {
+        let location = self.location(&s.path, "s3://bucket/prefix/AWSDynamoDB/<ExportId>/")?;
         if let Some(t) = &s.table
             && t.get_ref().is_empty()
         {
@@ -352,6 +395,20 @@ impl Cx<'_> {
 
     fn target(&self, target: &Spanned<String>) -> Result<String, ManifestError> {
         ident::fold(target.get_ref()).map_err(|why| self.err(target, why))
+    }
+
+    fn join(&self, j: &raw::Join) -> Result<JoinPlan, ManifestError> {
+        let prefix = j.prefix.get_ref();
+        if !prefix.starts_with("s3://") {
+            return Err(self.err(&j.prefix, "expected s3://bucket/prefix/ (the objects' folder)"));
+        }
+        let prefix = parse_s3_prefix(prefix).map_err(|e| self.err(&j.prefix, e))?;
+        Ok(JoinPlan {
+            prefix,
+            max_object_bytes: self.int(&j.max_object_bytes, 1, 1 << 30)?.unwrap_or(1 << 20) as u64,
+            timeout: Duration::from_millis(self.int(&j.timeout_ms, 100, 600_000)?.unwrap_or(10_000) as u64),
+            cache_bytes: self.int(&j.cache_mb, 0, 65_536)?.unwrap_or(64) << 20,
+        })
     }
 
     fn transform(&self, transform: &Option<Spanned<String>>) -> Result<TransformRef, ManifestError> {

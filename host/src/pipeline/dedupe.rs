@@ -33,6 +33,28 @@ pub(super) fn latest_per_item(rows: Vec<Row>) -> (Vec<Row>, u64) {
     (kept, dropped)
 }
 
+/// Keeps every distinct change, in arrival order: a change seen twice (the
+/// same event id, or for export rows, which have none, the same order) is
+/// kept once. For sinks that record history rather than state.
+pub(super) fn distinct_changes(rows: Vec<Row>) -> (Vec<Row>, u64) {
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let before = rows.len();
+    let kept: Vec<Row> = rows
+        .into_iter()
+        .filter(|row| {
+            let c = &row.change;
+            let event = if c.event_id.is_empty() {
+                format!("{}/{}", c.order.micros, c.order.tiebreak)
+            } else {
+                c.event_id.clone()
+            };
+            seen.insert((row.target.clone(), c.table.clone(), c.key.clone(), event))
+        })
+        .collect();
+    let dropped = (before - kept.len()) as u64;
+    (kept, dropped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

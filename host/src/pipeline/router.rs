@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::guest::{GuestRuntime, TableGuest, TableSettings};
+use crate::guest::{Fetcher, GuestRuntime, TableGuest, TableSettings};
 use crate::manifest::Plan;
 
 pub(super) struct Router<'a> {
@@ -44,7 +44,10 @@ impl<'a> Router<'a> {
                         keys: route.keys.clone(),
                         settings: route.settings.clone(),
                     };
-                    let guest = self.runtime.instantiate(&route.transform, settings, self.plan.guest)?;
+                    let mut guest = self.runtime.instantiate(&route.transform, settings, self.plan.guest)?;
+                    if let Some(join) = &route.join {
+                        guest.allow_fetch(Fetcher::new(join)?);
+                    }
                     Some((Arc::from(route.target.as_str()), guest))
                 }
                 None => {

@@ -12,7 +12,9 @@ pub(super) struct Transformed {
     pub superseded: u64,
 }
 
-pub(super) fn batch(router: &mut Router, batch: Batch) -> Result<Transformed> {
+/// `every_change` keeps all distinct changes for sinks that record history;
+/// otherwise only the latest per item goes on.
+pub(super) fn batch(router: &mut Router, batch: Batch, every_change: bool) -> Result<Transformed> {
     let mut sink = SinkBatch {
         number: batch.number,
         records: batch.records.len() as u64,
@@ -75,7 +77,8 @@ pub(super) fn batch(router: &mut Router, batch: Batch) -> Result<Transformed> {
             }
         }
     }
-    let (rows, superseded) = dedupe::latest_per_item(rows);
+    let (rows, superseded) =
+        if every_change { dedupe::distinct_changes(rows) } else { dedupe::latest_per_item(rows) };
     sink.rows = rows;
     Ok(Transformed { sink, skipped, superseded })
 }

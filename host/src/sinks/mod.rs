@@ -11,6 +11,7 @@
 mod postgres;
 mod redshift;
 mod retry;
+mod s3;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -19,10 +20,11 @@ use anyhow::Result;
 
 pub use postgres::PostgresSink;
 pub use redshift::RedshiftSink;
+pub use s3::S3Sink;
 pub use sqlite::SqliteSink;
 
 use crate::manifest::SinkPlan;
-use crate::record::{Checkpoint, DeadLetter, DeleteMode, Row, SinkBatch, Value};
+use crate::record::{Checkpoint, DeadLetter, DeleteMode, Operation, Row, SinkBatch, Value};
 
 /// The standard columns of every target table: the seed's layout, then what
 /// ordering needs. Extra columns from guests may not reuse these names.
@@ -111,6 +113,7 @@ pub fn open(plan: &SinkPlan) -> Result<Box<dyn Sink>> {
         SinkPlan::Sqlite { path } => Ok(Box::new(SqliteSink::open(path)?)),
         SinkPlan::Postgres(p) => Ok(Box::new(PostgresSink::open(p)?)),
         SinkPlan::Redshift(r) => Ok(Box::new(RedshiftSink::open(r)?)),
+        SinkPlan::S3(o) => Ok(Box::new(S3Sink::open(o)?)),
     }
 }
 
@@ -158,4 +161,45 @@ pub fn reject(rows: &[Row], refuses: impl Fn(&Row) -> Option<String>) -> (Vec<&R
         }
     }
     (kept, dead)
+}
+
+/// One row as a JSON line (Redshift's COPY staging, the S3 sink): keys are
+/// column names, documents are embedded as JSON, not as strings.
+pub(crate) fn json_line(row: &Row, extras: &[String], raw_payload: Option<&str>) -> String {
+    let c = &row.change;
+    let deleted = c.operation.is_delete();
+    let text =
+        |v: Option<&str>| v.map_or_else(|| "null".to_owned(), |s| serde_json::Value::from(s).to_string());
+    let document = |v: Option<&str>| v.unwrap_or("null").to_owned();
+    let mut fields = vec![
+        text(Some(&c.table)),
+        text(Some(&c.key)),
+        text(Some(&c.event_id)),
+        text(Some(&c.event_name)),
+        (c.order.micros / 1000).to_string(),
+        document(if deleted { None } else { c.new_image.as_deref() }),
+        document(c.old_image.as_deref()),
+        text(c.error.as_deref()),
+        c.error.is_some().to_string(),
+        deleted.to_string(),
+        (c.operation == Operation::TtlDelete).to_string(),
+        row.raw.len().to_string(),
+        text(raw_payload),
+        c.order.micros.to_string(),
+        text(Some(&c.order.tiebreak)),
+        text(Some(&row.origin)),
+    ];
+    for name in extras {
+        fields.push(match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
+            None | Some(Value::Null) => "null".to_owned(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Integer(i)) => i.to_string(),
+            Some(Value::Text(t)) => text(Some(t)),
+            Some(Value::Json(j)) => j.clone(),
+        });
+    }
+    let names = COLUMNS.iter().map(|c| c.to_string()).chain(extras.iter().cloned());
+    let members: Vec<String> =
+        names.zip(fields).map(|(n, v)| format!("{}:{v}", serde_json::Value::from(n))).collect();
+    format!("{{{}}}", members.join(","))
 }

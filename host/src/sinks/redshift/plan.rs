@@ -98,7 +98,7 @@ impl Layout<'_> {
                 {
                     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                     for r in &group {
-                        writeln!(gz, "{}", sql::json_line(r, &spec.extras, raw(r).as_deref()))?;
+                        writeln!(gz, "{}", crate::sinks::json_line(r, &spec.extras, raw(r).as_deref()))?;
                     }
                     let key = format!(
                         "{}{}/batch-{}/{target}.json.gz",

@@ -173,47 +173,6 @@ pub fn tuple(row: &Row, extras: &[String], raw_payload: Option<&str>) -> String 
     format!("({})", fields.join(", "))
 }
 
-/// One staged row as a JSON line for COPY ... FORMAT AS JSON 'auto': keys
-/// are column names, documents are embedded as JSON, not as strings.
-pub fn json_line(row: &Row, extras: &[String], raw_payload: Option<&str>) -> String {
-    let c = &row.change;
-    let deleted = c.operation.is_delete();
-    let text =
-        |v: Option<&str>| v.map_or_else(|| "null".to_owned(), |s| serde_json::Value::from(s).to_string());
-    let document = |v: Option<&str>| v.unwrap_or("null").to_owned();
-    let mut fields = vec![
-        text(Some(&c.table)),
-        text(Some(&c.key)),
-        text(Some(&c.event_id)),
-        text(Some(&c.event_name)),
-        (c.order.micros / 1000).to_string(),
-        document(if deleted { None } else { c.new_image.as_deref() }),
-        document(c.old_image.as_deref()),
-        text(c.error.as_deref()),
-        c.error.is_some().to_string(),
-        deleted.to_string(),
-        (c.operation == crate::record::Operation::TtlDelete).to_string(),
-        row.raw.len().to_string(),
-        text(raw_payload),
-        c.order.micros.to_string(),
-        text(Some(&c.order.tiebreak)),
-        text(Some(&row.origin)),
-    ];
-    for name in extras {
-        fields.push(match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
-            None | Some(Value::Null) => "null".to_owned(),
-            Some(Value::Bool(b)) => b.to_string(),
-            Some(Value::Integer(i)) => i.to_string(),
-            Some(Value::Text(t)) => text(Some(t)),
-            Some(Value::Json(j)) => j.clone(),
-        });
-    }
-    let names = COLUMNS.iter().map(|c| c.to_string()).chain(extras.iter().cloned());
-    let members: Vec<String> =
-        names.zip(fields).map(|(n, v)| format!("{}:{v}", serde_json::Value::from(n))).collect();
-    format!("{{{}}}", members.join(","))
-}
-
 /// Splits tuples into runs small enough for one INSERT statement each
 /// (with `columns`, into a table whose quoted name is at most 256 bytes).
 pub fn insert_runs(columns: &[String], tuples: &[String]) -> Vec<std::ops::Range<usize>> {

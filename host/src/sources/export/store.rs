@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use tokio::runtime::Runtime;
 
-use crate::manifest::{ExportLocation, S3Prefix};
+use crate::manifest::{Location, S3Prefix};
 
 pub enum Store {
     Local(PathBuf),
@@ -16,10 +16,10 @@ pub enum Store {
 }
 
 impl Store {
-    pub fn open(location: &ExportLocation) -> Result<Self> {
+    pub fn open(location: &Location) -> Result<Self> {
         Ok(match location {
-            ExportLocation::Local(path) => Store::Local(path.clone()),
-            ExportLocation::S3(at) => {
+            Location::Local(path) => Store::Local(path.clone()),
+            Location::S3(at) => {
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
                     .thread_name("sluice-s3")

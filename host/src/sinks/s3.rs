@@ -1,0 +1,321 @@
+//! JSON lines in S3 or a local folder (the seed's S3 output mode).
+//!
+//! Each batch becomes one object per sink table, under
+//! `<path>/<target>/date=<UTC day>/<pipeline>-<batch>.jsonl[.gz]`, one line
+//! per row in the sink tables' column layout; dead letters go to
+//! `<path>/_sluice/dead_letters/`. There is no transaction, so a batch is
+//! made safe to replay in three writes:
+//!
+//! 1. an intent object naming the keys about to be written,
+//! 2. the data objects,
+//! 3. the checkpoint object (one per pipeline: every stream's position and
+//!    the batch number), written after the data.
+//!
+//! A run that dies between 1 and 3 leaves objects no checkpoint covers; the
+//! next run finds the intent newer than the checkpoint and deletes them
+//! before writing, then reads the same records again as the same batch
+//! number. So a replay never leaves a change twice. Only one run per
+//! pipeline may write: there is no writer fencing here.
+//!
+//! In `changes` mode a change delivered twice (Kinesis does) is written
+//! once if its copies arrive within the last `WINDOW` event ids; the window
+//! starts from the last committed batch's objects, so duplicates around a
+//! restart are caught too.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use tokio::runtime::Runtime;
+
+use super::{Applied, Sink, Status, json_line};
+use crate::manifest::{Location, OutputMode, S3SinkPlan};
+use crate::record::{Checkpoint, DeleteMode, SinkBatch};
+
+/// Recent event ids remembered to drop duplicate deliveries.
+const WINDOW: usize = 100_000;
+
+pub struct S3Sink {
+    out: Output,
+    gzip: bool,
+    mode: OutputMode,
+    pipeline: String,
+    state: State,
+    /// Event ids written lately, oldest first, and the same as a set.
+    recent: VecDeque<String>,
+    recent_set: HashSet<String>,
+}
+
+/// The checkpoint object.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    batch: u64,
+    positions: BTreeMap<String, String>,
+    /// The data objects of batch `batch`.
+    #[serde(default)]
+    objects: Vec<String>,
+}
+
+/// The intent object: what batch `batch` is about to write.
+#[derive(Debug, Serialize, Deserialize)]
+struct Intent {
+    batch: u64,
+    keys: Vec<String>,
+}
+
+enum Output {
+    Local(PathBuf),
+    S3 { client: aws_sdk_s3::Client, bucket: String, prefix: String, runtime: Runtime },
+}
+
+impl S3Sink {
+    pub fn open(plan: &S3SinkPlan) -> Result<Self> {
+        let out = match &plan.location {
+            Location::Local(path) => Output::Local(path.clone()),
+            Location::S3(at) => {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let client = runtime.block_on(async { crate::aws::s3(&crate::aws::config().await) });
+                Output::S3 { client, bucket: at.bucket.clone(), prefix: at.prefix.clone(), runtime }
+            }
+        };
+        Ok(S3Sink {
+            out,
+            gzip: plan.gzip,
+            mode: plan.mode,
+            pipeline: String::new(),
+            state: State::default(),
+            recent: VecDeque::new(),
+            recent_set: HashSet::new(),
+        })
+    }
+
+    /// Remembers an event id; false if it was seen lately.
+    fn first_sighting(&mut self, event_id: &str) -> bool {
+        if event_id.is_empty() {
+            return true;
+        }
+        if !self.recent_set.insert(event_id.to_owned()) {
+            return false;
+        }
+        self.recent.push_back(event_id.to_owned());
+        if self.recent.len() > WINDOW
+            && let Some(old) = self.recent.pop_front()
+        {
+            self.recent_set.remove(&old);
+        }
+        true
+    }
+
+    /// Seeds the window with the event ids of the last committed batch.
+    fn remember_last_batch(&mut self) -> Result<()> {
+        for key in self.state.objects.clone() {
+            let Some(bytes) = self.out.get(&key)? else { continue };
+            let mut text = String::new();
+            if key.ends_with(".gz") {
+                flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text)?;
+            } else {
+                text = String::from_utf8(bytes)?;
+            }
+            for line in text.lines() {
+                let row: serde_json::Value =
+                    serde_json::from_str(line).with_context(|| format!("reading {key}"))?;
+                if let Some(id) = row["event_id"].as_str() {
+                    self.first_sighting(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint_key(&self) -> String {
+        format!("_sluice/checkpoints/{}.json", self.pipeline)
+    }
+
+    fn intent_key(&self) -> String {
+        format!("_sluice/checkpoints/{}.intent.json", self.pipeline)
+    }
+
+    fn object_key(&self, folder: &str, batch: u64) -> String {
+        let day = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+        let ext = if self.gzip { "jsonl.gz" } else { "jsonl" };
+        format!("{folder}/date={}/{}-{batch:012}.{ext}", &day[..10], self.pipeline)
+    }
+
+    fn encode(&self, lines: &[String]) -> Result<Vec<u8>> {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        if !self.gzip {
+            return Ok(text.into_bytes());
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes())?;
+        Ok(gz.finish()?)
+    }
+}
+
+impl Sink for S3Sink {
+    fn prepare(&mut self, pipeline: &str, _targets: &[(String, DeleteMode)]) -> Result<()> {
+        self.pipeline = pipeline.to_owned();
+        if let Some(bytes) = self.out.get(&self.checkpoint_key())? {
+            self.state = serde_json::from_slice(&bytes).context("reading the S3 sink's checkpoint object")?;
+        }
+        if let Some(bytes) = self.out.get(&self.intent_key())? {
+            let intent: Intent =
+                serde_json::from_slice(&bytes).context("reading the S3 sink's intent object")?;
+            if intent.batch > self.state.batch {
+                tracing::info!(
+                    batch = intent.batch,
+                    objects = intent.keys.len(),
+                    "removing the objects of a batch that was not committed"
+                );
+                for key in &intent.keys {
+                    self.out.delete(key)?;
+                }
+            }
+        }
+        if self.mode == OutputMode::Changes {
+            self.remember_last_batch()?;
+        }
+        Ok(())
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
+        let positions = self.state.positions.iter();
+        Ok(positions
+            .map(|(stream, position)| Checkpoint { stream: stream.clone(), position: position.clone() })
+            .collect())
+    }
+
+    fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
+        let number = self.state.batch + 1;
+        let mut objects: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut applied = Applied::default();
+        for row in &batch.rows {
+            if self.mode == OutputMode::Changes && !self.first_sighting(&row.change.event_id) {
+                continue;
+            }
+            let extras: Vec<String> = row.change.extra.iter().map(|c| c.name.clone()).collect();
+            let raw = String::from_utf8_lossy(&row.raw);
+            objects.entry(self.object_key(&row.target, number)).or_default().push(json_line(
+                row,
+                &extras,
+                Some(&raw),
+            ));
+            if row.change.operation.is_delete() {
+                applied.deleted += 1;
+            } else {
+                applied.upserted += 1;
+            }
+        }
+        for dead in &batch.dead_letters {
+            let line = serde_json::json!({
+                "pipeline": self.pipeline, "table_name": dead.table, "origin": dead.origin,
+                "reason": dead.reason, "raw_payload": String::from_utf8_lossy(&dead.raw),
+            });
+            objects
+                .entry(self.object_key("_sluice/dead_letters", number))
+                .or_default()
+                .push(line.to_string());
+            applied.dead_lettered += 1;
+        }
+
+        let intent = Intent { batch: number, keys: objects.keys().cloned().collect() };
+        self.out.put(&self.intent_key(), serde_json::to_vec(&intent)?)?;
+        for (key, lines) in &objects {
+            let bytes = self.encode(lines)?;
+            self.out.put(key, bytes)?;
+        }
+        fail::fail_point!("sink::before_commit", |_| std::process::abort());
+        let data = objects.keys().filter(|k| !k.starts_with("_sluice/")).cloned().collect();
+        let mut state = State { batch: number, positions: self.state.positions.clone(), objects: data };
+        for c in &batch.checkpoints {
+            state.positions.insert(c.stream.clone(), c.position.clone());
+        }
+        self.out.put(&self.checkpoint_key(), serde_json::to_vec_pretty(&state)?)?;
+        self.state = state;
+        fail::fail_point!("sink::after_commit", |_| std::process::abort());
+        Ok(applied)
+    }
+
+    fn status(
+        &mut self,
+        pipeline: &str,
+        targets: &[(String, DeleteMode)],
+        _sample_rows: usize,
+    ) -> Result<Status> {
+        self.prepare(pipeline, targets)?;
+        let checkpoints = self.state.positions.iter();
+        let committed = format!("batch {}", self.state.batch);
+        Ok(Status {
+            checkpoints: checkpoints.map(|(s, p)| (s.clone(), p.clone(), committed.clone())).collect(),
+            ..Default::default()
+        })
+    }
+}
+
+impl Output {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Output::Local(root) => match std::fs::read(root.join(key)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(anyhow!("reading {}: {e}", root.join(key).display())),
+            },
+            Output::S3 { client, bucket, prefix, runtime } => runtime.block_on(async {
+                match client.get_object().bucket(bucket).key(format!("{prefix}{key}")).send().await {
+                    Ok(out) => Ok(Some(out.body.collect().await?.into_bytes().to_vec())),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                    Err(e) => {
+                        Err(anyhow!("reading s3://{bucket}/{prefix}{key}: {}", crate::aws::describe(&e)))
+                    }
+                }
+            }),
+        }
+    }
+
+    /// Writes an object whole: readers never see part of one.
+    fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        match self {
+            Output::Local(root) => {
+                let path = root.join(key);
+                let dir = path.parent().expect("keys have a folder");
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                let partial = path.with_extension("partial");
+                std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
+                std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))
+            }
+            Output::S3 { client, bucket, prefix, runtime } => {
+                let sent = runtime.block_on(
+                    client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(format!("{prefix}{key}"))
+                        .body(bytes.into())
+                        .send(),
+                );
+                sent.map(drop)
+                    .map_err(|e| anyhow!("writing s3://{bucket}/{prefix}{key}: {}", crate::aws::describe(&e)))
+            }
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        match self {
+            Output::Local(root) => match std::fs::remove_file(root.join(key)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(anyhow!("removing {}: {e}", root.join(key).display()))
+                }
+                _ => Ok(()),
+            },
+            Output::S3 { client, bucket, prefix, runtime } => {
+                let sent = runtime
+                    .block_on(client.delete_object().bucket(bucket).key(format!("{prefix}{key}")).send());
+                sent.map(drop).map_err(|e| {
+                    anyhow!("removing s3://{bucket}/{prefix}{key}: {}", crate::aws::describe(&e))
+                })
+            }
+        }
+    }
+}
