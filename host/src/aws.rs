@@ -6,6 +6,17 @@
 //! S3 then uses path-style addressing, which local S3 servers need.
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use tokio::runtime::Runtime;
+
+/// A runtime for one room's SDK calls, made from blocking code.
+pub fn runtime(name: &str, workers: usize) -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(workers).thread_name(name).enable_all().build()
+}
+
+/// An S3 client from the default configuration, built on `runtime`.
+pub fn s3_client(runtime: &Runtime) -> aws_sdk_s3::Client {
+    runtime.block_on(async { s3(&config().await) })
+}
 
 pub async fn config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await

@@ -7,7 +7,8 @@
 //!   knows wasmtime);
 //! * [`sinks`]: store rows, dead letters and checkpoints atomically;
 //! * [`pipeline`]: wires the others together;
-//! * [`record`]: the types they share; [`ident`]: SQL names.
+//! * [`record`]: the types they share; [`ident`]: SQL names; [`aws`] and
+//!   [`objects`]: AWS clients, and S3 or a local folder behind one interface.
 //!
 //! [`generator`] writes realistic change streams for demos, tests and benchmarks.
 
@@ -17,6 +18,7 @@ pub mod generator;
 pub mod guest;
 pub mod ident;
 pub mod manifest;
+pub mod objects;
 pub mod pipeline;
 pub mod record;
 pub mod sinks;

@@ -41,34 +41,30 @@ struct Cache {
 
 impl Fetcher {
     pub fn new(plan: &JoinPlan) -> anyhow::Result<Arc<Self>> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sluice-fetch")
-            .enable_all()
-            .build()?;
-        let client = runtime.block_on(async { crate::aws::s3(&crate::aws::config().await) });
+        let runtime = crate::aws::runtime("sluice-fetch", 2)?;
+        let client = crate::aws::s3_client(&runtime);
         let cache = Cache { entries: LruCache::unbounded(), bytes: 0, budget: plan.cache_bytes };
         Ok(Arc::new(Fetcher { plan: plan.clone(), client, runtime, cache: Mutex::new(cache) }))
     }
 
     /// One result per URI, in order; each distinct URI is read at most once.
     pub fn fetch_all(&self, uris: &[String]) -> Vec<Fetched> {
-        let mut have: HashMap<&str, Fetched> = HashMap::new();
+        let mut have: HashMap<String, Fetched> = HashMap::new();
         let mut wanted: Vec<(String, S3Prefix)> = Vec::new();
         {
             let mut cache = self.cache.lock().expect("fetch cache lock");
             for uri in uris {
-                if have.contains_key(uri.as_str()) || wanted.iter().any(|(u, _)| u == uri) {
+                if have.contains_key(uri) || wanted.iter().any(|(u, _)| u == uri) {
                     continue;
                 }
                 if let Some(hit) = cache.entries.get(uri) {
-                    have.insert(uri, hit.clone());
+                    have.insert(uri.clone(), hit.clone());
                     continue;
                 }
                 match self.allowed(uri) {
                     Ok(at) => wanted.push((uri.clone(), at)),
                     Err(refused) => {
-                        have.insert(uri, Err(refused));
+                        have.insert(uri.clone(), Err(refused));
                     }
                 }
             }
@@ -79,11 +75,10 @@ impl Fetcher {
             let mut cache = self.cache.lock().expect("fetch cache lock");
             for (uri, result) in fetched {
                 cache.insert(uri.clone(), result.clone());
-                let uri = uris.iter().find(|u| **u == uri).expect("fetched what was asked");
                 have.insert(uri, result);
             }
         }
-        uris.iter().map(|uri| have[uri.as_str()].clone()).collect()
+        uris.iter().map(|uri| have[uri].clone()).collect()
     }
 
     /// The bucket and key of a URI under the allowed prefix.

@@ -24,21 +24,20 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{Read, Write};
-use std::path::PathBuf;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use tokio::runtime::Runtime;
 
 use super::{Applied, Sink, Status, json_line};
-use crate::manifest::{Location, OutputMode, S3SinkPlan};
+use crate::manifest::{OutputMode, S3SinkPlan};
+use crate::objects::ObjectStore;
 use crate::record::{Checkpoint, DeleteMode, SinkBatch};
 
 /// Recent event ids remembered to drop duplicate deliveries.
 const WINDOW: usize = 100_000;
 
 pub struct S3Sink {
-    out: Output,
+    out: ObjectStore,
     gzip: bool,
     mode: OutputMode,
     pipeline: String,
@@ -65,21 +64,9 @@ struct Intent {
     keys: Vec<String>,
 }
 
-enum Output {
-    Local(PathBuf),
-    S3 { client: aws_sdk_s3::Client, bucket: String, prefix: String, runtime: Runtime },
-}
-
 impl S3Sink {
     pub fn open(plan: &S3SinkPlan) -> Result<Self> {
-        let out = match &plan.location {
-            Location::Local(path) => Output::Local(path.clone()),
-            Location::S3(at) => {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                let client = runtime.block_on(async { crate::aws::s3(&crate::aws::config().await) });
-                Output::S3 { client, bucket: at.bucket.clone(), prefix: at.prefix.clone(), runtime }
-            }
-        };
+        let out = ObjectStore::open(&plan.location)?;
         Ok(S3Sink {
             out,
             gzip: plan.gzip,
@@ -137,10 +124,10 @@ impl S3Sink {
         format!("_sluice/checkpoints/{}.intent.json", self.pipeline)
     }
 
-    fn object_key(&self, folder: &str, batch: u64) -> String {
-        let day = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+    /// `<folder>/date=<day>/<pipeline>-<batch>.jsonl[.gz]`.
+    fn object_key(&self, folder: &str, day: &str, batch: u64) -> String {
         let ext = if self.gzip { "jsonl.gz" } else { "jsonl" };
-        format!("{folder}/date={}/{}-{batch:012}.{ext}", &day[..10], self.pipeline)
+        format!("{folder}/date={day}/{}-{batch:012}.{ext}", self.pipeline)
     }
 
     fn encode(&self, lines: &[String]) -> Result<Vec<u8>> {
@@ -190,6 +177,8 @@ impl Sink for S3Sink {
 
     fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
         let number = self.state.batch + 1;
+        let now = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+        let day = &now[..10];
         let mut objects: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut applied = Applied::default();
         for row in &batch.rows {
@@ -198,7 +187,7 @@ impl Sink for S3Sink {
             }
             let extras: Vec<String> = row.change.extra.iter().map(|c| c.name.clone()).collect();
             let raw = String::from_utf8_lossy(&row.raw);
-            objects.entry(self.object_key(&row.target, number)).or_default().push(json_line(
+            objects.entry(self.object_key(&row.target, day, number)).or_default().push(json_line(
                 row,
                 &extras,
                 Some(&raw),
@@ -215,7 +204,7 @@ impl Sink for S3Sink {
                 "reason": dead.reason, "raw_payload": String::from_utf8_lossy(&dead.raw),
             });
             objects
-                .entry(self.object_key("_sluice/dead_letters", number))
+                .entry(self.object_key("_sluice/dead_letters", day, number))
                 .or_default()
                 .push(line.to_string());
             applied.dead_lettered += 1;
@@ -252,70 +241,5 @@ impl Sink for S3Sink {
             checkpoints: checkpoints.map(|(s, p)| (s.clone(), p.clone(), committed.clone())).collect(),
             ..Default::default()
         })
-    }
-}
-
-impl Output {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        match self {
-            Output::Local(root) => match std::fs::read(root.join(key)) {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(anyhow!("reading {}: {e}", root.join(key).display())),
-            },
-            Output::S3 { client, bucket, prefix, runtime } => runtime.block_on(async {
-                match client.get_object().bucket(bucket).key(format!("{prefix}{key}")).send().await {
-                    Ok(out) => Ok(Some(out.body.collect().await?.into_bytes().to_vec())),
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-                    Err(e) => {
-                        Err(anyhow!("reading s3://{bucket}/{prefix}{key}: {}", crate::aws::describe(&e)))
-                    }
-                }
-            }),
-        }
-    }
-
-    /// Writes an object whole: readers never see part of one.
-    fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-        match self {
-            Output::Local(root) => {
-                let path = root.join(key);
-                let dir = path.parent().expect("keys have a folder");
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                let partial = path.with_extension("partial");
-                std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
-                std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))
-            }
-            Output::S3 { client, bucket, prefix, runtime } => {
-                let sent = runtime.block_on(
-                    client
-                        .put_object()
-                        .bucket(bucket)
-                        .key(format!("{prefix}{key}"))
-                        .body(bytes.into())
-                        .send(),
-                );
-                sent.map(drop)
-                    .map_err(|e| anyhow!("writing s3://{bucket}/{prefix}{key}: {}", crate::aws::describe(&e)))
-            }
-        }
-    }
-
-    fn delete(&self, key: &str) -> Result<()> {
-        match self {
-            Output::Local(root) => match std::fs::remove_file(root.join(key)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(anyhow!("removing {}: {e}", root.join(key).display()))
-                }
-                _ => Ok(()),
-            },
-            Output::S3 { client, bucket, prefix, runtime } => {
-                let sent = runtime
-                    .block_on(client.delete_object().bucket(bucket).key(format!("{prefix}{key}")).send());
-                sent.map(drop).map_err(|e| {
-                    anyhow!("removing s3://{bucket}/{prefix}{key}: {}", crate::aws::describe(&e))
-                })
-            }
-        }
     }
 }

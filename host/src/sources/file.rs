@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::Source;
+use super::{Source, blank_after_trimming};
 use crate::record::{Batch, BatchLimits, Checkpoint, Format, SourceRecord};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -76,10 +76,7 @@ impl Source for FileSource {
             }
             self.at.offset += n as u64;
             self.at.line += 1;
-            while line.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
-                line.pop();
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
+            if blank_after_trimming(&mut line) {
                 continue;
             }
             batch.bytes += line.len();

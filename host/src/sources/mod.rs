@@ -8,7 +8,10 @@ mod file;
 mod handover;
 mod kinesis;
 
+use std::sync::Arc;
+
 use anyhow::Result;
+use serde::Serialize;
 
 pub use export::ExportSource;
 pub use file::FileSource;
@@ -49,4 +52,45 @@ pub fn open(plan: &Plan, committed: &[Checkpoint], exit_when_caught_up: bool) ->
             })
         }
     }
+}
+
+/// The last position reached in each stream of a batch being cut, for the
+/// sources that read several streams at once (shards, data files).
+struct Positions<P>(Vec<(Arc<str>, P)>);
+
+impl<P: Serialize> Positions<P> {
+    fn new() -> Self {
+        Positions(Vec::new())
+    }
+
+    fn set(&mut self, stream: &Arc<str>, position: P) {
+        match self.0.iter_mut().find(|(s, _)| s == stream) {
+            Some((_, p)) => *p = position,
+            None => self.0.push((stream.clone(), position)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Numbers the batch (`batches` counts them) and adds the positions as
+    /// its checkpoints.
+    fn seal(self, batch: &mut Batch, batches: &mut u64) {
+        *batches += 1;
+        batch.number = *batches;
+        for (stream, position) in self.0 {
+            let position = serde_json::to_string(&position).expect("positions serialise");
+            batch.checkpoints.push(Checkpoint { stream: stream.to_string(), position });
+        }
+    }
+}
+
+/// Strips a line's ending; true if nothing but whitespace is left (a blank
+/// line: skipped, though still counted in line numbers).
+fn blank_after_trimming(line: &mut Vec<u8>) -> bool {
+    while matches!(line.last(), Some(b'\n' | b'\r')) {
+        line.pop();
+    }
+    line.iter().all(u8::is_ascii_whitespace)
 }

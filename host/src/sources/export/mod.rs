@@ -1,7 +1,7 @@
 //! A DynamoDB export in S3 (or a local copy of one), loaded like a stream.
 //!
-//! `layout.rs` reads the two manifests, `store.rs` opens files locally or in
-//! S3, and `reader.rs` streams each data file on one of `parallel` threads
+//! `layout.rs` reads the two manifests, [`ObjectStore`] opens files locally
+//! or in S3, and `reader.rs` streams each data file on one of `parallel` threads
 //! into a bounded channel. Every item is ordered at the export's
 //! `exportTime` (incremental exports: at its own write time), so a backfill
 //! never overwrites a newer streamed change.
@@ -13,9 +13,9 @@
 mod layout;
 mod progress;
 mod reader;
-mod store;
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Read;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -23,12 +23,12 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::Source;
+use super::{Positions, Source};
 use crate::manifest::{ExportPlan, Plan};
+use crate::objects::ObjectStore;
 use crate::record::{Batch, BatchLimits, Checkpoint, ExportInfo};
 use progress::Progress;
 use reader::{Event, Job};
-use store::Store;
 
 /// A data file's position, as committed in the sink.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,16 +57,16 @@ pub struct ExportSource {
 
 impl ExportSource {
     pub fn open(plan: &Plan, export: &ExportPlan, committed: &[Checkpoint]) -> Result<Self> {
-        let store = Store::open(&export.location)?;
-        let export_id = store.export_id();
+        let store = ObjectStore::open(&export.location)?;
+        let export_id = store.folder_name();
         let summary =
-            layout::summary(&store.read("manifest-summary.json")?, &export_id).with_context(|| {
+            layout::summary(&read(&store, "manifest-summary.json")?, &export_id).with_context(|| {
                 format!(
                     "reading {} (is path the export's folder, …/AWSDynamoDB/<ExportId>/?)",
                     store.describe("manifest-summary.json")
                 )
             })?;
-        let files = layout::data_files(&store.read(&summary.files_key)?, &export_id)
+        let files = layout::data_files(&read(&store, &summary.files_key)?, &export_id)
             .with_context(|| format!("reading {}", store.describe(&summary.files_key)))?;
 
         let Some(table) = export.table.clone().or_else(|| summary.table.clone()) else {
@@ -158,11 +158,7 @@ impl Source for ExportSource {
         }
         let deadline = Instant::now() + limits.max_wait;
         let mut batch = Batch::default();
-        let mut positions: Vec<(usize, Position)> = Vec::new();
-        let mut set = |file: usize, position: Position| match positions.iter_mut().find(|(f, _)| *f == file) {
-            Some((_, p)) => *p = position,
-            None => positions.push((file, position)),
-        };
+        let mut positions = Positions::new();
         while batch.records.len() < limits.max_records
             && batch.bytes < limits.max_bytes
             && self.open_files > 0
@@ -191,12 +187,12 @@ impl Source for ExportSource {
                     self.progress.read(records.len() as u64, bytes as u64);
                     batch.bytes += bytes;
                     batch.records.extend(records);
-                    set(file, Position { line: last_line, done: false });
+                    positions.set(&self.streams[file], Position { line: last_line, done: false });
                 }
                 Event::Done { file, lines } => {
                     self.open_files -= 1;
                     self.progress.file_done();
-                    set(file, Position { line: lines, done: true });
+                    positions.set(&self.streams[file], Position { line: lines, done: true });
                 }
                 Event::Failed(why) => {
                     self.progress.abandon();
@@ -207,12 +203,17 @@ impl Source for ExportSource {
         if batch.records.is_empty() && positions.is_empty() {
             return Ok(Some(batch));
         }
-        self.batches += 1;
-        batch.number = self.batches;
-        for (file, position) in positions {
-            let position = serde_json::to_string(&position).expect("positions serialise");
-            batch.checkpoints.push(Checkpoint { stream: self.streams[file].to_string(), position });
-        }
+        positions.seal(&mut batch, &mut self.batches);
         Ok(Some(batch))
     }
+}
+
+/// A manifest file, which must exist.
+fn read(store: &ObjectStore, key: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    store
+        .reader(key, None)?
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", store.describe(key)))?;
+    Ok(bytes)
 }

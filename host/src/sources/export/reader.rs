@@ -14,8 +14,9 @@ use base64::Engine;
 use md5::{Digest, Md5};
 
 use super::layout::DataFile;
-use super::store::Store;
+use crate::objects::ObjectStore;
 use crate::record::{ExportInfo, Format, SourceRecord};
+use crate::sources::blank_after_trimming;
 
 /// Lines per chunk handed to the source.
 const CHUNK_RECORDS: usize = 500;
@@ -49,7 +50,7 @@ pub struct Job {
 }
 
 /// Reads one file, sending its records; false if the source is gone.
-pub fn read(store: &Store, job: &Job, events: &SyncSender<Event>) -> bool {
+pub fn read(store: &ObjectStore, job: &Job, events: &SyncSender<Event>) -> bool {
     match read_file(store, job, events) {
         Ok(Some(lines)) => events.send(Event::Done { file: job.index, lines }).is_ok(),
         Ok(None) => false,
@@ -62,7 +63,7 @@ pub fn read(store: &Store, job: &Job, events: &SyncSender<Event>) -> bool {
 }
 
 /// The number of lines, or `None` if the source went away.
-fn read_file(store: &Store, job: &Job, events: &SyncSender<Event>) -> Result<Option<u64>> {
+fn read_file(store: &ObjectStore, job: &Job, events: &SyncSender<Event>) -> Result<Option<u64>> {
     let rel = &job.file.data_file_s3_key;
     let stored = Hashing { inner: store.reader(rel, job.file.etag.as_deref())?, md5: Md5::new(), bytes: 0 };
     let mut stored = BufReader::with_capacity(256 << 10, stored);
@@ -88,10 +89,7 @@ fn read_file(store: &Store, job: &Job, events: &SyncSender<Event>) -> Result<Opt
             break;
         }
         number += 1;
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if blank_after_trimming(&mut line) {
             continue;
         }
         items += 1;

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-use super::Source;
+use super::{Positions, Source};
 use crate::manifest::{KinesisPlan, KinesisStart};
 use crate::record::{Batch, BatchLimits, Checkpoint, SourceRecord};
 use lineage::{Lineage, Shard};
@@ -145,11 +145,7 @@ pub struct KinesisSource {
 
 impl KinesisSource {
     pub fn open(plan: &KinesisPlan, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sluice-kinesis")
-            .enable_all()
-            .build()?;
+        let runtime = crate::aws::runtime("sluice-kinesis", 1)?;
         let stream_name: Arc<str> = plan
             .stream_arn
             .rsplit_once("stream/")
@@ -202,12 +198,7 @@ impl Source for KinesisSource {
     fn next_batch(&mut self, limits: &BatchLimits) -> Result<Option<Batch>> {
         let deadline = Instant::now() + limits.max_wait;
         let mut batch = Batch::default();
-        let mut positions: Vec<(Arc<str>, Position)> = Vec::new();
-        let mut set =
-            |stream: &Arc<str>, position: Position| match positions.iter_mut().find(|(s, _)| s == stream) {
-                Some((_, p)) => *p = position,
-                None => positions.push((stream.clone(), position)),
-            };
+        let mut positions = Positions::new();
         while batch.records.len() < limits.max_records && batch.bytes < limits.max_bytes {
             let wait = deadline.saturating_duration_since(Instant::now());
             let event = match self.events.try_recv() {
@@ -228,9 +219,11 @@ impl Source for KinesisSource {
                     let last = records.last().map(|r| r.sequence.clone());
                     batch.bytes += records.iter().map(|r| r.payload.len()).sum::<usize>();
                     batch.records.extend(records);
-                    set(&stream, Position { after: last, ended: false });
+                    positions.set(&stream, Position { after: last, ended: false });
                 }
-                Event::Ended { stream, last } => set(&stream, Position { after: last, ended: true }),
+                Event::Ended { stream, last } => {
+                    positions.set(&stream, Position { after: last, ended: true })
+                }
                 Event::Failed(why) => bail!("{why}"),
             }
         }
@@ -247,12 +240,7 @@ impl Source for KinesisSource {
             }
             return Ok(Some(batch));
         }
-        self.batches += 1;
-        batch.number = self.batches;
-        for (stream, position) in positions {
-            let position = serde_json::to_string(&position).expect("positions serialise");
-            batch.checkpoints.push(Checkpoint { stream: stream.to_string(), position });
-        }
+        positions.seal(&mut batch, &mut self.batches);
         Ok(Some(batch))
     }
 

@@ -1,0 +1,138 @@
+//! Objects under an S3 prefix, or files under a local folder, behind one
+//! blocking interface: the export source reads through it (on plain reader
+//! threads that decompress with `std::io`) and the S3 sink writes through
+//! it. S3 bodies stream through a bridge from the SDK's async reader.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::runtime::Runtime;
+
+use crate::manifest::{Location, S3Prefix};
+
+pub enum ObjectStore {
+    Local(PathBuf),
+    S3 { client: aws_sdk_s3::Client, at: S3Prefix, runtime: Runtime },
+}
+
+impl ObjectStore {
+    pub fn open(location: &Location) -> Result<Self> {
+        Ok(match location {
+            Location::Local(path) => ObjectStore::Local(path.clone()),
+            Location::S3(at) => {
+                let runtime = crate::aws::runtime("sluice-s3", 2)?;
+                let client = crate::aws::s3_client(&runtime);
+                ObjectStore::S3 { client, at: at.clone(), runtime }
+            }
+        })
+    }
+
+    /// The name of the folder itself (an export's id).
+    pub fn folder_name(&self) -> String {
+        let path = match self {
+            ObjectStore::Local(path) => path.to_string_lossy().into_owned(),
+            ObjectStore::S3 { at, .. } => at.prefix.clone(),
+        };
+        path.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned()
+    }
+
+    /// Where a key is, for messages: a path or an `s3://` URI.
+    pub fn describe(&self, key: &str) -> String {
+        match self {
+            ObjectStore::Local(path) => path.join(key).display().to_string(),
+            ObjectStore::S3 { at, .. } => format!("{at}{key}"),
+        }
+    }
+
+    /// A small object, whole; `None` if there is none.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let Some(mut body) = self.body(key, None)? else { return Ok(None) };
+        let mut bytes = Vec::new();
+        body.read_to_end(&mut bytes).with_context(|| format!("reading {}", self.describe(key)))?;
+        Ok(Some(bytes))
+    }
+
+    /// An object that must exist, as a stream of its stored bytes. For S3,
+    /// a differing `etag` (the object was replaced) is refused before reading.
+    pub fn reader(&self, key: &str, etag: Option<&str>) -> Result<Box<dyn Read + Send>> {
+        self.body(key, etag)?.ok_or_else(|| anyhow!("reading {}: no such object", self.describe(key)))
+    }
+
+    fn body(&self, key: &str, etag: Option<&str>) -> Result<Option<Box<dyn Read + Send>>> {
+        match self {
+            ObjectStore::Local(path) => match std::fs::File::open(path.join(key)) {
+                Ok(file) => Ok(Some(Box::new(file))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(anyhow!("opening {}: {e}", self.describe(key))),
+            },
+            ObjectStore::S3 { client, at, runtime } => {
+                let sent = runtime.block_on(
+                    client.get_object().bucket(&at.bucket).key(format!("{}{key}", at.prefix)).send(),
+                );
+                let got = match sent {
+                    Ok(got) => got,
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+                    Err(e) => bail!("reading {}: {}", self.describe(key), crate::aws::describe(&e)),
+                };
+                if let (Some(want), Some(have)) = (etag, got.e_tag())
+                    && want.trim_matches('"') != have.trim_matches('"')
+                {
+                    bail!(
+                        "{} has ETag {have}, but the export's manifest says {want}: the object was replaced",
+                        self.describe(key)
+                    );
+                }
+                let body = got.body.into_async_read();
+                Ok(Some(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
+                    body,
+                    runtime.handle().clone(),
+                ))))
+            }
+        }
+    }
+
+    /// Writes an object whole: readers never see part of one.
+    pub fn put(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        match self {
+            ObjectStore::Local(root) => {
+                let path = root.join(key);
+                let dir = path.parent().expect("keys have a folder");
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                let partial = path.with_extension("partial");
+                std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
+                std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))
+            }
+            ObjectStore::S3 { client, at, runtime } => {
+                let put = client
+                    .put_object()
+                    .bucket(&at.bucket)
+                    .key(format!("{}{key}", at.prefix))
+                    .body(bytes.into());
+                runtime
+                    .block_on(put.send())
+                    .map(drop)
+                    .map_err(|e| anyhow!("writing {}: {}", self.describe(key), crate::aws::describe(&e)))
+            }
+        }
+    }
+
+    /// Removes an object; one that is not there is fine.
+    pub fn delete(&self, key: &str) -> Result<()> {
+        match self {
+            ObjectStore::Local(root) => match std::fs::remove_file(root.join(key)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(anyhow!("removing {}: {e}", self.describe(key)))
+                }
+                _ => Ok(()),
+            },
+            ObjectStore::S3 { client, at, runtime } => {
+                let delete = client.delete_object().bucket(&at.bucket).key(format!("{}{key}", at.prefix));
+                runtime
+                    .block_on(delete.send())
+                    .map(drop)
+                    .map_err(|e| anyhow!("removing {}: {}", self.describe(key), crate::aws::describe(&e)))
+            }
+        }
+    }
+}
