@@ -155,12 +155,104 @@ fn manifest(dir: &Path, stream: &Stream, extra_source: &str) -> std::path::PathB
         format!(
             "name = \"k\"\n[source]\ntype = \"kinesis\"\nstream_arn = \"{}\"\n{extra_source}\n\
              [sink]\ntype = \"sqlite\"\npath = \"out.db\"\n[batch]\nmax_records = 100\nmax_wait_ms = 200\n\
-             [[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n",
+             [[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n\
+             [[tables]]\nsource = \"canary\"\ntarget = \"canary_cdc\"\n",
             stream.arn
         ),
     )
     .unwrap();
     path
+}
+
+/// Puts rounds of fresh changes to table `canary` until a whole round
+/// arrives: then a run that started at `latest` is reading every shard at
+/// its tip, and nothing put afterwards may be missed.
+fn wait_until_reading_at_the_tip(stream: &Stream, db: &Path) {
+    for round in 0..30 {
+        let records: Vec<String> = (0..16)
+            .map(|i| {
+                format!(
+                    r#"{{"eventID":"canary-{round}-{i}","eventName":"INSERT","tableName":"canary","eventSource":"aws:dynamodb","dynamodb":{{"ApproximateCreationDateTime":1767225600000,"Keys":{{"id":{{"S":"{round}-{i}"}}}},"NewImage":{{"id":{{"S":"{round}-{i}"}}}}}}}}"#
+                )
+            })
+            .collect();
+        stream.put(&records);
+        let arrived = || {
+            db.exists()
+                && crate::util::scalar(
+                    db,
+                    &format!(
+                        "SELECT count(*) FROM sqlite_master WHERE name = 'canary_cdc' AND \
+                         (SELECT count(*) FROM canary_cdc WHERE event_id LIKE 'canary-{round}-%') = 16"
+                    ),
+                ) == 1
+        };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if arrived() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("the run never read a whole round of canaries");
+}
+
+/// Waits until `orders_cdc` holds exactly the expected items, or 90 s.
+fn wait_for_latest_state(dir: &Path, g: &generator::Generated) {
+    let expected = expected_soft(&g.expected, &["orders"]);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if table_state(&dir.join("out.db"), "orders_cdc") == expected {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_latest_state(dir, g);
+}
+
+/// A run started at `latest` on an empty stream, then a split and a merge
+/// while changes keep coming: the children are read from their oldest
+/// record, so every change arrives.
+fn latest_start_reads_children_from_their_oldest_record(extra_source: &str, seed: u64) {
+    let stream = Stream::new(2);
+    let g = stream_of(seed, 1500);
+    let thirds: Vec<&[String]> = g.records.chunks(g.records.len().div_ceil(3)).collect();
+    let dir = scratch();
+    let manifest = manifest(dir.path(), &stream, &format!("start = \"latest\"\n{extra_source}"));
+    let log = dir.path().join("run.log");
+    let run: Child = sluice_k()
+        .arg("run")
+        .arg(&manifest)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until_reading_at_the_tip(&stream, &dir.path().join("out.db"));
+
+    stream.put(thirds[0]);
+    stream.split();
+    stream.put(thirds[1]);
+    stream.merge();
+    stream.put(thirds[2]);
+    wait_for_latest_state(dir.path(), &g);
+
+    let signalled = Command::new("kill").args(["-TERM", &run.id().to_string()]).status().unwrap();
+    assert!(signalled.success());
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "a clean stop");
+    assert_latest_state(dir.path(), &g);
+    assert_parents_first(&[std::fs::read_to_string(&log).unwrap()], 3);
+}
+
+#[test]
+fn a_latest_start_reads_split_and_merged_children_whole_when_polling() {
+    latest_start_reads_children_from_their_oldest_record("", 68);
+}
+
+#[test]
+fn a_latest_start_reads_split_and_merged_children_whole_with_enhanced_fan_out() {
+    latest_start_reads_children_from_their_oldest_record("consumer = \"sluice-latest\"", 69);
 }
 
 /// `sluice` pointed at kinesis-local and moto, with fake credentials.

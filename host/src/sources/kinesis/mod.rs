@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use super::{Positions, Source};
 use crate::manifest::{KinesisPlan, KinesisStart};
 use crate::record::{Batch, BatchLimits, Checkpoint, SourceRecord};
-use lineage::{Lineage, Shard};
+use lineage::{Lineage, Ready, Shard};
 use reader::{Mode, Reader, StartAt};
 
 /// How often the shard list is read again, to find new shards.
@@ -287,23 +287,29 @@ impl Coordinator {
                 }
             },
         };
-        let done = self.positions.iter().filter(|(_, p)| p.ended).map(|(id, _)| id.clone());
-        let mut lineage = Lineage::new(done);
+        let ended = self.positions.iter().filter(|(_, p)| p.ended).map(|(id, _)| id.clone());
+        let mut lineage = Lineage::new(ended);
         let mut relist = tokio::time::interval(RELIST_EVERY);
+        let mut first_listing = true;
         loop {
             tokio::select! {
                 _ = relist.tick() => match self.list_shards().await {
                     Ok(shards) => {
-                        if matches!(self.start, KinesisStart::Latest) {
-                            // Starting at the tip: history in closed shards without a position is skipped.
-                            for s in shards.iter().filter(|s| s.closed && !self.positions.contains_key(&s.id)) {
-                                lineage.skip(&s.id);
-                            }
-                        }
                         for s in shards.iter().filter(|s| s.closed) {
                             self.shared.status.closed(&s.id);
                         }
+                        let skip: Vec<String> = if first_listing && self.start == KinesisStart::Latest {
+                            // Starting at the tip: the history of shards already closed
+                            // (and never read) is passed over. Only at start: a shard
+                            // that closes later was split or merged while being read.
+                            let unread = |s: &&Shard| s.closed && !self.positions.contains_key(&s.id);
+                            shards.iter().filter(unread).map(|s| s.id.clone()).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        first_listing = false;
                         lineage.update(shards);
+                        skip.iter().for_each(|id| lineage.skip(id));
                     }
                     Err(why) => {
                         let _ = self.events.send(Event::Failed(why)).await;
@@ -312,9 +318,10 @@ impl Coordinator {
                 },
                 Some(shard) = commits.recv() => lineage.end_committed(&shard),
             }
-            for shard in lineage.ready() {
+            for Ready { shard, after_parent } in lineage.ready() {
                 let start = match self.positions.get(&shard.id) {
                     Some(Position { after: Some(seq), .. }) => StartAt::After(seq.clone()),
+                    _ if after_parent => StartAt::TrimHorizon,
                     _ => match &self.start {
                         KinesisStart::TrimHorizon => StartAt::TrimHorizon,
                         KinesisStart::Latest => StartAt::Latest,
@@ -323,7 +330,7 @@ impl Coordinator {
                         }
                     },
                 };
-                if shard.parents.is_empty() {
+                if !after_parent {
                     tracing::info!(shard = shard.id, "reading shard");
                 } else {
                     tracing::info!(
