@@ -236,8 +236,7 @@ fn describe(plan: &Plan) -> String {
 }
 
 fn status(plan: &Plan, rows: usize) -> Result<()> {
-    let mut sink = sinks::open(&plan.sink)?;
-    let status = sink.status(&plan.name, &plan.targets(), rows)?;
+    let status = sinks::inspect(&plan.sink)?.status(&plan.name, &plan.targets(), rows)?;
     println!("pipeline {}", plan.name);
     println!("checkpoints");
     if status.checkpoints.is_empty() {

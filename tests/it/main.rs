@@ -18,4 +18,5 @@ mod redshift;
 mod s3_sink;
 mod seed;
 mod seed_jobs;
+mod status;
 mod util;

@@ -19,14 +19,14 @@ use crate::util::{
 const TABLES: &str = SOFT_AND_HARD;
 
 /// A fresh database behind a fresh stand-in, and a bucket for staging.
-struct Warehouse {
-    url: String,
-    standin: StandIn,
+pub(crate) struct Warehouse {
+    pub url: String,
+    pub standin: StandIn,
     bucket: String,
 }
 
 impl Warehouse {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self::on(postgres::shared())
     }
 
@@ -42,7 +42,7 @@ impl Warehouse {
         Warehouse { url, standin, bucket }
     }
 
-    fn sink(&self, extra: &str) -> String {
+    pub fn sink(&self, extra: &str) -> String {
         format!(
             "type = \"redshift\"\ndatabase = \"dev\"\nworkgroup = \"wg\"\n\
              secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:sluice\"\nschema = \"cdc\"\n{extra}"
@@ -57,7 +57,7 @@ impl Warehouse {
     }
 
     /// `sluice` pointed at the stand-in and moto, with fake credentials.
-    fn sluice(&self) -> Command {
+    pub fn sluice(&self) -> Command {
         let mut cmd = sluice();
         aws_env(&mut cmd, &self.standin.endpoint());
         cmd
@@ -67,7 +67,7 @@ impl Warehouse {
         pg_state(&self.url, target)
     }
 
-    fn assert_like_oracle(&self, g: &generator::Generated) {
+    pub fn assert_like_oracle(&self, g: &generator::Generated) {
         assert_pg_like_oracle(&self.url, g);
     }
 

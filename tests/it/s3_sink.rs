@@ -40,7 +40,7 @@ fn manifest(dir: &Path, g: &Generated, sink: &str) -> std::path::PathBuf {
 }
 
 /// Every object's key, with the lines of the data objects.
-fn s3_objects(bucket: &str) -> BTreeMap<String, Vec<Value>> {
+pub(crate) fn s3_objects(bucket: &str) -> BTreeMap<String, Vec<Value>> {
     let (s3, rt) = (s3(), runtime());
     let listed = rt.block_on(s3.list_objects_v2().bucket(bucket).send()).unwrap();
     let mut objects = BTreeMap::new();
@@ -67,7 +67,7 @@ fn lines(key: &str, bytes: &[u8]) -> Vec<Value> {
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-fn distinct_events(g: &Generated) -> BTreeSet<String> {
+pub(crate) fn distinct_events(g: &Generated) -> BTreeSet<String> {
     g.records
         .iter()
         .map(|r| serde_json::from_str::<Value>(r).unwrap()["eventID"].as_str().unwrap().to_owned())

@@ -57,9 +57,12 @@ pub trait Sink: Send {
 
     /// Writes a batch's rows, dead letters and checkpoints atomically.
     fn write(&mut self, batch: &SinkBatch) -> Result<Applied>;
+}
 
-    /// What is stored, for `sluice status`. Does not claim the writer epoch,
-    /// so it is safe while a run is writing.
+/// Reads what a sink holds, for `sluice status`, and nothing else: no DDL,
+/// no writer epoch, no clean-up, no file or table created. Safe while a run
+/// is writing, and on a pipeline that never ran.
+pub trait Inspector {
     fn status(
         &mut self,
         pipeline: &str,
@@ -114,6 +117,16 @@ pub fn open(plan: &SinkPlan) -> Result<Box<dyn Sink>> {
         SinkPlan::Postgres(p) => Ok(Box::new(PostgresSink::open(p)?)),
         SinkPlan::Redshift(r) => Ok(Box::new(RedshiftSink::open(r)?)),
         SinkPlan::S3(o) => Ok(Box::new(S3Sink::open(o)?)),
+    }
+}
+
+/// Opens a read-only view of the sink a plan names.
+pub fn inspect(plan: &SinkPlan) -> Result<Box<dyn Inspector>> {
+    match plan {
+        SinkPlan::Sqlite { path } => Ok(Box::new(sqlite::Inspect::open(path)?)),
+        SinkPlan::Postgres(p) => Ok(Box::new(postgres::Inspect::open(p)?)),
+        SinkPlan::Redshift(r) => Ok(Box::new(redshift::Inspect::open(r)?)),
+        SinkPlan::S3(o) => Ok(Box::new(s3::Inspect::open(o)?)),
     }
 }
 

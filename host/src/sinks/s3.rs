@@ -28,7 +28,7 @@ use std::io::{Read, Write};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{Applied, Sink, Status, json_line};
+use super::{Applied, Inspector, Sink, Status, json_line};
 use crate::manifest::{OutputMode, S3SinkPlan};
 use crate::objects::ObjectStore;
 use crate::record::{Checkpoint, DeleteMode, SinkBatch};
@@ -117,7 +117,7 @@ impl S3Sink {
     }
 
     fn checkpoint_key(&self) -> String {
-        format!("_sluice/checkpoints/{}.json", self.pipeline)
+        checkpoint_key(&self.pipeline)
     }
 
     fn intent_key(&self) -> String {
@@ -227,19 +227,41 @@ impl Sink for S3Sink {
         fail::fail_point!("sink::after_commit", |_| std::process::abort());
         Ok(applied)
     }
+}
 
+/// `sluice status` on S3: reads the checkpoint object, nothing else (in
+/// particular, never the clean-up a run does before writing).
+pub(super) struct Inspect {
+    out: ObjectStore,
+}
+
+impl Inspect {
+    pub fn open(plan: &S3SinkPlan) -> Result<Self> {
+        Ok(Inspect { out: ObjectStore::open(&plan.location)? })
+    }
+}
+
+impl Inspector for Inspect {
     fn status(
         &mut self,
         pipeline: &str,
-        targets: &[(String, DeleteMode)],
+        _targets: &[(String, DeleteMode)],
         _sample_rows: usize,
     ) -> Result<Status> {
-        self.prepare(pipeline, targets)?;
-        let checkpoints = self.state.positions.iter();
-        let committed = format!("batch {}", self.state.batch);
+        let state: State = match self.out.get(&checkpoint_key(pipeline))? {
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).context("reading the S3 sink's checkpoint object")?
+            }
+            None => State::default(),
+        };
+        let committed = format!("batch {}", state.batch);
         Ok(Status {
-            checkpoints: checkpoints.map(|(s, p)| (s.clone(), p.clone(), committed.clone())).collect(),
+            checkpoints: state.positions.into_iter().map(|(s, p)| (s, p, committed.clone())).collect(),
             ..Default::default()
         })
     }
+}
+
+fn checkpoint_key(pipeline: &str) -> String {
+    format!("_sluice/checkpoints/{pipeline}.json")
 }

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use rusqlite::types::ToSql;
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 
-use super::{Applied, COLUMNS, Sink, Status, TableStatus, TargetTable, missing_columns};
+use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns};
 use crate::ident::quote;
 use crate::record::{Checkpoint, DeleteMode, Operation, Row, SinkBatch, Value};
 
@@ -282,7 +282,28 @@ impl Sink for SqliteSink {
         fail::fail_point!("sink::after_commit", |_| std::process::abort());
         Ok(applied)
     }
+}
 
+/// `sluice status` on a SQLite file: opened read-only, and not at all if
+/// the file does not exist (a pipeline that never ran leaves no file behind).
+pub(super) struct Inspect {
+    conn: Option<Connection>,
+}
+
+impl Inspect {
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Ok(Inspect { conn: None });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("opening SQLite database {} read-only", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Inspect { conn: Some(conn) })
+    }
+}
+
+impl Inspector for Inspect {
     fn status(
         &mut self,
         pipeline: &str,
@@ -290,38 +311,44 @@ impl Sink for SqliteSink {
         sample_rows: usize,
     ) -> Result<Status> {
         let mut status = Status::default();
-        let mut stmt = self.conn.prepare(
-            "SELECT stream, position, committed_at FROM _sluice_checkpoints WHERE pipeline = ?1 ORDER BY stream",
-        )?;
-        status.checkpoints = stmt
-            .query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        drop(stmt);
-        for (name, _) in targets {
-            let exists: i64 = self.conn.query_row(
+        let Some(conn) = &self.conn else { return Ok(status) };
+        let exists = |name: &str| -> Result<bool> {
+            let n: i64 = conn.query_row(
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
                 [name],
                 |r| r.get(0),
             )?;
-            if exists == 0 {
+            Ok(n > 0)
+        };
+        let count = |sql: &str, params: &[&dyn ToSql]| -> Result<u64> {
+            Ok(conn.query_row(sql, params, |r| r.get::<_, i64>(0))? as u64)
+        };
+        if exists("_sluice_checkpoints")? {
+            let mut stmt = conn.prepare(
+                "SELECT stream, position, committed_at FROM _sluice_checkpoints WHERE pipeline = ?1 ORDER BY stream",
+            )?;
+            status.checkpoints = stmt
+                .query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+        }
+        let tombstones = exists("_sluice_tombstones")?;
+        for (name, _) in targets {
+            if !exists(name)? {
                 continue;
             }
             let t = quote(name);
-            let count = |sql: &str| -> Result<u64> {
-                Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
-            };
             let mut table = TableStatus {
-                live: count(&format!("SELECT count(*) FROM {t} WHERE NOT is_deleted"))?,
-                deleted: count(&format!("SELECT count(*) FROM {t} WHERE is_deleted"))?,
-                tombstones: self.conn.query_row(
-                    "SELECT count(*) FROM _sluice_tombstones WHERE target = ?1",
-                    [name],
-                    |r| r.get::<_, i64>(0),
-                )? as u64,
+                live: count(&format!("SELECT count(*) FROM {t} WHERE NOT is_deleted"), &[])?,
+                deleted: count(&format!("SELECT count(*) FROM {t} WHERE is_deleted"), &[])?,
+                tombstones: if tombstones {
+                    count("SELECT count(*) FROM _sluice_tombstones WHERE target = ?1", &[name])?
+                } else {
+                    0
+                },
                 name: name.clone(),
                 sample: Vec::new(),
             };
-            let mut stmt = self.conn.prepare(&format!(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT keys, is_deleted, new_image FROM {t} ORDER BY change_micros DESC, keys LIMIT ?1"
             ))?;
             table.sample = stmt
@@ -330,16 +357,16 @@ impl Sink for SqliteSink {
             status.tables.push(table);
         }
         status.tables.sort_by(|a, b| a.name.cmp(&b.name));
-        status.dead_letters = self.conn.query_row(
-            "SELECT count(*) FROM _sluice_dead_letters WHERE pipeline = ?1",
-            [pipeline],
-            |r| r.get::<_, i64>(0),
-        )? as u64;
-        let mut stmt = self.conn.prepare(
-            "SELECT origin, reason FROM _sluice_dead_letters WHERE pipeline = ?1 ORDER BY failed_at DESC, origin LIMIT 5",
-        )?;
-        status.recent_dead_letters =
-            stmt.query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        if exists("_sluice_dead_letters")? {
+            status.dead_letters =
+                count("SELECT count(*) FROM _sluice_dead_letters WHERE pipeline = ?1", &[&pipeline])?;
+            let mut stmt = conn.prepare(
+                "SELECT origin, reason FROM _sluice_dead_letters WHERE pipeline = ?1 \
+                 ORDER BY failed_at DESC, origin LIMIT 5",
+            )?;
+            status.recent_dead_letters =
+                stmt.query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        }
         Ok(status)
     }
 }

@@ -19,7 +19,7 @@ use postgres::error::SqlState;
 use postgres::{Client, Transaction};
 
 use super::retry::{Failure, retrying};
-use super::{Applied, COLUMNS, Sink, Status, TableStatus, TargetTable, missing_columns, reject};
+use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, reject};
 use crate::ident::quote;
 use crate::manifest::{PostgresPlan, redact_url};
 use crate::record::{Checkpoint, DeadLetter, DeleteMode, Row, SinkBatch, Value};
@@ -334,45 +334,76 @@ impl Sink for PostgresSink {
             sink.write_once(batch, &rows, &dead)
         })
     }
+}
 
+/// `sluice status` on PostgreSQL: every query in one read-only transaction,
+/// and tables that do not exist yet read as empty.
+pub(super) struct Inspect {
+    client: Client,
+    schema: String,
+}
+
+impl Inspect {
+    pub fn open(plan: &PostgresPlan) -> Result<Self> {
+        Ok(Inspect { client: connect(plan)?, schema: plan.schema.clone() })
+    }
+}
+
+impl Inspector for Inspect {
     fn status(
         &mut self,
         pipeline: &str,
         targets: &[(String, DeleteMode)],
         sample_rows: usize,
     ) -> Result<Status> {
-        let s = self.schema.clone();
-        let schema = self.plan.schema.clone();
-        let client = self.client()?;
-        let mut status = Status::default();
-        for r in client.query(
-            &format!(
-                "SELECT stream, position, committed_at::text FROM {s}._sluice_checkpoints \
-                 WHERE pipeline = $1 ORDER BY stream"
-            ),
-            &[&pipeline],
-        )? {
-            status.checkpoints.push((r.get(0), r.get(1), r.get(2)));
-        }
-        for (name, _) in targets {
-            let exists: bool = client
-                .query_one(
-                    "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL",
-                    &[&schema, name],
-                )?
-                .get(0);
-            if !exists {
-                continue;
-            }
-            let t = quote(name);
-            let counts = client.query_one(
-                &format!(
-                    "SELECT count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted), \
-                     (SELECT count(*) FROM {s}._sluice_tombstones WHERE target = $1) FROM {s}.{t}"
-                ),
-                &[name],
+        let schema = self.schema.clone();
+        let s = quote(&schema);
+        let mut tx = self.client.build_transaction().read_only(true).start()?;
+        let mut exists = |table: &str| -> Result<bool> {
+            let row = tx.query_one(
+                "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS NOT NULL",
+                &[&schema, &table],
             )?;
-            let sample = client
+            Ok(row.get(0))
+        };
+        let (checkpoints, dead_letters, tombstones) =
+            (exists("_sluice_checkpoints")?, exists("_sluice_dead_letters")?, exists("_sluice_tombstones")?);
+        let mut present = Vec::new();
+        for (name, _) in targets {
+            if exists(name)? {
+                present.push(name);
+            }
+        }
+        let mut status = Status::default();
+        if checkpoints {
+            for r in tx.query(
+                &format!(
+                    "SELECT stream, position, committed_at::text FROM {s}._sluice_checkpoints \
+                     WHERE pipeline = $1 ORDER BY stream"
+                ),
+                &[&pipeline],
+            )? {
+                status.checkpoints.push((r.get(0), r.get(1), r.get(2)));
+            }
+        }
+        for name in present {
+            let t = quote(name);
+            let counts = tx.query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted) FROM {s}.{t}"
+                ),
+                &[],
+            )?;
+            let tombstones = match tombstones {
+                true => tx
+                    .query_one(
+                        &format!("SELECT count(*) FROM {s}._sluice_tombstones WHERE target = $1"),
+                        &[name],
+                    )?
+                    .get::<_, i64>(0) as u64,
+                false => 0,
+            };
+            let sample = tx
                 .query(
                     &format!(
                         "SELECT keys, is_deleted, new_image::text FROM {s}.{t} \
@@ -387,25 +418,28 @@ impl Sink for PostgresSink {
                 name: name.clone(),
                 live: counts.get::<_, i64>(0) as u64,
                 deleted: counts.get::<_, i64>(1) as u64,
-                tombstones: counts.get::<_, i64>(2) as u64,
+                tombstones,
                 sample,
             });
         }
-        status.dead_letters = client
-            .query_one(
-                &format!("SELECT count(*) FROM {s}._sluice_dead_letters WHERE pipeline = $1"),
+        if dead_letters {
+            status.dead_letters = tx
+                .query_one(
+                    &format!("SELECT count(*) FROM {s}._sluice_dead_letters WHERE pipeline = $1"),
+                    &[&pipeline],
+                )?
+                .get::<_, i64>(0) as u64;
+            for r in tx.query(
+                &format!(
+                    "SELECT origin, reason FROM {s}._sluice_dead_letters WHERE pipeline = $1 \
+                     ORDER BY failed_at DESC, origin LIMIT 5"
+                ),
                 &[&pipeline],
-            )?
-            .get::<_, i64>(0) as u64;
-        for r in client.query(
-            &format!(
-                "SELECT origin, reason FROM {s}._sluice_dead_letters WHERE pipeline = $1 \
-                 ORDER BY failed_at DESC, origin LIMIT 5"
-            ),
-            &[&pipeline],
-        )? {
-            status.recent_dead_letters.push((r.get(0), r.get(1)));
+            )? {
+                status.recent_dead_letters.push((r.get(0), r.get(1)));
+            }
         }
+        tx.rollback()?;
         Ok(status)
     }
 }

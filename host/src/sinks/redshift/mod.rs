@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, anyhow};
 
 use super::retry::retrying;
-use super::{Applied, COLUMNS, Sink, Status, TableStatus, TargetTable, missing_columns, reject};
+use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, reject};
 use crate::ident::quote;
 use crate::manifest::RedshiftPlan;
 use crate::record::{Checkpoint, DeadLetter, DeleteMode, Row, SinkBatch};
@@ -65,16 +65,7 @@ impl RedshiftSink {
     }
 
     fn query(&mut self, what: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>> {
-        let statement = [statement.to_owned()];
-        retrying(
-            self,
-            what,
-            |sink| {
-                let id = sink.api.run(&statement)?;
-                sink.api.rows(&id)
-            },
-            |_| {},
-        )
+        query(&mut self.api, what, statement)
     }
 
     fn add_columns(&mut self, rows: &[&Row]) -> Result<()> {
@@ -239,29 +230,66 @@ impl Sink for RedshiftSink {
         }
         Ok(applied)
     }
+}
 
+/// `sluice status` on Redshift: SELECTs only, each result row bounded (the
+/// Data API returns at most 64 KB per row), and tables that do not exist yet
+/// read as empty.
+pub(super) struct Inspect {
+    api: DataApi,
+    plan: RedshiftPlan,
+}
+
+impl Inspect {
+    pub fn open(plan: &RedshiftPlan) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let config = runtime.block_on(crate::aws::config());
+        Ok(Inspect { api: DataApi::new(plan, runtime, &config), plan: plan.clone() })
+    }
+
+    fn query(&mut self, what: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>> {
+        query(&mut self.api, what, statement)
+    }
+}
+
+impl Inspector for Inspect {
     fn status(
         &mut self,
         pipeline: &str,
         targets: &[(String, DeleteMode)],
         sample_rows: usize,
     ) -> Result<Status> {
-        let s = self.schema.clone();
+        let s = quote(&self.plan.schema);
+        let existing: Vec<String> = self
+            .query("listing tables", &sql::tables_in(&self.plan.schema))?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        let exists = |name: &str| existing.iter().any(|t| t == name);
         let mut status = Status::default();
-        for r in self.query("reading checkpoints", &sql::checkpoints(&s, pipeline))? {
-            if let [Some(stream), Some(position), at] = r.as_slice() {
-                status.checkpoints.push((stream.clone(), position.clone(), at.clone().unwrap_or_default()));
+        if exists("_sluice_checkpoints") {
+            for r in self.query("reading checkpoints", &sql::checkpoints(&s, pipeline))? {
+                if let [Some(stream), Some(position), at] = r.as_slice() {
+                    status.checkpoints.push((
+                        stream.clone(),
+                        position.clone(),
+                        at.clone().unwrap_or_default(),
+                    ));
+                }
             }
         }
-        let existing = self.query("listing tables", &sql::tables_in(&self.plan.schema))?;
+        let first_number = |rows: &[Vec<Option<String>>], i: usize| {
+            rows.first().and_then(|r| r.get(i).cloned().flatten()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
         for (name, _) in targets {
-            if !existing.iter().any(|r| r.first().cloned().flatten().as_deref() == Some(name.as_str())) {
+            if !exists(name) {
                 continue;
             }
             let t = quote(name);
-            let counts = self.query("counting rows", &sql::row_counts(&s, &t, name))?;
-            let n = |i: usize| {
-                counts.first().and_then(|r| r.get(i).cloned().flatten()).and_then(|v| v.parse().ok())
+            let counts = self.query("counting rows", &sql::row_counts(&s, &t))?;
+            let tombstones = match exists("_sluice_tombstones") {
+                true => first_number(&self.query("counting tombstones", &sql::tombstone_count(&s, name))?, 0),
+                false => 0,
             };
             let sample = self
                 .query("reading rows", &sql::newest_rows(&s, &t, sample_rows))?
@@ -273,22 +301,37 @@ impl Sink for RedshiftSink {
                 .collect();
             status.tables.push(TableStatus {
                 name: name.clone(),
-                live: n(0).unwrap_or(0),
-                deleted: n(1).unwrap_or(0),
-                tombstones: n(2).unwrap_or(0),
+                live: first_number(&counts, 0),
+                deleted: first_number(&counts, 1),
+                tombstones,
                 sample,
             });
         }
-        let dead = self.query("reading dead letters", &sql::dead_letter_count(&s, pipeline))?;
-        status.dead_letters =
-            dead.first().and_then(|r| r.first().cloned().flatten()).and_then(|v| v.parse().ok()).unwrap_or(0);
-        for r in self.query("reading dead letters", &sql::recent_dead_letters(&s, pipeline))? {
-            if let [Some(origin), Some(reason)] = r.as_slice() {
-                status.recent_dead_letters.push((origin.clone(), reason.clone()));
+        if exists("_sluice_dead_letters") {
+            status.dead_letters =
+                first_number(&self.query("reading dead letters", &sql::dead_letter_count(&s, pipeline))?, 0);
+            for r in self.query("reading dead letters", &sql::recent_dead_letters(&s, pipeline))? {
+                if let [Some(origin), Some(reason)] = r.as_slice() {
+                    status.recent_dead_letters.push((origin.clone(), reason.clone()));
+                }
             }
         }
         Ok(status)
     }
+}
+
+/// Runs one query, retrying transient failures, and reads its rows.
+fn query(api: &mut DataApi, what: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>> {
+    let statement = [statement.to_owned()];
+    retrying(
+        api,
+        what,
+        |api| {
+            let id = api.run(&statement)?;
+            api.rows(&id)
+        },
+        |_| {},
+    )
 }
 
 fn dead_letter(row: &Row, reason: String) -> DeadLetter {

@@ -356,7 +356,8 @@ mod tests {
         statements.push(sql::columns_of("cdc", &["orders_cdc", "other_cdc"]));
         statements.push(sql::checkpoints(s, "demo"));
         statements.push(sql::tables_in("cdc"));
-        statements.push(sql::row_counts(s, "\"orders_cdc\"", "orders_cdc"));
+        statements.push(sql::row_counts(s, "\"orders_cdc\""));
+        statements.push(sql::tombstone_count(s, "orders_cdc"));
         statements.push(sql::newest_rows(s, "\"orders_cdc\"", 3));
         statements.push(sql::dead_letter_count(s, "demo"));
         statements.push(sql::recent_dead_letters(s, "demo"));

@@ -365,13 +365,15 @@ pub fn tables_in(schema: &str) -> String {
     format!("SELECT table_name FROM information_schema.tables WHERE table_schema = {}", literal(schema))
 }
 
-/// (live rows, deleted rows, tombstones) of a target.
-pub fn row_counts(s: &str, t: &str, target: &str) -> String {
+/// (live rows, deleted rows) of a target.
+pub fn row_counts(s: &str, t: &str) -> String {
     format!(
-        "SELECT COUNT(CASE WHEN NOT is_deleted THEN 1 END), COUNT(CASE WHEN is_deleted THEN 1 END), \
-         (SELECT COUNT(*) FROM {s}._sluice_tombstones WHERE target = {}) FROM {s}.{t}",
-        literal(target)
+        "SELECT COUNT(CASE WHEN NOT is_deleted THEN 1 END), COUNT(CASE WHEN is_deleted THEN 1 END) FROM {s}.{t}"
     )
+}
+
+pub fn tombstone_count(s: &str, target: &str) -> String {
+    format!("SELECT COUNT(*) FROM {s}._sluice_tombstones WHERE target = {}", literal(target))
 }
 
 pub fn newest_rows(s: &str, t: &str, limit: usize) -> String {
@@ -386,7 +388,8 @@ pub fn dead_letter_count(s: &str, pipeline: &str) -> String {
 
 pub fn recent_dead_letters(s: &str, pipeline: &str) -> String {
     format!(
-        "SELECT origin, reason FROM {s}._sluice_dead_letters WHERE pipeline = {} ORDER BY failed_at DESC, origin LIMIT 5",
+        "SELECT origin, reason FROM {s}._sluice_dead_letters WHERE pipeline = {} \
+         ORDER BY failed_at DESC, origin LIMIT 5",
         literal(pipeline)
     )
 }
