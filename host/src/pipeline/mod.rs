@@ -78,7 +78,7 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                 summary.records += batch.records.len() as u64;
                 summary.bytes += batch.bytes as u64;
                 let number = batch.number;
-                let t = transform::batch(&mut router, batch, plan.sink.keeps_every_change())
+                let t = transform::batch(&mut router, batch, &plan.sink)
                     .with_context(|| format!("transforming batch {number}"))?;
                 summary.skipped += t.skipped;
                 summary.superseded += t.superseded;

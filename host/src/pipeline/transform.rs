@@ -4,7 +4,9 @@ use anyhow::Result;
 
 use super::router::Router;
 use super::{checks, dedupe};
+use crate::manifest::SinkPlan;
 use crate::record::{Batch, DeadLetter, Format, Outcome, Row, SinkBatch, SourceRecord};
+use crate::sinks;
 
 pub(super) struct Transformed {
     pub sink: SinkBatch,
@@ -12,9 +14,10 @@ pub(super) struct Transformed {
     pub superseded: u64,
 }
 
-/// `every_change` keeps all distinct changes for sinks that record history;
-/// otherwise only the latest per item goes on.
-pub(super) fn batch(router: &mut Router, batch: Batch, every_change: bool) -> Result<Transformed> {
+/// Rows the sink would refuse become dead letters first; then sinks that
+/// record history get every distinct change, the others only the latest per
+/// item. In that order, a refused change never hides an earlier valid one.
+pub(super) fn batch(router: &mut Router, batch: Batch, sink_plan: &SinkPlan) -> Result<Transformed> {
     let mut sink = SinkBatch {
         number: batch.number,
         records: batch.records.len() as u64,
@@ -55,12 +58,23 @@ pub(super) fn batch(router: &mut Router, batch: Batch, every_change: bool) -> Re
         for (record, result) in records.into_iter().zip(results) {
             match result {
                 Ok(Outcome::Row(change)) => match checks::check(&change) {
-                    Ok(()) => rows.push(Row {
-                        target: target.clone(),
-                        change,
-                        origin: record.origin(),
-                        raw: record.payload,
-                    }),
+                    Ok(()) => {
+                        let row = Row {
+                            target: target.clone(),
+                            change,
+                            origin: record.origin(),
+                            raw: record.payload,
+                        };
+                        match sinks::refuses(sink_plan, &row) {
+                            None => rows.push(row),
+                            Some(reason) => sink.dead_letters.push(DeadLetter {
+                                table: Some(table.clone()),
+                                origin: row.origin,
+                                reason,
+                                raw: row.raw,
+                            }),
+                        }
+                    }
                     Err(why) => sink.dead_letters.push(dead(
                         Some(&table),
                         record,
@@ -77,8 +91,11 @@ pub(super) fn batch(router: &mut Router, batch: Batch, every_change: bool) -> Re
             }
         }
     }
-    let (rows, superseded) =
-        if every_change { dedupe::distinct_changes(rows) } else { dedupe::latest_per_item(rows) };
+    let (rows, superseded) = if sink_plan.keeps_every_change() {
+        dedupe::distinct_changes(rows)
+    } else {
+        dedupe::latest_per_item(rows)
+    };
     sink.rows = rows;
     Ok(Transformed { sink, skipped, superseded })
 }

@@ -24,7 +24,7 @@ pub use s3::S3Sink;
 pub use sqlite::SqliteSink;
 
 use crate::manifest::SinkPlan;
-use crate::record::{Checkpoint, DeadLetter, DeleteMode, Operation, Row, SinkBatch, Value};
+use crate::record::{Checkpoint, DeleteMode, Operation, Row, SinkBatch, Value};
 
 /// The standard columns of every target table: the seed's layout, then what
 /// ordering needs. Extra columns from guests may not reuse these names.
@@ -156,24 +156,16 @@ pub(crate) fn missing_columns<'a>(
     missing
 }
 
-/// Splits rows into those the database can store and dead letters for the
-/// rest, so that a value the database would refuse costs one record, not
-/// the batch.
-pub fn reject(rows: &[Row], refuses: impl Fn(&Row) -> Option<String>) -> (Vec<&Row>, Vec<DeadLetter>) {
-    let mut kept = Vec::with_capacity(rows.len());
-    let mut dead = Vec::new();
-    for row in rows {
-        match refuses(row) {
-            None => kept.push(row),
-            Some(reason) => dead.push(DeadLetter {
-                table: Some(row.change.table.clone()),
-                origin: row.origin.clone(),
-                reason,
-                raw: row.raw.clone(),
-            }),
-        }
+/// Why the sink a plan names cannot store a row, if it cannot (a value the
+/// database would refuse). The pipeline asks before it reduces a batch to the
+/// latest change per item, so that a refused change costs its own record and
+/// never hides an earlier valid change to the same item.
+pub fn refuses(plan: &SinkPlan, row: &Row) -> Option<String> {
+    match plan {
+        SinkPlan::Postgres(_) => postgres::refuses(row),
+        SinkPlan::Redshift(r) => redshift::refuses(row, r.super_max_string_bytes),
+        SinkPlan::Sqlite { .. } | SinkPlan::S3(_) => None,
     }
-    (kept, dead)
 }
 
 /// One row as a JSON line (Redshift's COPY staging, the S3 sink): keys are

@@ -19,10 +19,10 @@ use postgres::error::SqlState;
 use postgres::{Client, Transaction};
 
 use super::retry::{Failure, retrying};
-use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, reject};
+use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns};
 use crate::ident::quote;
 use crate::manifest::{PostgresPlan, redact_url};
-use crate::record::{Checkpoint, DeadLetter, DeleteMode, Row, SinkBatch, Value};
+use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch, Value};
 
 pub struct PostgresSink {
     plan: PostgresPlan,
@@ -75,12 +75,7 @@ impl PostgresSink {
         Ok(())
     }
 
-    fn write_once(
-        &mut self,
-        batch: &SinkBatch,
-        rows: &[&Row],
-        dead: &[DeadLetter],
-    ) -> Result<Applied, Failure> {
+    fn write_once(&mut self, batch: &SinkBatch) -> Result<Applied, Failure> {
         self.client().map_err(Failure::Retry)?;
         let client = self.client.as_mut().expect("connected");
         let mut tx = client.transaction().map_err(classify)?;
@@ -95,7 +90,7 @@ impl PostgresSink {
         }
         let mut applied = Applied::default();
         let mut by_target: Vec<(&str, Vec<&Row>)> = Vec::new();
-        for row in rows {
+        for row in &batch.rows {
             match by_target.iter_mut().find(|(t, _)| *t == &*row.target) {
                 Some((_, group)) => group.push(row),
                 None => by_target.push((&row.target, vec![row])),
@@ -106,7 +101,7 @@ impl PostgresSink {
             applied += apply(&mut tx, s, target, spec, group, &format!("sluice_stage_{i}"))?;
         }
         let statement = tx.prepare(&sql::dead_letter(s)).map_err(classify)?;
-        for d in dead {
+        for d in &batch.dead_letters {
             tx.execute(
                 &statement,
                 &[&self.pipeline, &d.origin, &d.table, &d.reason, &d.raw, &(d.raw.len() as i32)],
@@ -327,11 +322,9 @@ impl Sink for PostgresSink {
     }
 
     fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
-        let (rows, mut dead) = reject(&batch.rows, postgres_rejects);
-        dead.extend(batch.dead_letters.iter().cloned());
         self.retrying(&format!("writing batch {}", batch.number), |sink| {
             sink.add_columns(&batch.rows)?;
-            sink.write_once(batch, &rows, &dead)
+            sink.write_once(batch)
         })
     }
 }
@@ -446,7 +439,7 @@ impl Inspector for Inspect {
 
 /// What PostgreSQL would refuse: jsonb cannot hold the NUL character
 /// (`\u0000`), and text cannot hold a NUL byte.
-fn postgres_rejects(row: &Row) -> Option<String> {
+pub(super) fn refuses(row: &Row) -> Option<String> {
     let c = &row.change;
     let documents = [("new_image", c.new_image.as_deref()), ("old_image", c.old_image.as_deref())]
         .into_iter()

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, anyhow};
 
 use super::retry::retrying;
-use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, reject};
+use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns};
 use crate::ident::quote;
 use crate::manifest::RedshiftPlan;
 use crate::record::{Checkpoint, DeadLetter, DeleteMode, Row, SinkBatch};
@@ -201,9 +201,8 @@ impl Sink for RedshiftSink {
     }
 
     fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
-        let limit = self.plan.super_max_string_bytes;
-        let (rows, mut dead) = reject(&batch.rows, |row| redshift_rejects(row, limit));
-        dead.extend(batch.dead_letters.iter().cloned());
+        let rows: Vec<&Row> = batch.rows.iter().collect();
+        let mut dead = batch.dead_letters.clone();
         self.add_columns(&rows)?;
         let layout = Layout {
             plan: &self.plan,
@@ -345,7 +344,7 @@ fn dead_letter(row: &Row, reason: String) -> DeadLetter {
 
 /// What Redshift would refuse: values wider than their columns, SUPER
 /// values over 16 MB, strings in SUPER over the configured limit.
-fn redshift_rejects(row: &Row, super_max_string: usize) -> Option<String> {
+pub(super) fn refuses(row: &Row, super_max_string: usize) -> Option<String> {
     let c = &row.change;
     let widths = [
         ("keys", c.key.as_str(), MAX_VARCHAR),
