@@ -5,6 +5,8 @@
 //!   packages (`initdb` and `postgres`, run as the `postgres` user when the
 //!   tests run as root), with a fresh database per test.
 //! * [`moto::shared`]: `moto_server` from PyPI, standing in for S3 and STS.
+//! * [`s3_gate::shared`]: moto's S3 behind a gate that enforces IAM identity
+//!   policies as S3 does, for tests of least-privilege access.
 //! * [`kinesis::shared`]: kinesis-local (kinesis-mock) from npm, standing in
 //!   for Kinesis Data Streams.
 //!
@@ -15,6 +17,7 @@ pub mod kinesis;
 pub mod moto;
 pub mod postgres;
 mod process;
+pub mod s3_gate;
 
 /// A name no other test in this run will pick: for databases, buckets, tables.
 pub fn unique_name(prefix: &str) -> String {
