@@ -200,13 +200,13 @@ fn on_redshift_any_arrival_converges_to_the_ordered_result() {
     check(8, |arrival| {
         let schema = unique_name("p");
         let sink = w
-            .sink(&format!("super_max_string_bytes = 64\n"))
+            .sink("super_max_string_bytes = 64\n")
             .replace("schema = \"cdc\"", &format!("schema = \"{schema}\""));
         let dir = scratch();
         run_parts(dir.path(), arrival, &sink, |manifest| {
             run_ok(w.sluice().arg("run").arg(manifest));
         });
-        pg_dump(&w.url, &schema, "raw")
+        pg_dump(&w.url, &schema, "convert_from(raw, 'UTF8')")
     });
 }
 

@@ -35,6 +35,7 @@ impl Warehouse {
         let standin = StandIn::start(Config {
             postgres_url: url.clone(),
             s3_endpoint: Some(moto::shared().endpoint()),
+            ..Config::default()
         })
         .unwrap();
         let bucket = unique_name("stage").replace('_', "-");
@@ -44,7 +45,7 @@ impl Warehouse {
 
     pub fn sink(&self, extra: &str) -> String {
         format!(
-            "type = \"redshift\"\ndatabase = \"dev\"\nworkgroup = \"wg\"\n\
+            "type = \"redshift\"\ndatabase = \"dev\"\nworkgroup = \"sluice-wg\"\n\
              secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:sluice\"\nschema = \"cdc\"\n{extra}"
         )
     }
@@ -69,6 +70,18 @@ impl Warehouse {
 
     pub fn assert_like_oracle(&self, g: &generator::Generated) {
         assert_pg_like_oracle(&self.url, g);
+    }
+
+    /// Per-batch staging tables still in the database.
+    fn leftover_stages(&self) -> i64 {
+        let mut client = ::postgres::Client::connect(&self.url, ::postgres::NoTls).unwrap();
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_tables WHERE tablename ~ '^_sluice_[a-z]+_[0-9a-f]{12}_'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
     }
 
     fn staged_objects(&self) -> usize {
@@ -237,17 +250,146 @@ fn values_redshift_would_refuse_are_dead_lettered() {
 }
 
 #[test]
-fn without_staging_a_large_batch_is_split_into_transactions_and_lands_whole() {
+fn without_staging_a_large_batch_is_staged_over_several_requests_and_lands_whole() {
     let w = Warehouse::new();
     let g = stream_of(58, 8000, 8000);
     let dir = scratch();
     let manifest = pipeline_into(dir.path(), &g.records, 10_000, &w.sink(""), TABLES);
-    let summary = stdout(&run_ok(w.sluice().arg("run").arg(&manifest)));
-    let batches: usize =
-        summary.split(" (").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
-    let fences =
-        w.standin.statements().iter().filter(|s| s.starts_with("SELECT 1 / (CASE WHEN epoch")).count();
-    assert!(fences > batches, "{batches} batches took only {fences} transactions");
-    assert!(!w.standin.statements().iter().any(|s| s.starts_with("COPY")));
+    run_ok(w.sluice().arg("run").arg(&manifest));
+    let statements = w.standin.statements();
+    assert!(statements.iter().any(|s| s.starts_with("CREATE TABLE \"cdc\".\"_sluice_stage_")));
+    assert!(!statements.iter().any(|s| s.starts_with("COPY")));
     w.assert_like_oracle(&g);
+    assert_eq!(w.leftover_stages(), 0, "staging tables are dropped with the batch");
+}
+
+/// A change of an item of `bytes` bytes of DynamoDB JSON, in attributes of
+/// 8 KB (SUPER strings hold at most 64 KB), with an old image as large.
+fn large_item_change(id: &str, bytes: usize, micros: u64) -> String {
+    let attributes: Vec<String> =
+        (0..bytes / 8_000).map(|i| format!(r#""a{i}":{{"S":"{}"}}"#, "x".repeat(8_000))).collect();
+    let image = format!(r#"{{"id":{{"S":"{id}"}},{}}}"#, attributes.join(","));
+    format!(
+        r#"{{"eventID":"big-{id}","eventName":"MODIFY","tableName":"orders","eventSource":"aws:dynamodb","dynamodb":{{"ApproximateCreationDateTime":{micros},"ApproximateCreationDateTimePrecision":"MICROSECOND","Keys":{{"id":{{"S":"{id}"}}}},"NewImage":{image},"OldImage":{image}}}}}"#
+    )
+}
+
+#[test]
+fn an_item_of_400_kb_reaches_redshift_with_and_without_staging() {
+    for staging in [false, true] {
+        let w = Warehouse::new();
+        let mut records = stream(59, 200).records;
+        records.push(large_item_change("big", 400_000, 1_900_000_000_000_000));
+        let dir = scratch();
+        let sink = w.sink(&if staging { w.staging() } else { String::new() });
+        let manifest = pipeline_into(dir.path(), &records, 500, &sink, TABLES);
+        let summary = stdout(&run_ok(w.sluice().arg("run").arg(&manifest)));
+        assert_eq!(count(&summary, "dead-lettered"), 0, "{summary}");
+        let mut client = ::postgres::Client::connect(&w.url, ::postgres::NoTls).unwrap();
+        let row = client
+            .query_one(
+                "SELECT octet_length(new_image::text), octet_length(old_image::text) \
+                 FROM cdc.orders_cdc WHERE keys = '{\"id\":\"big\"}'",
+                &[],
+            )
+            .unwrap();
+        let (new, old): (i32, i32) = (row.get(0), row.get(1));
+        assert!(new > 400_000 && old == new, "staging {staging}: new_image {new} bytes, old_image {old}");
+        assert_eq!(w.leftover_stages(), 0);
+    }
+}
+
+#[test]
+fn a_dead_letter_keeps_its_whole_raw_record() {
+    let w = Warehouse::new();
+    // A 300 KB record that does not decode (an unknown attribute type).
+    let bad =
+        large_item_change("bad", 300_000, 1_900_000_000_000_000).replace(r#""a0":{"S""#, r#""a0":{"Q""#);
+    let dir = scratch();
+    let manifest = pipeline_into(dir.path(), std::slice::from_ref(&bad), 10, &w.sink(""), TABLES);
+    let summary = stdout(&run_ok(w.sluice().arg("run").arg(&manifest)));
+    assert_eq!(count(&summary, "dead-lettered"), 1, "{summary}");
+    let mut client = ::postgres::Client::connect(&w.url, ::postgres::NoTls).unwrap();
+    let raw: Vec<u8> = client.query_one("SELECT raw FROM cdc._sluice_dead_letters", &[]).unwrap().get(0);
+    assert_eq!(raw, bad.as_bytes(), "the raw record is kept whole");
+}
+
+#[test]
+fn fifty_target_tables_start_and_load() {
+    let w = Warehouse::new();
+    let tables: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
+    let records: Vec<String> = tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                r#"{{"eventID":"e{i}","eventName":"INSERT","tableName":"{t}","eventSource":"aws:dynamodb","dynamodb":{{"ApproximateCreationDateTime":{},"Keys":{{"id":{{"S":"k"}}}},"NewImage":{{"id":{{"S":"k"}},"n":{{"N":"{i}"}}}}}}}}"#,
+                1_767_225_600_000u64 + i as u64
+            )
+        })
+        .collect();
+    let routes: String =
+        tables.iter().map(|t| format!("[[tables]]\nsource = \"{t}\"\ntarget = \"{t}_cdc\"\n")).collect();
+    let dir = scratch();
+    let manifest = pipeline_into(dir.path(), &records, 500, &w.sink(""), &routes);
+    let summary = stdout(&run_ok(w.sluice().arg("run").arg(&manifest)));
+    assert_eq!(count(&summary, "rows upserted"), 50, "{summary}");
+    for t in &tables {
+        assert_eq!(w.state(&format!("{t}_cdc")).len(), 1, "{t}");
+    }
+}
+
+#[test]
+fn a_24_shard_stream_commits_batches_with_every_shard_position() {
+    let w = Warehouse::new();
+    let shards = crate::kinesis::Stream::new(24);
+    let g = stream(60, 3000);
+    shards.put(&g.records);
+    let dir = scratch();
+    let manifest = dir.path().join("k.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"k24\"\n[source]\ntype = \"kinesis\"\nstream_arn = \"{}\"\n[sink]\n{}\n\
+             [batch]\nmax_records = 10000\nmax_wait_ms = 3000\n{TABLES}",
+            shards.arn,
+            w.sink("")
+        ),
+    )
+    .unwrap();
+    let mut cmd = w.sluice();
+    cmd.env("AWS_ENDPOINT_URL_KINESIS", sluice_test_support::kinesis::shared().endpoint());
+    run_ok(cmd.arg("run").arg(&manifest).arg("--exit-when-caught-up"));
+    let mut client = ::postgres::Client::connect(&w.url, ::postgres::NoTls).unwrap();
+    let shards: i64 = client.query_one("SELECT count(*) FROM cdc._sluice_checkpoints", &[]).unwrap().get(0);
+    assert_eq!(shards, 24);
+    let widest = w
+        .standin
+        .statements()
+        .iter()
+        .filter(|s| s.starts_with("INSERT INTO \"cdc\"._sluice_checkpoints"))
+        .map(|s| s.matches("shardId-").count())
+        .max()
+        .unwrap_or(0);
+    assert!(widest >= 20, "no batch carried most shards' positions (at most {widest})");
+    w.assert_like_oracle(&g);
+}
+
+#[test]
+fn a_dead_letter_table_of_the_old_layout_is_kept_beside_the_new_one() {
+    let w = Warehouse::new();
+    let mut client = ::postgres::Client::connect(&w.url, ::postgres::NoTls).unwrap();
+    client
+        .batch_execute(
+            "CREATE SCHEMA cdc; CREATE TABLE cdc._sluice_dead_letters (pipeline text, origin text, table_name text, \
+             reason text, raw text, raw_encoding text, raw_size_bytes int, raw_truncated boolean, failed_at timestamp); \
+             INSERT INTO cdc._sluice_dead_letters VALUES ('it', 'old:1', NULL, 'old', 'x', 'utf8', 1, false, now())",
+        )
+        .unwrap();
+    let dir = scratch();
+    let manifest = pipeline_into(dir.path(), &["not json".to_owned()], 10, &w.sink(""), TABLES);
+    run_ok(w.sluice().arg("run").arg(&manifest));
+    let old: i64 = client.query_one("SELECT count(*) FROM cdc._sluice_dead_letters_v1", &[]).unwrap().get(0);
+    let raw: Vec<u8> = client.query_one("SELECT raw FROM cdc._sluice_dead_letters", &[]).unwrap().get(0);
+    assert_eq!((old, raw), (1, b"not json".to_vec()));
 }

@@ -30,6 +30,7 @@ impl Local {
         let standin = StandIn::start(Config {
             postgres_url: url.clone(),
             s3_endpoint: Some(moto::shared().endpoint()),
+            ..Config::default()
         })
         .unwrap();
         let (s3, rt) = (s3(), runtime());

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::CallFault;
 use crate::engine::Job;
 use crate::registry::{NewStatement, Part, Registry, SqlParameter, Statement, Status, Target};
 use crate::results::{ColumnMetadata, Field};
@@ -30,6 +31,119 @@ const MAX_BATCH: usize = 40;
 /// The longest WaitTimeSeconds the Data API accepts.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// "The maximum query statement size is 100 KB": the stand-in reads KB as
+/// 1,000 bytes and counts all the SQL of one call, the strictest readings.
+const MAX_REQUEST_SQL_BYTES: usize = 100_000;
+
+/// Refuses a call whose SQL texts together are over the Data API's limit.
+fn check_size(sqls: &[String], batch: bool) -> Result<(), ApiError> {
+    let bytes: usize = sqls.iter().map(String::len).sum();
+    if bytes <= MAX_REQUEST_SQL_BYTES {
+        return Ok(());
+    }
+    let what = if batch { "the Sqls together are" } else { "the Sql is" };
+    Err(ApiError::validation(format!(
+        "Cannot process query string larger than 100kB: {what} {bytes} bytes \
+         (the stand-in allows {MAX_REQUEST_SQL_BYTES} bytes of SQL per call)"
+    )))
+}
+
+/// A string member's length constraint from the Smithy model.
+fn check_length(value: &str, member: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let length = value.chars().count();
+    if length < min {
+        return Err(ApiError::constraint(
+            value,
+            member,
+            &format!("Member must have length greater than or equal to {min}"),
+        ));
+    }
+    if length > max {
+        return Err(ApiError::constraint(
+            value,
+            member,
+            &format!("Member must have length less than or equal to {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The model's pattern for WorkgroupName: a name of `[a-z0-9-]` or a workgroup ARN.
+fn is_workgroup_name(name: &str) -> bool {
+    let plain = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let arn = || -> Option<bool> {
+        let mut parts = name.split(':');
+        let (arn, partition, service, region, account, resource) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let uuid = resource.strip_prefix("workgroup/")?;
+        Some(
+            parts.next().is_none()
+                && arn == "arn"
+                && partition.starts_with("aws")
+                && service == "redshift-serverless"
+                && region.split('-').count() >= 3
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && uuid.len() == 36
+                && uuid::Uuid::parse_str(uuid).is_ok()
+                && !uuid.bytes().any(|b| b.is_ascii_uppercase()),
+        )
+    };
+    plain || arn().unwrap_or(false)
+}
+
+/// The sign-in combinations the Data API accepts: a serverless workgroup with
+/// SecretArn or as the IAM identity; a cluster with SecretArn, with DbUser
+/// (temporary credentials), or as the IAM identity. Database every time.
+fn check_sign_in(target: &Target) -> Result<(), ApiError> {
+    match (&target.cluster_identifier, &target.workgroup_name) {
+        (None, None) => {
+            return Err(ApiError::validation(
+                "Either ClusterIdentifier or WorkgroupName needs to be specified.",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "Either ClusterIdentifier or WorkgroupName needs to be specified, not both.",
+            ));
+        }
+        (Some(cluster), None) => check_length(cluster, "clusterIdentifier", 1, 63)?,
+        (None, Some(workgroup)) => {
+            check_length(workgroup, "workgroupName", 3, 128)?;
+            if !is_workgroup_name(workgroup) {
+                return Err(ApiError::constraint(
+                    workgroup,
+                    "workgroupName",
+                    "Member must satisfy regular expression pattern: \
+                     ^(([a-z0-9-]+)|(arn:(aws(-[a-z]+)*):redshift-serverless:[a-z]{2}(-gov|(-iso[a-z]?))?-[a-z]+-\\d{1}:\\d{12}:workgroup/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}))$",
+                ));
+            }
+        }
+    }
+    for (value, member) in [(&target.secret_arn, "SecretArn"), (&target.db_user, "DbUser")] {
+        if value.as_deref() == Some("") {
+            return Err(ApiError::validation(format!("{member} must not be empty")));
+        }
+    }
+    if target.secret_arn.is_some() && target.db_user.is_some() {
+        return Err(ApiError::validation(
+            "SecretArn and DbUser cannot both be specified: sign in with a secret or with temporary credentials",
+        ));
+    }
+    if target.workgroup_name.is_some() && target.db_user.is_some() {
+        return Err(ApiError::validation(
+            "DbUser is only for a provisioned cluster (ClusterIdentifier); a serverless workgroup signs in \
+             with SecretArn or as the caller's IAM identity",
+        ));
+    }
+    if target.database.as_deref().unwrap_or_default().is_empty() {
+        return Err(ApiError::validation(
+            "Database is required when authenticating using either Secrets Manager or temporary credentials",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) struct Api {
     pub registry: Arc<Registry>,
     pub jobs: UnboundedSender<Job>,
@@ -39,37 +153,60 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
     Router::new().route("/", post(handle)).with_state(api)
 }
 
-/// An error response: HTTP 400 and the error's name in `__type`.
+/// An error response: the status the model gives the error, and its name in `__type`.
 #[derive(Debug)]
 struct ApiError {
+    status: StatusCode,
     kind: &'static str,
     message: String,
     resource_id: Option<String>,
+    statement_id: Option<String>,
 }
 
 impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, kind, message: message.into(), resource_id: None, statement_id: None }
+    }
+
     fn validation(message: impl Into<String>) -> ApiError {
-        ApiError { kind: "ValidationException", message: message.into(), resource_id: None }
+        ApiError::new(StatusCode::BAD_REQUEST, "ValidationException", message)
+    }
+
+    /// A member that breaks a constraint of the Smithy model, worded as AWS's validation does.
+    fn constraint(value: &str, member: &str, constraint: &str) -> ApiError {
+        ApiError::validation(format!(
+            "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {constraint}"
+        ))
     }
 
     fn not_found(id: &str) -> ApiError {
         ApiError {
-            kind: "ResourceNotFoundException",
-            message: format!("Query does not exist: {id}"),
             resource_id: Some(id.to_string()),
+            ..ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                format!("Query does not exist: {id}"),
+            )
         }
+    }
+
+    fn throttling() -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "ThrottlingException", "Rate exceeded")
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // `message` is what the SDK reads generically; the modelled members
-        // are `Message` and `ResourceId`, so send both spellings.
+        // are `Message`, `ResourceId` and `StatementId`, so send both spellings.
         let mut body = json!({"__type": self.kind, "message": self.message, "Message": self.message});
         if let Some(id) = self.resource_id {
             body["ResourceId"] = Value::String(id);
         }
-        reply(StatusCode::BAD_REQUEST, &body)
+        if let Some(id) = self.statement_id {
+            body["StatementId"] = Value::String(id);
+        }
+        reply(self.status, &body)
     }
 }
 
@@ -88,9 +225,7 @@ fn reply(status: StatusCode, body: &Value) -> Response {
 
 async fn handle(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
     if api.registry.take_throttle() {
-        let error =
-            ApiError { kind: "ThrottlingException", message: "Rate exceeded".into(), resource_id: None };
-        return error.into_response();
+        return ApiError::throttling().into_response();
     }
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let operation = target.strip_prefix("RedshiftData.").unwrap_or_default();
@@ -101,11 +236,11 @@ async fn handle(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) ->
         "DescribeStatement" => api.describe(&body),
         "GetStatementResult" => api.statement_result(&body),
         "CancelStatement" => api.cancel(&body),
-        _ => Err(ApiError {
-            kind: "UnknownOperationException",
-            message: format!("The Redshift stand-in does not implement {target:?}"),
-            resource_id: None,
-        }),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            format!("The Redshift stand-in does not implement {target:?}"),
+        )),
     };
     match result {
         Ok(body) => reply(StatusCode::OK, &body),
@@ -120,10 +255,12 @@ fn to_json(value: impl Serialize) -> Value {
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| ApiError {
-        kind: "SerializationException",
-        message: format!("cannot read the request: {e}"),
-        resource_id: None,
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "SerializationException",
+            format!("cannot read the request: {e}"),
+        )
     })
 }
 
@@ -133,9 +270,9 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 struct Common {
     #[serde(flatten)]
     target: Target,
-    #[serde(default)]
-    parameters: Vec<SqlParameter>,
+    parameters: Option<Vec<SqlParameter>>,
     client_token: Option<String>,
+    statement_name: Option<String>,
     session_id: Option<String>,
     session_keep_alive_seconds: Option<i64>,
     result_format: Option<String>,
@@ -270,15 +407,20 @@ impl Api {
         if common.result_format.as_deref().is_some_and(|f| f != "JSON") {
             return Err(ApiError::validation("the Redshift stand-in returns only ResultFormat JSON"));
         }
-        let target = &common.target;
-        match (&target.workgroup_name, &target.cluster_identifier) {
-            (Some(_), None) | (None, Some(_)) => {}
-            _ => return Err(ApiError::validation("give either WorkgroupName or ClusterIdentifier")),
+        if let Some(token) = &common.client_token {
+            check_length(token, "clientToken", 1, 64)?;
         }
-        if target.database.as_deref().unwrap_or_default().is_empty() {
-            return Err(ApiError::validation("Database is required"));
+        if let Some(name) = &common.statement_name {
+            check_length(name, "statementName", 0, 500)?;
         }
-        Ok(())
+        if common.parameters.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ApiError::constraint(
+                "[]",
+                "parameters",
+                "Member must have length greater than or equal to 1",
+            ));
+        }
+        check_sign_in(&common.target)
     }
 
     /// Binds the parameters into every text; each parameter must be used.
@@ -305,6 +447,7 @@ impl Api {
 
     async fn submit(&self, common: Common, sqls: Vec<String>, batch: bool) -> Result<Value, ApiError> {
         Self::check_common(&common)?;
+        check_size(&sqls, batch)?;
         let wait = Duration::from_secs(common.wait_time_seconds.unwrap_or(0));
         if wait > MAX_WAIT {
             return Err(ApiError::validation(format!("WaitTimeSeconds is at most {}", MAX_WAIT.as_secs())));
@@ -312,15 +455,20 @@ impl Api {
         if let Some(empty) = sqls.iter().position(|s| s.trim().is_empty()) {
             return Err(ApiError::validation(format!("SQL text {} is empty", empty + 1)));
         }
-        let bound = Self::bind(&sqls, &common.parameters)?;
-        let submitted = self.registry.submit(NewStatement {
+        let parameters = common.parameters.unwrap_or_default();
+        let bound = Self::bind(&sqls, &parameters)?;
+        let new = NewStatement {
             id: uuid::Uuid::new_v4().to_string(),
             client_token: common.client_token,
             target: common.target.clone(),
             batch,
-            parameters: common.parameters,
+            parameters,
             sqls,
-        });
+        };
+        if let Some(fault) = self.registry.take_call_fault() {
+            return Err(self.injected(fault, new));
+        }
+        let submitted = self.registry.submit(new);
         if submitted.is_new {
             let job = Job {
                 id: submitted.id.clone(),
@@ -331,6 +479,14 @@ impl Api {
             // The executor lives as long as the server; if it is gone, the
             // statement stays SUBMITTED, which the client will see.
             let _ = self.jobs.send(job);
+        }
+        if self.registry.take_lost_response() {
+            // Queued (and running) like any other: only the answer is lost.
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                "Internal server error (the stand-in lost this response after queuing the statement)",
+            ));
         }
         let mut response = to_json(&common.target);
         response["CreatedAt"] = json!(epoch_seconds(submitted.created_at));
@@ -347,6 +503,37 @@ impl Api {
         }
         response["Id"] = Value::String(submitted.id);
         Ok(response)
+    }
+
+    /// The error a test asked this call to answer with. The two that carry a
+    /// `StatementId` create the statement, FAILED without running; the client
+    /// token is not kept, so a retry runs the SQL afresh.
+    fn injected(&self, fault: CallFault, new: NewStatement) -> ApiError {
+        const INJECTED: &str = "(injected by the stand-in)";
+        let server = |kind, message: &str| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, kind, format!("{message} {INJECTED}"))
+        };
+        let kind = match fault {
+            CallFault::ExecuteStatementException => "ExecuteStatementException",
+            CallFault::BatchExecuteStatementException => "BatchExecuteStatementException",
+            CallFault::DatabaseConnectionException => {
+                return server("DatabaseConnectionException", "Connection to a database failed.");
+            }
+            CallFault::InternalServerException => {
+                return server("InternalServerException", "Internal server error.");
+            }
+            CallFault::ThrottlingException => return ApiError::throttling(),
+            CallFault::ActiveStatementsExceededException => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "ActiveStatementsExceededException",
+                    format!("The number of active statements exceeds the limit. {INJECTED}"),
+                );
+            }
+        };
+        let error = server(kind, "The SQL statement encountered an environmental error while running.");
+        let id = self.registry.create_failed(new, &error.message);
+        ApiError { statement_id: Some(id), ..error }
     }
 
     /// Waits until statement `id` is done or `wait` has passed; returns its

@@ -1,6 +1,7 @@
-//! `COPY <table> [(<cols>)] FROM 's3://...' ... FORMAT AS JSON 'auto' [GZIP]`,
-//! the one statement the stand-in rewrites: PostgreSQL cannot read S3, so
-//! the stand-in reads the objects and inserts their JSON records itself.
+//! `COPY <table> [(<cols>)] FROM 's3://...' ... FORMAT AS JSON 'auto' [GZIP] [REGION 'r']`,
+//! the one statement the stand-in carries out itself: PostgreSQL cannot read
+//! S3, so the stand-in checks the bucket's Region, reads the objects and
+//! inserts their JSON records.
 //!
 //! Only the form sluice emits is accepted; any other COPY option fails the
 //! statement with a message naming it, rather than being half-emulated.
@@ -24,7 +25,13 @@ pub(crate) struct CopyFromS3 {
     pub bucket: String,
     pub prefix: String,
     pub gzip: bool,
+    /// `REGION 'x'`: where the bucket is, when not in the cluster's Region.
+    pub region: Option<String>,
 }
+
+/// "The maximum size of a single JSON object or array, including braces or
+/// brackets, is 4 MB": read as 4,000,000 bytes, the strictest reading.
+const MAX_JSON_OBJECT_BYTES: usize = 4_000_000;
 
 /// `Some` if `sql` is a COPY from an `s3://` path (`Err` if it uses options
 /// the stand-in does not implement); `None` for every other statement.
@@ -63,6 +70,7 @@ fn parse_tokens(tokens: &[Token], from: usize, path: &str) -> anyhow::Result<Cop
     ensure!(!bucket.is_empty(), "COPY: no bucket in '{path}'");
 
     let mut gzip = false;
+    let mut region = None;
     let mut json_auto = false;
     let mut rest = tokens[from + 2..].iter().peekable();
     let word = |t: &Token| match t {
@@ -85,8 +93,12 @@ fn parse_tokens(tokens: &[Token], from: usize, path: &str) -> anyhow::Result<Cop
                 Some(t) if word(t).as_deref() == Some("DEFAULT") => {}
                 other => bail!("COPY: IAM_ROLE needs 'arn' or default, found {other:?}"),
             },
+            "REGION" => match rest.next() {
+                Some(Token::Str(name)) => region = Some(name.clone()),
+                other => bail!("COPY: REGION needs a quoted Region, found {other:?}"),
+            },
             // The stand-in parses times as PostgreSQL does, whatever the format says.
-            "TIMEFORMAT" | "DATEFORMAT" | "REGION" => match rest.next() {
+            "TIMEFORMAT" | "DATEFORMAT" => match rest.next() {
                 Some(Token::Str(_)) => {}
                 other => bail!("COPY: {option} needs a quoted value, found {other:?}"),
             },
@@ -100,7 +112,7 @@ fn parse_tokens(tokens: &[Token], from: usize, path: &str) -> anyhow::Result<Cop
         }
     }
     ensure!(json_auto, "COPY: the Redshift stand-in loads only FORMAT AS JSON 'auto'");
-    Ok(CopyFromS3 { table, columns, bucket: bucket.to_string(), prefix: prefix.to_string(), gzip })
+    Ok(CopyFromS3 { table, columns, bucket: bucket.to_string(), prefix: prefix.to_string(), gzip, region })
 }
 
 /// After `JSON [AS]`: the `'auto'` option, the only one the stand-in implements.
@@ -131,12 +143,16 @@ fn identifier_text(tokens: &[Token]) -> anyhow::Result<String> {
 
 /// Loads every object under the prefix into the table through `client`,
 /// in whatever transaction it is in; returns the number of rows loaded.
+/// `cluster_region` is the Region the bucket must be in without `REGION`.
 pub(crate) async fn load(
     client: &Client,
     s3: Option<&aws_sdk_s3::Client>,
+    cluster_region: &str,
     copy: &CopyFromS3,
 ) -> anyhow::Result<u64> {
     let s3 = s3.context("COPY from S3: the stand-in was started without an S3 endpoint")?;
+    check_region(s3, cluster_region, copy).await?;
+    refuse_varbyte_columns(client, copy).await?;
     let mut records = Vec::new();
     for key in list(s3, copy).await? {
         let object = s3
@@ -179,6 +195,75 @@ pub(crate) async fn load(
     client.execute(&sql, &[&array]).await.map_err(|e| anyhow::anyhow!(crate::engine::error_text(&e)))
 }
 
+/// Redshift reads the bucket in the cluster's Region unless `REGION` names
+/// another; S3 answers a request to the wrong Region with a redirect.
+async fn check_region(
+    s3: &aws_sdk_s3::Client,
+    cluster_region: &str,
+    copy: &CopyFromS3,
+) -> anyhow::Result<()> {
+    let location = s3
+        .get_bucket_location()
+        .bucket(&copy.bucket)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("S3ServiceException: {}", DisplayErrorContext(e)))
+        .with_context(|| format!("finding the Region of bucket '{}'", copy.bucket))?;
+    // No constraint is us-east-1; EU is S3's old name for eu-west-1.
+    let bucket_region = match location.location_constraint().map(|c| c.as_str()) {
+        None | Some("") => "us-east-1",
+        Some("EU") => "eu-west-1",
+        Some(other) => other,
+    };
+    let (addressed, how) = match &copy.region {
+        Some(region) => (region.as_str(), format!("COPY's REGION is '{region}'")),
+        None => (cluster_region, format!("the cluster is in {cluster_region} and COPY gives no REGION")),
+    };
+    ensure!(
+        addressed == bucket_region,
+        "S3ServiceException:The bucket you are attempting to access must be addressed using the specified \
+         endpoint. Please send all future requests to this endpoint.,Status 301,Error PermanentRedirect \
+         (bucket '{}' is in {bucket_region}; {how})",
+        copy.bucket
+    );
+    Ok(())
+}
+
+/// JSON 'auto' into a VARBYTE column is not emulated: PostgreSQL would read
+/// the JSON string as bytea input, which is not what Redshift loads.
+async fn refuse_varbyte_columns(client: &Client, copy: &CopyFromS3) -> anyhow::Result<()> {
+    let rows = client
+        .query(
+            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&copy.table],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(crate::engine::error_text(&e)))?;
+    let loaded = |name: &str| {
+        copy.columns.as_ref().is_none_or(|columns| columns.iter().any(|c| column_name(c) == name))
+    };
+    for row in rows {
+        let (name, type_name): (String, String) = (row.get(0), row.get(1));
+        let varbyte = type_name == "bytea"
+            || crate::ddl::Domain::from_type_name(&type_name)
+                .is_some_and(|d| d.kind == crate::ddl::Kind::Varbyte);
+        ensure!(
+            !(varbyte && loaded(&name)),
+            "COPY: the Redshift stand-in does not emulate loading the VARBYTE column {name} from JSON"
+        );
+    }
+    Ok(())
+}
+
+/// A column name as the catalog holds it: quoted as written, else lower case.
+fn column_name(written: &str) -> String {
+    match written.strip_prefix('"').and_then(|q| q.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => written.to_lowercase(),
+    }
+}
+
 /// The keys under the COPY's prefix: Redshift loads every object whose key
 /// starts with the path.
 async fn list(s3: &aws_sdk_s3::Client, copy: &CopyFromS3) -> anyhow::Result<Vec<String>> {
@@ -207,6 +292,12 @@ fn split_records(text: &str, records: &mut Vec<String>) -> anyhow::Result<()> {
         let end = values.byte_offset();
         let record = text[start..end].trim();
         ensure!(record.starts_with('{'), "JSON 'auto' loads objects, found {record:.40}");
+        ensure!(
+            record.len() <= MAX_JSON_OBJECT_BYTES,
+            "a JSON object of {} bytes: COPY loads JSON objects of at most 4 MB \
+             (the stand-in allows {MAX_JSON_OBJECT_BYTES} bytes)",
+            record.len()
+        );
         records.push(record.to_string());
         start = end;
     }
@@ -230,10 +321,13 @@ mod tests {
                 bucket: "bkt".into(),
                 prefix: "runs/7/part-".into(),
                 gzip: true,
+                region: None,
             }
         );
-        let plain = parse("COPY t FROM 's3://b/k' IAM_ROLE default JSON 'auto'").unwrap().unwrap();
-        assert_eq!((plain.columns, plain.gzip), (None, false));
+        let plain = parse("COPY t FROM 's3://b/k' IAM_ROLE default JSON 'auto' REGION AS 'eu-west-1'")
+            .unwrap()
+            .unwrap();
+        assert_eq!((plain.columns, plain.gzip, plain.region.as_deref()), (None, false, Some("eu-west-1")));
     }
 
     #[test]
@@ -253,5 +347,10 @@ mod tests {
         assert_eq!(records, ["{\"n\": 1e400}", "{\"s\": \"a\\nb\"}", "{\"x\":[]}"]);
         assert!(split_records("{\"a\": 1}\n[1]", &mut Vec::new()).is_err());
         assert!(split_records("{\"a\": ", &mut Vec::new()).is_err());
+        let big = format!("{{\"s\": \"{}\"}}", "x".repeat(MAX_JSON_OBJECT_BYTES - 9));
+        assert_eq!(big.len(), MAX_JSON_OBJECT_BYTES);
+        split_records(&big, &mut Vec::new()).unwrap();
+        let over = format!("{{\"s\": \"{}\"}}", "x".repeat(MAX_JSON_OBJECT_BYTES - 8));
+        assert!(split_records(&over, &mut Vec::new()).unwrap_err().to_string().contains("4 MB"));
     }
 }

@@ -12,9 +12,13 @@ use anyhow::Context;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_postgres::{Client, NoTls};
 
-use crate::copy;
 use crate::registry::{Registry, Statement};
 use crate::results::{self, Outcome};
+use crate::sql::{Token, lex};
+use crate::{Config, compat, copy, ddl};
+
+/// PostgreSQL's longest name (NAMEDATALEN - 1); it truncates longer ones.
+const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// How often a running statement checks whether it was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
@@ -39,21 +43,29 @@ pub(crate) struct Engine {
     registry: Arc<Registry>,
     postgres: tokio_postgres::Config,
     s3: Option<aws_sdk_s3::Client>,
+    /// The cluster's Region, which COPY compares with the bucket's.
+    region: String,
 }
 
 impl Engine {
-    pub(crate) fn new(
-        registry: Arc<Registry>,
-        postgres_url: &str,
-        s3_endpoint: Option<&str>,
-    ) -> anyhow::Result<Engine> {
+    pub(crate) fn new(registry: Arc<Registry>, config: &Config) -> anyhow::Result<Engine> {
+        let url = &config.postgres_url;
         let mut postgres: tokio_postgres::Config =
-            postgres_url.parse().with_context(|| format!("parsing the PostgreSQL URL {postgres_url}"))?;
+            url.parse().with_context(|| format!("parsing the PostgreSQL URL {url}"))?;
         postgres
-            .options("-c standard_conforming_strings=off -c escape_string_warning=off -c TimeZone=UTC")
+            .options(format!(
+                "-c standard_conforming_strings=off -c escape_string_warning=off -c TimeZone=UTC -c {}={}",
+                compat::SUPER_MAX_STRING_SETTING,
+                config.super_max_string_bytes
+            ))
             .application_name("redshift-standin")
             .connect_timeout(Duration::from_secs(10));
-        Ok(Engine { registry, postgres, s3: s3_endpoint.map(s3_client) })
+        Ok(Engine {
+            registry,
+            postgres,
+            s3: config.s3_endpoint.as_deref().map(s3_client),
+            region: config.region.clone(),
+        })
     }
 
     pub(crate) async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
@@ -153,17 +165,51 @@ impl Engine {
         }
     }
 
-    /// Runs one SQL text: a COPY from S3 by the stand-in, anything else by PostgreSQL.
+    /// Runs one SQL text: a COPY from S3 by the stand-in, anything else by
+    /// PostgreSQL, with its column types made to count bytes.
     async fn execute(&self, client: &Client, sql: &str) -> Result<Outcome, String> {
+        check_identifiers(sql)?;
         match copy::parse(sql) {
-            Some(Ok(copy)) => copy::load(client, self.s3.as_ref(), &copy)
-                .await
-                .map(|rows| Outcome { result: None, rows: rows as i64 })
-                .map_err(|e| format!("{e:#}")),
-            Some(Err(e)) => Err(format!("{e:#}")),
-            None => results::run(client, sql).await.map_err(|e| error_text(&e)),
+            Some(Ok(copy)) => {
+                return copy::load(client, self.s3.as_ref(), &self.region, &copy)
+                    .await
+                    .map(|rows| Outcome { result: None, rows: rows as i64 })
+                    .map_err(|e| format!("{e:#}"));
+            }
+            Some(Err(e)) => return Err(format!("{e:#}")),
+            None => {}
+        }
+        match ddl::translate(sql)? {
+            Some(translated) => {
+                for domain in &translated.domains {
+                    client.batch_execute(&domain.create_sql()).await.map_err(|e| error_text(&e))?;
+                }
+                results::run(client, &translated.sql).await
+            }
+            None => results::run(client, sql).await,
         }
     }
+}
+
+/// Refuses names PostgreSQL would silently truncate to 63 bytes, where two
+/// names Redshift keeps apart (it allows 127 bytes) could become one.
+fn check_identifiers(sql: &str) -> Result<(), String> {
+    for spanned in lex(sql) {
+        let name = match &spanned.token {
+            Token::Word(w) if !w.starts_with(|c: char| c.is_ascii_digit()) => w,
+            Token::Quoted(q) => q,
+            _ => continue,
+        };
+        if name.len() > MAX_IDENTIFIER_BYTES {
+            return Err(format!(
+                "ERROR: the identifier \"{name}\" is {} bytes: Redshift allows identifiers of up to 127 bytes, \
+                 but the Redshift stand-in's PostgreSQL truncates names over {MAX_IDENTIFIER_BYTES} bytes, \
+                 so the stand-in refuses them",
+                name.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An error as Redshift words it in DescribeStatement: `ERROR: ...` for the

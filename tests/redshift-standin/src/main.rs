@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! redshift-standin --postgres <url> [--listen 127.0.0.1:PORT] [--s3-endpoint URL]
+//!     [--region us-east-1] [--super-max-string-bytes 65535]
 //! ```
 //!
 //! Prints the endpoint on stdout and serves until killed.
@@ -13,18 +14,25 @@ use std::net::SocketAddr;
 use anyhow::{Context, bail};
 use redshift_standin::{Config, StandIn};
 
-const USAGE: &str = "usage: redshift-standin --postgres <url> [--listen 127.0.0.1:PORT] [--s3-endpoint URL]";
+const USAGE: &str = "usage: redshift-standin --postgres <url> [--listen 127.0.0.1:PORT] [--s3-endpoint URL] \
+                     [--region us-east-1] [--super-max-string-bytes 65535]";
 
 fn main() -> anyhow::Result<()> {
+    let mut config = Config::default();
     let mut postgres_url = None;
-    let mut s3_endpoint = None;
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 0));
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value\n{USAGE}"));
         match arg.as_str() {
             "--postgres" => postgres_url = Some(value()?),
-            "--s3-endpoint" => s3_endpoint = Some(value()?),
+            "--s3-endpoint" => config.s3_endpoint = Some(value()?),
+            "--region" => config.region = value()?,
+            "--super-max-string-bytes" => {
+                let text = value()?;
+                config.super_max_string_bytes =
+                    text.parse().with_context(|| format!("--super-max-string-bytes {text}: not a number"))?;
+            }
             "--listen" => {
                 let text = value()?;
                 listen = text
@@ -38,8 +46,8 @@ fn main() -> anyhow::Result<()> {
             other => bail!("unknown argument {other}\n{USAGE}"),
         }
     }
-    let postgres_url = postgres_url.with_context(|| format!("--postgres is required\n{USAGE}"))?;
-    let standin = StandIn::start_on(Config { postgres_url, s3_endpoint }, listen)?;
+    config.postgres_url = postgres_url.with_context(|| format!("--postgres is required\n{USAGE}"))?;
+    let standin = StandIn::start_on(config, listen)?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "{}", standin.endpoint()).context("printing the endpoint")?;
     stdout.flush().context("printing the endpoint")?;

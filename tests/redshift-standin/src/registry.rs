@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::CallFault;
 use crate::results::Outcome;
 
 /// The Data API's StatusString (PICKED is never reported: a statement goes
@@ -209,7 +210,43 @@ struct Inner {
     throttle: u32,
     failures: u32,
     failure_text: String,
+    call_faults: u32,
+    call_fault: Option<CallFault>,
+    lost_responses: u32,
     next_query_id: i64,
+}
+
+impl Inner {
+    /// Records a new statement, SUBMITTED, and logs its SQL.
+    fn insert(&mut self, new: NewStatement) -> (String, SystemTime) {
+        self.log.extend(new.sqls.iter().cloned());
+        let clock = Clock::new();
+        let mut parts = Vec::new();
+        for query in new.sqls {
+            self.next_query_id += 1;
+            parts.push(Part {
+                query,
+                status: Status::Submitted,
+                error: None,
+                clock: clock.clone(),
+                outcome: None,
+                query_id: self.next_query_id,
+            });
+        }
+        let statement = Statement {
+            target: new.target,
+            batch: new.batch,
+            parameters: new.parameters,
+            status: Status::Submitted,
+            error: None,
+            clock: clock.clone(),
+            pid: None,
+            parts,
+            cancel_requested: false,
+        };
+        self.statements.insert(new.id.clone(), statement);
+        (new.id, clock.created_at)
+    }
 }
 
 #[derive(Default)]
@@ -242,6 +279,34 @@ impl Registry {
         inner.failure_text = error.to_string();
     }
 
+    pub(crate) fn fail_next_calls(&self, n: u32, kind: CallFault) {
+        let mut inner = self.lock();
+        inner.call_faults = n;
+        inner.call_fault = Some(kind);
+    }
+
+    /// The fault this statement call is to answer with, if any (and counts it).
+    pub(crate) fn take_call_fault(&self) -> Option<CallFault> {
+        let mut inner = self.lock();
+        if inner.call_faults == 0 {
+            return None;
+        }
+        inner.call_faults -= 1;
+        inner.call_fault
+    }
+
+    pub(crate) fn lose_next_responses(&self, n: u32) {
+        self.lock().lost_responses = n;
+    }
+
+    /// True if this statement call's response is to be lost (and counts it).
+    pub(crate) fn take_lost_response(&self) -> bool {
+        let mut inner = self.lock();
+        let lost = inner.lost_responses > 0;
+        inner.lost_responses = inner.lost_responses.saturating_sub(1);
+        lost
+    }
+
     pub(crate) fn log(&self) -> Vec<String> {
         self.lock().log.clone()
     }
@@ -253,39 +318,25 @@ impl Registry {
             let created_at = inner.statements[&id].clock.created_at;
             return Submitted { id, created_at, is_new: false, injected_failure: None };
         }
-        if let Some(token) = new.client_token {
-            inner.client_tokens.insert(token, new.id.clone());
+        if let Some(token) = &new.client_token {
+            inner.client_tokens.insert(token.clone(), new.id.clone());
         }
-        inner.log.extend(new.sqls.iter().cloned());
         let injected_failure = (inner.failures > 0).then(|| inner.failure_text.clone());
         inner.failures = inner.failures.saturating_sub(1);
-        let clock = Clock::new();
-        let mut parts = Vec::new();
-        for query in new.sqls {
-            inner.next_query_id += 1;
-            let query_id = inner.next_query_id;
-            parts.push(Part {
-                query,
-                status: Status::Submitted,
-                error: None,
-                clock: clock.clone(),
-                outcome: None,
-                query_id,
-            });
+        let (id, created_at) = inner.insert(new);
+        Submitted { id, created_at, is_new: true, injected_failure }
+    }
+
+    /// Creates a statement that ended FAILED with `error` before it ran; its
+    /// client token is not kept and the injected failures are not counted.
+    pub(crate) fn create_failed(&self, new: NewStatement, error: &str) -> String {
+        let mut inner = self.lock();
+        let (id, _) = inner.insert(NewStatement { client_token: None, ..new });
+        if let Some(statement) = inner.statements.get_mut(&id) {
+            statement.begin();
+            statement.fail(0, error.to_string());
         }
-        let statement = Statement {
-            target: new.target,
-            batch: new.batch,
-            parameters: new.parameters,
-            status: Status::Submitted,
-            error: None,
-            clock: clock.clone(),
-            pid: None,
-            parts,
-            cancel_requested: false,
-        };
-        inner.statements.insert(new.id.clone(), statement);
-        Submitted { id: new.id, created_at: clock.created_at, is_new: true, injected_failure }
+        id
     }
 
     /// Runs `f` on statement `id`, if there is one.

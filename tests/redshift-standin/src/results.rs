@@ -8,6 +8,18 @@
 use serde::Serialize;
 use tokio_postgres::{Client, SimpleQueryMessage, Statement};
 
+use crate::ddl::Domain;
+use crate::engine::error_text;
+
+/// "The Data API size limit is 64 KB per row in the result set": read as
+/// 64,000 bytes of the row's values as text, the strictest reading.
+const MAX_ROW_BYTES: usize = 64_000;
+
+/// The Data API's limit on a whole result set: 500 MB in the English
+/// troubleshooting page, 100 MB in its translations; the stand-in takes
+/// the smaller, as bytes of the values as text.
+const MAX_RESULT_BYTES: usize = 100_000_000;
+
 /// One value of a result row, serialised as the Data API's `Field` union.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,12 +67,14 @@ pub(crate) struct Outcome {
     pub rows: i64,
 }
 
-/// Runs one statement on `client` (in whatever transaction it is in).
-pub(crate) async fn run(client: &Client, sql: &str) -> Result<Outcome, tokio_postgres::Error> {
+/// Runs one statement on `client` (in whatever transaction it is in). A
+/// result the Data API could not return fails the statement, as the
+/// service reports it (DescribeStatement's Error), rolling back a batch.
+pub(crate) async fn run(client: &Client, sql: &str) -> Result<Outcome, String> {
     // Preparing describes the columns without running anything; the simple
     // query then runs the statement once and returns text values.
-    let statement = client.prepare(sql).await?;
-    let messages = client.simple_query(sql).await?;
+    let statement = client.prepare(sql).await.map_err(|e| error_text(&e))?;
+    let messages = client.simple_query(sql).await.map_err(|e| error_text(&e))?;
     let mut records = Vec::new();
     let mut rows = 0;
     let mut size = 0;
@@ -68,13 +82,24 @@ pub(crate) async fn run(client: &Client, sql: &str) -> Result<Outcome, tokio_pos
     for message in messages {
         match message {
             SimpleQueryMessage::Row(row) => {
-                let record = (0..row.len())
-                    .map(|i| {
-                        let text = row.get(i);
-                        size += text.map_or(0, str::len) as i64;
-                        field(types.get(i).copied().unwrap_or("text"), text)
-                    })
+                let record: Vec<Field> = (0..row.len())
+                    .map(|i| field(types.get(i).copied().unwrap_or("text"), row.get(i)))
                     .collect();
+                let row_bytes: usize = record.iter().map(Field::text_len).sum();
+                if row_bytes > MAX_ROW_BYTES {
+                    return Err(format!(
+                        "Packet for query is too large: row {} of the result is {row_bytes} bytes; the Data API \
+                         returns rows of at most 64 KB (the stand-in allows {MAX_ROW_BYTES} bytes)",
+                        records.len() + 1
+                    ));
+                }
+                size += row_bytes;
+                if size > MAX_RESULT_BYTES {
+                    return Err(format!(
+                        "Database response exceeded size limit: the result is over {MAX_RESULT_BYTES} bytes; \
+                         the Data API returns at most 100 MB"
+                    ));
+                }
                 records.push(record);
             }
             SimpleQueryMessage::CommandComplete(n) => rows = n as i64,
@@ -84,9 +109,23 @@ pub(crate) async fn run(client: &Client, sql: &str) -> Result<Outcome, tokio_pos
     let result = if statement.columns().is_empty() {
         None
     } else {
-        Some(ResultSet { columns: column_metadata(client, &statement).await?, records, size })
+        let columns = column_metadata(client, &statement).await.map_err(|e| error_text(&e))?;
+        Some(ResultSet { columns, records, size: size as i64 })
     };
     Ok(Outcome { result, rows })
+}
+
+impl Field {
+    /// The bytes of the value as text, what the row limit counts.
+    fn text_len(&self) -> usize {
+        match self {
+            Field::StringValue(s) => s.len(),
+            Field::LongValue(v) => v.to_string().len(),
+            Field::DoubleValue(v) => v.to_string().len(),
+            Field::BooleanValue(v) => v.to_string().len(),
+            Field::IsNull(_) => 0,
+        }
+    }
 }
 
 /// A value in the Data API's representation, from PostgreSQL's text form.
@@ -94,6 +133,8 @@ fn field(type_name: &str, text: Option<&str>) -> Field {
     let Some(text) = text else { return Field::IsNull(true) };
     let string = || Field::StringValue(text.to_string());
     match type_name {
+        // VARBYTE prints as hex digits, without PostgreSQL's `\x`.
+        "bytea" => Field::StringValue(text.strip_prefix("\\x").unwrap_or(text).to_string()),
         "int2" | "int4" | "int8" | "oid" => text.parse().map_or_else(|_| string(), Field::LongValue),
         "float4" | "float8" => match text.parse::<f64>() {
             Ok(v) if v.is_finite() => Field::DoubleValue(v),
@@ -186,7 +227,7 @@ async fn column_metadata(
                 .find(|o| Some(o.table_oid) == column.table_oid() && Some(o.column) == column.column_id());
             let base = column.type_().name();
             let modifier = column.type_modifier();
-            let (precision, scale) = match base {
+            let (mut precision, scale) = match base {
                 "varchar" | "bpchar" if modifier >= 4 => (modifier - 4, 0),
                 "numeric" if modifier >= 4 => ((modifier - 4) >> 16, (modifier - 4) & 0xffff),
                 "int2" => (5, 0),
@@ -196,10 +237,24 @@ async fn column_metadata(
                 "float8" => (17, 0),
                 _ => (0, 0),
             };
+            // The byte-counting domains stand for Redshift's own types.
+            let domain = origin.and_then(|o| Domain::from_type_name(&o.type_name));
+            let type_name = match (domain, origin) {
+                (Some(domain), _) => {
+                    precision = domain.bytes as i32;
+                    domain.redshift_type().to_string()
+                }
+                (None, Some(o)) => o.type_name.clone(),
+                (None, None) => match base {
+                    "jsonb" => "super".to_string(),
+                    "bytea" => "varbyte".to_string(),
+                    other => other.to_string(),
+                },
+            };
             ColumnMetadata {
                 name: column.name().to_string(),
                 label: column.name().to_string(),
-                type_name: origin.map_or(base, |o| o.type_name.as_str()).to_string(),
+                type_name,
                 column_default: origin.and_then(|o| o.default.clone()),
                 is_case_sensitive: matches!(base, "varchar" | "bpchar" | "text" | "name" | "json" | "jsonb"),
                 is_currency: base == "money",

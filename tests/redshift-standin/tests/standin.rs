@@ -9,7 +9,10 @@ use aws_sdk_redshiftdata::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_redshiftdata::error::ProvideErrorMetadata;
 use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
 use aws_sdk_redshiftdata::types::{Field, SqlParameter, StatementStatusString, StatusString};
-use redshift_standin::{Config, StandIn};
+use redshift_standin::{CallFault, Config, StandIn};
+
+/// A workgroup name the Data API's model accepts (3 to 128 of `[a-z0-9-]`).
+const WG: &str = "sluice-wg";
 
 /// A stand-in on a fresh database, and a Data API client pointed at it.
 struct Harness {
@@ -22,9 +25,14 @@ impl Harness {
     /// Must be called outside the async block: the support crate's
     /// PostgreSQL client runs its own runtime.
     fn new(s3_endpoint: Option<String>) -> Harness {
+        Harness::with(Config { s3_endpoint, ..Config::default() })
+    }
+
+    /// A stand-in with `config` (its `postgres_url` is filled in).
+    fn with(config: Config) -> Harness {
         let url = sluice_test_support::postgres::shared().fresh_database("standin");
         let standin =
-            StandIn::start(Config { postgres_url: url.clone(), s3_endpoint }).expect("starting the stand-in");
+            StandIn::start(Config { postgres_url: url.clone(), ..config }).expect("starting the stand-in");
         let api = data_api(&standin.endpoint(), 1);
         Harness { standin, url, api }
     }
@@ -42,11 +50,18 @@ impl Harness {
         done
     }
 
+    /// Runs `sql` and returns the error it failed with.
+    async fn fails(&self, sql: &str) -> String {
+        let done = self.run(sql).await;
+        assert_eq!(done.status(), Some(&StatusString::Failed), "{sql:.200} did not fail");
+        done.error().expect("a failed statement has an Error").to_string()
+    }
+
     async fn submit(&self, sql: &str) -> String {
         let out = self
             .api
             .execute_statement()
-            .workgroup_name("wg")
+            .workgroup_name(WG)
             .database("dev")
             .sql(sql)
             .send()
@@ -150,7 +165,7 @@ fn select_returns_typed_fields_and_column_metadata() {
         );
         assert!(done.sub_statements().is_empty(), "a plain statement has no sub-statements");
         assert!(done.duration() >= 0 && done.redshift_pid() > 0 && done.result_size() > 0);
-        assert_eq!((done.database(), done.workgroup_name()), (Some("dev"), Some("wg")));
+        assert_eq!((done.database(), done.workgroup_name()), (Some("dev"), Some(WG)));
 
         let out = h.api.get_statement_result().id(&id).send().await.expect("GetStatementResult");
         assert_eq!(out.total_num_rows(), 2);
@@ -183,15 +198,16 @@ fn select_returns_typed_fields_and_column_metadata() {
                 "numeric",
                 "bool",
                 "varchar",
-                "text",
+                "varchar",
                 "timestamp",
                 "super",
                 "int4"
             ]
         );
         assert_eq!((meta[4].precision(), meta[4].scale()), (12, 3));
-        assert_eq!(meta[6].precision(), 20);
-        assert_eq!(meta[6].column_default(), Some("'x'::character varying"));
+        // Redshift makes TEXT a VARCHAR(256); widths are bytes.
+        assert_eq!((meta[6].precision(), meta[7].precision()), (20, 256));
+        assert_eq!(meta[6].column_default(), Some("'x'::text"));
         assert_eq!((meta[1].nullable(), meta[0].nullable()), (0, 1));
         assert_eq!((meta[1].table_name(), meta[1].schema_name()), (Some("kinds"), Some("public")));
         assert_eq!((meta[10].name(), meta[10].table_name()), (Some("doubled"), Some("")));
@@ -219,7 +235,7 @@ fn statements_run_in_the_background_and_are_recorded() {
         let out = h
             .api
             .execute_statement()
-            .workgroup_name("wg")
+            .workgroup_name(WG)
             .database("dev")
             .sql("SELECT 2")
             .wait_time_seconds(10)
@@ -312,7 +328,7 @@ fn a_failing_batch_rolls_back_everything() {
         let err = h
             .api
             .batch_execute_statement()
-            .workgroup_name("wg")
+            .workgroup_name(WG)
             .database("dev")
             .set_sqls(Some(too_many))
             .send()
@@ -388,7 +404,7 @@ fn named_parameters_are_bound_as_string_literals() {
         let out = h
             .api
             .execute_statement()
-            .workgroup_name("wg")
+            .workgroup_name(WG)
             .database("dev")
             .sql(sql)
             .parameters(param("id", "7"))
@@ -405,7 +421,7 @@ fn named_parameters_are_bound_as_string_literals() {
         let out = h
             .api
             .execute_statement()
-            .workgroup_name("wg")
+            .workgroup_name(WG)
             .database("dev")
             .sql("SELECT name, :id::int + 1, ':id' FROM people WHERE id = :id")
             .parameters(param("id", "7"))
@@ -420,7 +436,7 @@ fn named_parameters_are_bound_as_string_literals() {
         assert_eq!(string(&rows[0][2]), ":id");
 
         for (sql, params) in [("SELECT :a", vec![]), ("SELECT 1", vec![param("unused", "1")])] {
-            let mut request = h.api.execute_statement().workgroup_name("wg").database("dev").sql(sql);
+            let mut request = h.api.execute_statement().workgroup_name(WG).database("dev").sql(sql);
             // Parameters must not be empty on the wire, so :a alone goes with another one.
             request = if params.is_empty() {
                 request.parameters(param("b", "1"))
@@ -467,8 +483,7 @@ fn throttling_is_injected_and_retried_by_the_sdk() {
         // With retries, as sluice's client has them, two throttles are absorbed.
         let patient = data_api(&h.standin.endpoint(), 3);
         h.standin.throttle_next(2);
-        let out =
-            patient.execute_statement().workgroup_name("wg").database("dev").sql("SELECT 1").send().await;
+        let out = patient.execute_statement().workgroup_name(WG).database("dev").sql("SELECT 1").send().await;
         let id = out.expect("the third attempt succeeds").id().unwrap().to_string();
         assert_eq!(wait(&h.api, &id).await.status(), Some(&StatusString::Finished));
         assert_eq!(h.standin.statements(), ["SELECT 1"], "throttled calls run nothing");
@@ -532,7 +547,7 @@ fn client_tokens_make_execute_idempotent() {
         let send = || {
             h.api
                 .execute_statement()
-                .workgroup_name("wg")
+                .workgroup_name(WG)
                 .database("dev")
                 .sql("SELECT 1")
                 .client_token("t-1")
@@ -559,6 +574,24 @@ fn a_statement_that_cannot_reach_postgres_fails_with_the_reason() {
     });
 }
 
+/// An S3 client for moto, in `region`.
+fn s3_client(endpoint: &str, region: &'static str) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(region))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("AKID", "secret", None, None, "test"))
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+/// A bucket name of its own for one test.
+fn bucket_name() -> String {
+    sluice_test_support::unique_name("standin").to_lowercase().replace('_', "-")
+}
+
 /// gzip of `text`.
 fn gzip(text: &str) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -570,19 +603,9 @@ fn gzip(text: &str) -> Vec<u8> {
 fn copy_loads_gzip_json_lines_from_s3() {
     let endpoint = sluice_test_support::moto::shared().endpoint();
     let h = Harness::new(Some(endpoint.clone()));
-    let bucket = sluice_test_support::unique_name("standin").to_lowercase().replace('_', "-");
+    let bucket = bucket_name();
     block_on(async {
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::Config::builder()
-                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-                .region(aws_sdk_s3::config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    "AKID", "secret", None, None, "test",
-                ))
-                .endpoint_url(&endpoint)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = s3_client(&endpoint, "us-east-1");
         s3.create_bucket().bucket(&bucket).send().await.expect("CreateBucket");
         let put = |key: &'static str, body: Vec<u8>| {
             s3.put_object().bucket(&bucket).key(key).body(body.into()).send()
@@ -677,5 +700,604 @@ fn copy_loads_gzip_json_lines_from_s3() {
         let done = h.run(&format!("COPY loaded FROM 's3://{bucket}/plain/' IAM_ROLE default CSV")).await;
         assert_eq!(done.status(), Some(&StatusString::Failed));
         assert!(done.error().unwrap().contains("CSV"), "{:?}", done.error());
+    });
+}
+
+#[test]
+fn requests_over_100_kb_of_sql_are_refused() {
+    let h = Harness::new(None);
+    block_on(async {
+        let execute =
+            |sql: String| h.api.execute_statement().workgroup_name(WG).database("dev").sql(sql).send();
+        // A comment pads the text to the limit, so the statement itself is small.
+        let at_limit = format!("SELECT 1 --{}", "x".repeat(100_000 - 11));
+        assert_eq!(at_limit.len(), 100_000);
+        let id =
+            execute(at_limit).await.expect("exactly 100,000 bytes are accepted").id().unwrap().to_string();
+        assert_eq!(wait(&h.api, &id).await.status(), Some(&StatusString::Finished));
+
+        let over = format!("SELECT 1 --{}", "x".repeat(100_000 - 10));
+        let err = execute(over).await.unwrap_err();
+        assert_eq!(err.code(), Some("ValidationException"));
+        assert!(err.message().unwrap().contains("Cannot process query string larger than 100kB"), "{err:?}");
+        // Bytes, not characters: 33,331 three-byte characters are 99,993 + 11 bytes.
+        let multibyte = format!("SELECT 1 --{}", "€".repeat(33_331));
+        assert_eq!(multibyte.len(), 100_004);
+        assert!(execute(multibyte).await.is_err(), "counted in UTF-8 bytes");
+
+        // A batch counts all its texts together.
+        let half = format!("SELECT 1 --{}", "x".repeat(50_000 - 11));
+        let batch = |sqls: Vec<String>| {
+            h.api.batch_execute_statement().workgroup_name(WG).database("dev").set_sqls(Some(sqls)).send()
+        };
+        let id =
+            batch(vec![half.clone(), half.clone()]).await.expect("two halves fit").id().unwrap().to_string();
+        assert_eq!(wait(&h.api, &id).await.status(), Some(&StatusString::Finished));
+        let err = batch(vec![half.clone(), format!("{half}x")]).await.unwrap_err();
+        assert_eq!(err.code(), Some("ValidationException"), "100,001 bytes over two texts");
+
+        let err = batch(vec!["SELECT 1".to_string(); 41]).await.unwrap_err();
+        assert_eq!(err.code(), Some("ValidationException"), "41 statements");
+        batch(vec!["SELECT 1".to_string(); 40]).await.expect("40 statements");
+        let err = batch(Vec::new()).await.unwrap_err();
+        assert_eq!(err.code(), Some("ValidationException"), "no statement");
+    });
+}
+
+#[test]
+fn batch_parameters_are_bound_into_every_text() {
+    let h = Harness::new(None);
+    block_on(async {
+        h.ok("CREATE TABLE kv (k varchar(10), v int)").await;
+        let param = |n: &str, v: &str| SqlParameter::builder().name(n).value(v).build().unwrap();
+        let out = h
+            .api
+            .batch_execute_statement()
+            .workgroup_name(WG)
+            .database("dev")
+            .sqls("INSERT INTO kv VALUES (:k, 1)")
+            .sqls("UPDATE kv SET v = :v WHERE k = :k")
+            .parameters(param("k", "a"))
+            .parameters(param("v", "7"))
+            .send()
+            .await
+            .expect("BatchExecuteStatement with Parameters");
+        let done = wait(&h.api, out.id().unwrap()).await;
+        assert_eq!(done.status(), Some(&StatusString::Finished), "{:?}", done.error());
+        let pg = h.postgres().await;
+        let v: i32 = pg.query_one("SELECT v FROM kv WHERE k = 'a'", &[]).await.unwrap().get(0);
+        assert_eq!(v, 7);
+        let err = h
+            .api
+            .batch_execute_statement()
+            .workgroup_name(WG)
+            .database("dev")
+            .sqls("SELECT 1")
+            .parameters(param("unused", "1"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("ValidationException"), "each parameter must be used");
+    });
+}
+
+#[test]
+fn only_the_data_apis_sign_in_combinations_are_accepted() {
+    let h = Harness::new(None);
+    const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sluice";
+    block_on(async {
+        struct SignIn {
+            cluster: Option<&'static str>,
+            workgroup: Option<&'static str>,
+            secret: Option<&'static str>,
+            db_user: Option<&'static str>,
+            database: Option<&'static str>,
+        }
+        let base =
+            || SignIn { cluster: None, workgroup: None, secret: None, db_user: None, database: Some("dev") };
+        let cases = [
+            ("workgroup + secret", SignIn { workgroup: Some(WG), secret: Some(SECRET), ..base() }, true),
+            ("workgroup as the IAM identity", SignIn { workgroup: Some(WG), ..base() }, true),
+            (
+                "workgroup ARN",
+                SignIn {
+                    workgroup: Some(
+                        "arn:aws:redshift-serverless:us-east-1:123456789012:workgroup/0b6dd1ec-4b02-4e0c-b5a7-2bb6a3a1c0e4",
+                    ),
+                    ..base()
+                },
+                true,
+            ),
+            ("cluster + secret", SignIn { cluster: Some("c1"), secret: Some(SECRET), ..base() }, true),
+            ("cluster + db user", SignIn { cluster: Some("c1"), db_user: Some("sluice"), ..base() }, true),
+            ("cluster as the IAM identity", SignIn { cluster: Some("c1"), ..base() }, true),
+            ("neither", SignIn { ..base() }, false),
+            ("both", SignIn { cluster: Some("c1"), workgroup: Some(WG), ..base() }, false),
+            (
+                "secret and db user",
+                SignIn { cluster: Some("c1"), secret: Some(SECRET), db_user: Some("u"), ..base() },
+                false,
+            ),
+            ("db user on a workgroup", SignIn { workgroup: Some(WG), db_user: Some("u"), ..base() }, false),
+            ("no database", SignIn { workgroup: Some(WG), database: None, ..base() }, false),
+            ("empty database", SignIn { workgroup: Some(WG), database: Some(""), ..base() }, false),
+            ("workgroup under 3 characters", SignIn { workgroup: Some("wg"), ..base() }, false),
+            ("workgroup in capitals", SignIn { workgroup: Some("Sluice"), ..base() }, false),
+            (
+                "cluster over 63 characters",
+                SignIn {
+                    cluster: Some("c123456789c123456789c123456789c123456789c123456789c123456789abcd"),
+                    ..base()
+                },
+                false,
+            ),
+        ];
+        for (what, s, accepted) in cases {
+            for batch in [false, true] {
+                let result = if batch {
+                    h.api
+                        .batch_execute_statement()
+                        .sqls("SELECT 1")
+                        .set_cluster_identifier(s.cluster.map(str::to_string))
+                        .set_workgroup_name(s.workgroup.map(str::to_string))
+                        .set_secret_arn(s.secret.map(str::to_string))
+                        .set_db_user(s.db_user.map(str::to_string))
+                        .set_database(s.database.map(str::to_string))
+                        .send()
+                        .await
+                        .map(|o| o.id().unwrap().to_string())
+                        .map_err(|e| (e.code().map(str::to_string), e.message().map(str::to_string)))
+                } else {
+                    h.api
+                        .execute_statement()
+                        .sql("SELECT 1")
+                        .set_cluster_identifier(s.cluster.map(str::to_string))
+                        .set_workgroup_name(s.workgroup.map(str::to_string))
+                        .set_secret_arn(s.secret.map(str::to_string))
+                        .set_db_user(s.db_user.map(str::to_string))
+                        .set_database(s.database.map(str::to_string))
+                        .send()
+                        .await
+                        .map(|o| o.id().unwrap().to_string())
+                        .map_err(|e| (e.code().map(str::to_string), e.message().map(str::to_string)))
+                };
+                match result {
+                    Ok(_) => assert!(accepted, "{what} (batch {batch}) was accepted"),
+                    Err((code, message)) => {
+                        assert!(!accepted, "{what} (batch {batch}) was refused: {message:?}");
+                        assert_eq!(code.as_deref(), Some("ValidationException"), "{what}: {message:?}");
+                    }
+                }
+            }
+        }
+        let err = h.api.execute_statement().database("dev").sql("SELECT 1").send().await.unwrap_err();
+        assert_eq!(err.message(), Some("Either ClusterIdentifier or WorkgroupName needs to be specified."));
+    });
+}
+
+#[test]
+fn varchar_and_char_widths_are_bytes() {
+    let h = Harness::new(None);
+    block_on(async {
+        h.ok("CREATE TABLE w (v VARCHAR(2), d VARCHAR, t TEXT, c CHAR(2))").await;
+        h.ok("INSERT INTO w (v) VALUES ('ab')").await;
+        h.ok("INSERT INTO w (v) VALUES ('é')").await;
+        let error = h.fails("INSERT INTO w (v) VALUES ('€')").await;
+        assert_eq!(error, "ERROR: value too long for type character varying(2)");
+        let error = h.fails("INSERT INTO w (v) VALUES ('abc')").await;
+        assert!(error.contains("value too long"), "{error}");
+        let error = h.fails("UPDATE w SET v = 'éa'").await;
+        assert!(error.contains("value too long for type character varying(2)"), "{error}");
+
+        // VARCHAR and TEXT without a length are VARCHAR(256).
+        h.ok(&format!("INSERT INTO w (d, t) VALUES ('{0}', '{0}')", "x".repeat(256))).await;
+        let error = h.fails(&format!("INSERT INTO w (d) VALUES ('{}')", "x".repeat(257))).await;
+        assert!(error.contains("character varying(256)"), "{error}");
+        let error = h.fails(&format!("INSERT INTO w (t) VALUES ('{}')", "é".repeat(129))).await;
+        assert!(error.contains("character varying(256)"), "{error}");
+
+        // A CHAR holds single-byte characters only.
+        h.ok("INSERT INTO w (c) VALUES ('ab')").await;
+        let error = h.fails("INSERT INTO w (c) VALUES ('é')").await;
+        assert!(error.contains("Multibyte character not supported for CHAR"), "{error}");
+
+        // A temporary copy of the table keeps the widths.
+        let done =
+            h.batch(&["CREATE TEMP TABLE w_stage (LIKE w)", "INSERT INTO w_stage (v) VALUES ('€')"]).await;
+        assert_eq!(done.status(), Some(&StatusString::Failed));
+        assert!(done.error().unwrap().contains("character varying(2)"), "{:?}", done.error());
+        let done =
+            h.batch(&["CREATE TEMP TABLE w_stage (LIKE w)", "INSERT INTO w_stage (v) VALUES ('ab')"]).await;
+        assert_eq!(done.status(), Some(&StatusString::Finished), "{:?}", done.error());
+
+        // ALTER TABLE ADD COLUMN, and the widest VARCHAR.
+        h.ok("ALTER TABLE w ADD COLUMN x VARCHAR(1)").await;
+        let error = h.fails("INSERT INTO w (x) VALUES ('é')").await;
+        assert!(error.contains("character varying(1)"), "{error}");
+        h.ok("CREATE TABLE widest (v VARCHAR(MAX), n VARCHAR(65535))").await;
+        let error = h.fails("CREATE TABLE too_wide (v VARCHAR(65536))").await;
+        assert!(error.contains("cannot exceed 65535"), "{error}");
+
+        let id = h.submit("SELECT v, d, c FROM w WHERE v = 'ab'").await;
+        wait(&h.api, &id).await;
+        let out = h.api.get_statement_result().id(&id).send().await.unwrap();
+        let meta = out.column_metadata();
+        let types: Vec<_> = meta.iter().map(|m| (m.type_name().unwrap(), m.precision())).collect();
+        assert_eq!(types, [("varchar", 2), ("varchar", 256), ("bpchar", 2)]);
+    });
+}
+
+#[test]
+fn varbyte_round_trips_within_its_width() {
+    let h = Harness::new(None);
+    block_on(async {
+        h.ok("CREATE TABLE b (v VARBYTE(16777216), w VARBINARY(3), d VARBYTE)").await;
+        h.ok("INSERT INTO b (v, w) VALUES (FROM_HEX('6162') || FROM_HEX('63'), FROM_HEX('616263'))").await;
+        let id = h
+            .submit(
+                "SELECT v, TO_HEX(v), LEN(v), OCTET_LENGTH(v), FROM_VARBYTE(v, 'utf8'), \
+                 JSON_SERIALIZE(JSON_PARSE(FROM_HEX('7b2261') || FROM_HEX('223a317d'))) FROM b",
+            )
+            .await;
+        let done = wait(&h.api, &id).await;
+        assert_eq!(done.status(), Some(&StatusString::Finished), "{:?}", done.error());
+        let out = h.api.get_statement_result().id(&id).send().await.unwrap();
+        let row = &out.records()[0];
+        assert_eq!(string(&row[0]), "616263", "VARBYTE prints as hex");
+        assert_eq!(string(&row[1]), "616263");
+        assert_eq!((&row[2], &row[3]), (&Field::LongValue(3), &Field::LongValue(3)));
+        assert_eq!(string(&row[4]), "abc");
+        assert_eq!(string(&row[5]), r#"{"a":1}"#);
+        let meta = out.column_metadata();
+        assert_eq!((meta[0].type_name(), meta[0].precision()), (Some("varbyte"), 16_777_216));
+
+        let error = h.fails("INSERT INTO b (w) VALUES (FROM_HEX('61626364'))").await;
+        assert_eq!(error, "ERROR: value too long for type binary varying(3)");
+        let error = h.fails("INSERT INTO b (d) VALUES (FROM_HEX(REPEAT('61', 64001)))").await;
+        assert!(error.contains("binary varying(64000)"), "VARBYTE defaults to 64,000 bytes: {error}");
+        assert!(h.fails("SELECT FROM_VARBYTE(v, 'base64') FROM b").await.contains("does not emulate"));
+        assert!(h.fails("SELECT FROM_HEX('61 62')").await.contains("not hexadecimal"));
+        assert!(h.fails("SELECT 'abc'::varbyte").await.contains("does not exist"), "casts are not emulated");
+        let error = h.fails("CREATE TABLE too_wide (v VARBYTE(16777217))").await;
+        assert!(error.contains("cannot exceed 16777216"), "{error}");
+
+        // JSON longer than a VARCHAR goes through VARBYTE, built up in pieces.
+        let json = format!(r#"["{}","{}","{}"]"#, "a".repeat(30_000), "b".repeat(30_000), "c".repeat(30_000));
+        let hex: String = json.bytes().map(|b| format!("{b:02x}")).collect();
+        let pieces: Vec<&str> =
+            hex.as_bytes().chunks(60_000).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        h.ok("CREATE TABLE stage (v VARBYTE(16777216))").await;
+        h.ok(&format!("INSERT INTO stage VALUES (FROM_HEX('{}'))", pieces[0])).await;
+        for piece in &pieces[1..] {
+            h.ok(&format!("UPDATE stage SET v = v || FROM_HEX('{piece}')")).await;
+        }
+        let id = h
+            .submit("SELECT LEN(v), JSON_SIZE(JSON_PARSE(v)), LEN(JSON_SERIALIZE_TO_VARBYTE(JSON_PARSE(v))) FROM stage")
+            .await;
+        let done = wait(&h.api, &id).await;
+        assert_eq!(done.status(), Some(&StatusString::Finished), "{:?}", done.error());
+        let size = json.len() as i64;
+        assert_eq!(
+            h.records(&id).await[0],
+            [Field::LongValue(size), Field::LongValue(size), Field::LongValue(size)]
+        );
+        let error = h.fails("SELECT JSON_SERIALIZE(JSON_PARSE(v)) FROM stage").await;
+        assert!(error.contains("JSON_SERIALIZE"), "over a VARCHAR: {error}");
+        let error = h.fails("SELECT JSON_PARSE(FROM_VARBYTE(v, 'utf8')) FROM stage").await;
+        assert!(error.contains("FROM_VARBYTE"), "over a VARCHAR: {error}");
+    });
+}
+
+/// `FROM_HEX(...)` of `"` + `n` times `x` + `"`: a JSON string of n bytes.
+fn json_string_of(n: usize) -> String {
+    format!("FROM_HEX('22') || FROM_HEX(REPEAT('78', {n})) || FROM_HEX('22')")
+}
+
+#[test]
+fn super_values_keep_redshifts_limits() {
+    let h = Harness::new(None);
+    block_on(async {
+        // Strings in SUPER: 65,535 bytes, values and member names alike.
+        let id = h.submit(&format!("SELECT JSON_SIZE(JSON_PARSE({}))", json_string_of(65_535))).await;
+        let done = wait(&h.api, &id).await;
+        assert_eq!(done.status(), Some(&StatusString::Finished), "{:?}", done.error());
+        assert_eq!(h.records(&id).await[0], [Field::LongValue(65_537)]);
+        let error = h.fails(&format!("SELECT JSON_PARSE({})", json_string_of(65_536))).await;
+        assert!(error.contains("a string in the SUPER value is 65536 bytes"), "{error}");
+        let member =
+            format!("SELECT JSON_PARSE(FROM_HEX('7b') || {} || FROM_HEX('3a317d'))", json_string_of(65_536));
+        assert!(h.fails(&member).await.contains("member name"));
+        // JSON_PARSE's VARCHAR argument is a VARCHAR.
+        let literal = format!(r#"SELECT JSON_PARSE('["{}"]')"#, "x".repeat(65_532));
+        assert!(h.fails(&literal).await.contains("VARCHAR argument is 65536 bytes"));
+        // Into a column, however it gets there.
+        h.ok("CREATE TABLE docs (d SUPER)").await;
+        let error = h.fails(&format!("INSERT INTO docs SELECT JSON_PARSE({})", json_string_of(65_536))).await;
+        assert!(error.contains("65536 bytes"), "{error}");
+        assert!(
+            h.fails("INSERT INTO docs SELECT JSON_PARSE(REPEAT('[', 1001) || REPEAT(']', 1001))")
+                .await
+                .contains("1000")
+        );
+        h.ok("INSERT INTO docs SELECT JSON_PARSE(REPEAT('[', 1000) || REPEAT(']', 1000))").await;
+
+        // 16 MB a value: 250 strings of 64,000 bytes are 16,000,751 bytes of JSON.
+        let string = "'22' || REPEAT('78', 64000) || '22'";
+        let big = format!(
+            "FROM_HEX('5b') || FROM_HEX(REPEAT({string} || '2c', 249)) || FROM_HEX({string} || '5d')"
+        );
+        let error = h.fails(&format!("SELECT JSON_SIZE(JSON_PARSE({big}))")).await;
+        assert!(error.contains("16 MB"), "{error}");
+        let fits = big.replace("249", "248");
+        let id = h.submit(&format!("SELECT JSON_SIZE(JSON_PARSE({fits}))")).await;
+        assert_eq!(wait(&h.api, &id).await.status(), Some(&StatusString::Finished));
+        assert_eq!(h.records(&id).await[0], [Field::LongValue(249 * 64_003 + 1)]);
+
+        // JSON_SERIALIZE returns a VARCHAR.
+        let array = "FROM_HEX('5b') || FROM_HEX(REPEAT('312c', 40000)) || FROM_HEX('315d')";
+        let error = h.fails(&format!("SELECT JSON_SERIALIZE(JSON_PARSE({array}))")).await;
+        assert!(error.contains("JSON_SERIALIZE"), "{error}");
+    });
+}
+
+#[test]
+fn a_cluster_may_raise_the_super_string_limit() {
+    let h = Harness::with(Config { super_max_string_bytes: 16_000_000, ..Config::default() });
+    block_on(async {
+        let id = h.submit(&format!("SELECT JSON_SIZE(JSON_PARSE({}))", json_string_of(65_536))).await;
+        assert_eq!(wait(&h.api, &id).await.status(), Some(&StatusString::Finished));
+        let literal = format!(r#"SELECT JSON_SIZE(JSON_PARSE('["{}"]'))"#, "x".repeat(70_000));
+        let id = h.submit(&literal).await;
+        assert_eq!(wait(&h.api, &id).await.status(), Some(&StatusString::Finished));
+    });
+    let url = sluice_test_support::postgres::shared().fresh_database("standin");
+    let refused =
+        StandIn::start(Config { postgres_url: url, super_max_string_bytes: 16_000_001, ..Config::default() });
+    assert!(refused.is_err(), "Redshift allows at most 16,000,000 bytes");
+}
+
+#[test]
+fn a_result_row_over_64_kb_fails_the_statement() {
+    let h = Harness::new(None);
+    block_on(async {
+        let id = h.submit("SELECT REPEAT('x', 64000)").await;
+        assert_eq!(wait(&h.api, &id).await.status(), Some(&StatusString::Finished));
+        let id = h.submit("SELECT REPEAT('x', 32000), REPEAT('y', 32001)").await;
+        let done = wait(&h.api, &id).await;
+        assert_eq!(done.status(), Some(&StatusString::Failed));
+        assert!(done.error().unwrap().starts_with("Packet for query is too large"), "{:?}", done.error());
+        let err = h.api.get_statement_result().id(&id).send().await.unwrap_err();
+        assert_eq!(err.code(), Some("ValidationException"), "no result to fetch");
+
+        // In a batch, it rolls back what came before.
+        h.ok("CREATE TABLE t (v int)").await;
+        let done = h.batch(&["INSERT INTO t VALUES (1)", "SELECT REPEAT('x', 70000)"]).await;
+        assert_eq!(done.status(), Some(&StatusString::Failed));
+        let pg = h.postgres().await;
+        let count: i64 = pg.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+        assert_eq!(count, 0);
+    });
+}
+
+#[test]
+fn identifiers_over_63_bytes_are_refused() {
+    let h = Harness::new(None);
+    block_on(async {
+        h.ok(&format!("CREATE TABLE {} (v int)", "t".repeat(63))).await;
+        let error = h.fails(&format!("CREATE TABLE {} (v int)", "t".repeat(64))).await;
+        assert!(error.contains("127 bytes") && error.contains("63"), "{error}");
+        let error = h.fails(&format!("SELECT 1 AS \"{}\"", "é".repeat(32))).await;
+        assert!(error.contains("64 bytes"), "quoted names count bytes: {error}");
+        h.ok(&format!("SELECT '{}'", "t".repeat(100))).await;
+    });
+}
+
+#[test]
+fn copy_needs_region_for_a_bucket_in_another_region() {
+    let endpoint = sluice_test_support::moto::shared().endpoint();
+    let h = Harness::new(Some(endpoint.clone()));
+    let bucket = bucket_name();
+    block_on(async {
+        let s3 = s3_client(&endpoint, "eu-west-1");
+        let location = aws_sdk_s3::types::CreateBucketConfiguration::builder()
+            .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+            .build();
+        s3.create_bucket()
+            .bucket(&bucket)
+            .create_bucket_configuration(location)
+            .send()
+            .await
+            .expect("CreateBucket");
+        let put = |key: &'static str, body: String| {
+            s3.put_object().bucket(&bucket).key(key).body(body.into_bytes().into()).send()
+        };
+        put("eu/part-0.json", r#"{"pk": "a"}"#.to_string()).await.expect("PutObject");
+        h.ok("CREATE TABLE loaded (pk varchar(10), doc super, b varbyte)").await;
+
+        let copy =
+            format!("COPY loaded (pk) FROM 's3://{bucket}/eu/' IAM_ROLE default FORMAT AS JSON 'auto'");
+        let error = h.fails(&copy).await;
+        assert!(error.contains("must be addressed using the specified endpoint"), "{error}");
+        let error = h.fails(&format!("{copy} REGION 'us-west-2'")).await;
+        assert!(error.contains("must be addressed using the specified endpoint"), "{error}");
+        let done = h.ok(&format!("{copy} REGION AS 'eu-west-1'")).await;
+        assert_eq!(done.result_rows(), 1);
+
+        // A COPY into a VARBYTE column is not emulated.
+        let error = h
+            .fails(&format!(
+                "COPY loaded FROM 's3://{bucket}/eu/' IAM_ROLE default JSON 'auto' REGION 'eu-west-1'"
+            ))
+            .await;
+        assert!(error.contains("VARBYTE column b"), "{error}");
+
+        // The limits of COPY's JSON and of SUPER.
+        put("big/part-0.json", format!(r#"{{"pk": "b", "pad": "{}"}}"#, "x".repeat(4_000_000)))
+            .await
+            .unwrap();
+        let error = h
+            .fails(&format!(
+                "COPY loaded (pk) FROM 's3://{bucket}/big/' IAM_ROLE default JSON 'auto' REGION 'eu-west-1'"
+            ))
+            .await;
+        assert!(error.contains("4 MB"), "{error}");
+        put("long/part-0.json", format!(r#"{{"pk": "c", "doc": {{"s": "{}"}}}}"#, "x".repeat(65_536)))
+            .await
+            .unwrap();
+        let error = h.fails(&format!("COPY loaded (pk, doc) FROM 's3://{bucket}/long/' IAM_ROLE default JSON 'auto' REGION 'eu-west-1'")).await;
+        assert!(error.contains("strings in SUPER hold at most 65535 bytes"), "{error}");
+        put("wide/part-0.json", r#"{"pk": "0123456789€"}"#.to_string()).await.unwrap();
+        let error = h
+            .fails(&format!(
+                "COPY loaded (pk) FROM 's3://{bucket}/wide/' IAM_ROLE default JSON 'auto' REGION 'eu-west-1'"
+            ))
+            .await;
+        assert!(error.contains("character varying(10)"), "{error}");
+    });
+    // A cluster in the bucket's Region needs no REGION.
+    let h = Harness::with(Config {
+        s3_endpoint: Some(endpoint),
+        region: "eu-west-1".into(),
+        ..Config::default()
+    });
+    block_on(async {
+        h.ok("CREATE TABLE loaded (pk varchar(10))").await;
+        let done = h
+            .ok(&format!("COPY loaded FROM 's3://{bucket}/eu/' IAM_ROLE default FORMAT AS JSON 'auto'"))
+            .await;
+        assert_eq!(done.result_rows(), 1);
+    });
+}
+
+#[test]
+fn injected_call_faults_answer_with_the_services_errors() {
+    let h = Harness::new(None);
+    block_on(async {
+        h.ok("CREATE TABLE t (v int)").await;
+        let execute = || {
+            h.api
+                .execute_statement()
+                .workgroup_name(WG)
+                .database("dev")
+                .sql("INSERT INTO t VALUES (1)")
+                .send()
+        };
+
+        // ExecuteStatementException: the statement exists, FAILED, and nothing ran.
+        h.standin.fail_next_calls(1, CallFault::ExecuteStatementException);
+        let err = execute().await.unwrap_err();
+        assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(500));
+        let aws_sdk_redshiftdata::operation::execute_statement::ExecuteStatementError::ExecuteStatementException(e) =
+            err.into_service_error()
+        else {
+            panic!("not an ExecuteStatementException");
+        };
+        let failed = h.api.describe_statement().id(e.statement_id()).send().await.unwrap();
+        assert_eq!(failed.status(), Some(&StatusString::Failed));
+        assert_eq!(failed.query_string(), Some("INSERT INTO t VALUES (1)"));
+
+        h.standin.fail_next_calls(1, CallFault::BatchExecuteStatementException);
+        let err = h
+            .api
+            .batch_execute_statement()
+            .workgroup_name(WG)
+            .database("dev")
+            .sqls("INSERT INTO t VALUES (2)")
+            .send()
+            .await
+            .unwrap_err();
+        let aws_sdk_redshiftdata::operation::batch_execute_statement::BatchExecuteStatementError::BatchExecuteStatementException(e) =
+            err.into_service_error()
+        else {
+            panic!("not a BatchExecuteStatementException");
+        };
+        let failed = h.api.describe_statement().id(e.statement_id()).send().await.unwrap();
+        assert_eq!(failed.status(), Some(&StatusString::Failed));
+
+        for (fault, code, status) in [
+            (CallFault::DatabaseConnectionException, "DatabaseConnectionException", 500),
+            (CallFault::InternalServerException, "InternalServerException", 500),
+            (CallFault::ThrottlingException, "ThrottlingException", 400),
+            (CallFault::ActiveStatementsExceededException, "ActiveStatementsExceededException", 400),
+        ] {
+            h.standin.fail_next_calls(1, fault);
+            let err = execute().await.unwrap_err();
+            assert_eq!(err.code(), Some(code));
+            assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(status), "{code}");
+        }
+        // Describing a statement is not a statement call.
+        h.standin.fail_next_calls(1, CallFault::InternalServerException);
+        h.api
+            .describe_statement()
+            .id(e.statement_id())
+            .send()
+            .await
+            .expect("DescribeStatement is not affected");
+        h.standin.fail_next_calls(0, CallFault::InternalServerException);
+
+        // The SDK retries the 500s and throttling; a retried call runs once.
+        let patient = data_api(&h.standin.endpoint(), 3);
+        for fault in [
+            CallFault::ExecuteStatementException,
+            CallFault::DatabaseConnectionException,
+            CallFault::ThrottlingException,
+        ] {
+            h.standin.fail_next_calls(2, fault);
+            let out = patient
+                .execute_statement()
+                .workgroup_name(WG)
+                .database("dev")
+                .sql("INSERT INTO t VALUES (3)")
+                .send();
+            let id = out.await.expect("the third attempt succeeds").id().unwrap().to_string();
+            assert_eq!(wait(&h.api, &id).await.status(), Some(&StatusString::Finished));
+        }
+        let pg = h.postgres().await;
+        let values: Vec<i32> =
+            pg.query("SELECT v FROM t", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+        assert_eq!(values, [3, 3, 3], "failed calls committed nothing, retries ran once each");
+    });
+}
+
+#[test]
+fn a_lost_response_is_retried_with_the_same_client_token() {
+    let h = Harness::new(None);
+    block_on(async {
+        h.ok("CREATE TABLE t (v int)").await;
+        let patient = data_api(&h.standin.endpoint(), 3);
+        h.standin.lose_next_responses(2);
+        let out = patient
+            .execute_statement()
+            .workgroup_name(WG)
+            .database("dev")
+            .sql("INSERT INTO t VALUES (1)")
+            .send()
+            .await
+            .expect("the SDK retries a lost response");
+        let done = wait(&h.api, out.id().unwrap()).await;
+        assert_eq!(done.status(), Some(&StatusString::Finished));
+        let pg = h.postgres().await;
+        let count = || async { pg.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get::<_, i64>(0) };
+        assert_eq!(count().await, 1, "accepted once, run once");
+        assert_eq!(h.standin.statements().iter().filter(|s| s.starts_with("INSERT")).count(), 1);
+
+        // Without retries the caller sees the 500, yet the statement ran; sending
+        // the same token again returns its Id.
+        h.standin.lose_next_responses(1);
+        let send = || {
+            h.api
+                .batch_execute_statement()
+                .workgroup_name(WG)
+                .database("dev")
+                .sqls("INSERT INTO t VALUES (2)")
+                .client_token("lost-1")
+                .send()
+        };
+        let err = send().await.unwrap_err();
+        assert_eq!(err.code(), Some("InternalServerException"));
+        let id = send().await.expect("the same token").id().unwrap().to_string();
+        assert_eq!(wait(&h.api, &id).await.status(), Some(&StatusString::Finished));
+        assert_eq!(count().await, 2);
+        assert_eq!(h.standin.statements().iter().filter(|s| s.starts_with("INSERT")).count(), 2);
     });
 }

@@ -1,19 +1,19 @@
 //! Amazon Redshift through the Redshift Data API: the mission's target.
 //!
-//! A batch becomes BatchExecuteStatement transactions (at most 40
-//! statements each): check the writer epoch, stage each target's rows in a
-//! temporary table (INSERTs of escaped literals, or one COPY from gzip JSON
-//! lines staged in S3 when they do not fit), drop staged rows older than
-//! what is stored, replace the rest, then dead letters and the checkpoint.
-//! A batch that fits, and almost all do, is one transaction. One that does
-//! not is split; only the last part carries the checkpoint, and replaying an
-//! earlier part changes nothing because of the ordering guard.
+//! A batch is checked against the writer epoch, staged (each target's rows
+//! in a table of their own), applied (staged rows older than what is stored
+//! are dropped, the rest replace the stored ones), and committed with its
+//! dead letters and checkpoints. `plan.rs` fits that into requests of at
+//! most 40 statements and 100 KB of SQL: one transaction for almost every
+//! batch, and for larger ones, staging requests first (COPY from S3, or
+//! INSERTs with large values sent in pieces), then the transaction.
 //!
 //! Values Redshift would refuse (a SUPER over 16 MB, a SUPER string over
-//! the configured limit, a VARCHAR over its width) are dead-lettered before
-//! anything is sent. The raw record of a row is kept only when it fits in
-//! `raw_payload`'s VARCHAR(65535); a longer one is left NULL, with its size
-//! still in `raw_payload_size_bytes`, rather than costing the row.
+//! the configured limit, a VARCHAR over its width) are refused before the
+//! batch is reduced (`refuses`), so they become dead letters. The raw record
+//! of a row is kept only when it fits in `raw_payload`'s VARCHAR(65535); a
+//! longer one is left NULL, with its size still in `raw_payload_size_bytes`,
+//! rather than costing the row. Dead letters keep their whole record (VARBYTE).
 
 mod client;
 mod plan;
@@ -27,9 +27,9 @@ use super::retry::retrying;
 use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns};
 use crate::ident::quote;
 use crate::manifest::RedshiftPlan;
-use crate::record::{Checkpoint, DeadLetter, DeleteMode, Row, SinkBatch};
+use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch};
 use client::{DataApi, StatementFailed};
-use plan::{Layout, Part};
+use plan::{Layout, Packer, Request};
 use sql::{MAX_SUPER, MAX_VARCHAR};
 
 pub struct RedshiftSink {
@@ -38,6 +38,8 @@ pub struct RedshiftSink {
     schema: String,
     api: DataApi,
     s3: Option<aws_sdk_s3::Client>,
+    /// The staging bucket's region, which COPY must be told.
+    region: Option<String>,
     pipeline: String,
     epoch: i64,
     targets: HashMap<String, TargetTable>,
@@ -52,6 +54,7 @@ impl RedshiftSink {
             schema: quote(&plan.schema),
             api: DataApi::new(plan, runtime, &config),
             s3,
+            region: None,
             plan: plan.clone(),
             pipeline: String::new(),
             epoch: 0,
@@ -78,15 +81,11 @@ impl RedshiftSink {
         Ok(())
     }
 
-    /// Runs one transaction; reads what it applied.
-    fn run_part(&mut self, number: u64, part: &Part) -> Result<Applied> {
-        for (key, body) in &part.uploads {
-            self.upload(key, body)?;
-        }
-        let id =
-            self.run(&format!("writing batch {number}"), &part.statements).map_err(|e| self.fenced(e))?;
+    /// Runs one request; reads what it applied.
+    fn run_request(&mut self, what: &str, request: &Request) -> Result<Applied> {
+        let id = self.run(what, &request.statements).map_err(|e| self.fenced(e))?;
         let mut applied = Applied::default();
-        for &(at, staged) in &part.counts {
+        for &(at, staged) in &request.counts {
             let id = format!("{id}:{at}");
             let rows = retrying(self, "reading what a batch applied", |sink| sink.api.rows(&id), |_| {})?;
             let number = |i: usize| {
@@ -96,6 +95,69 @@ impl RedshiftSink {
             applied += Applied { upserted, deleted, stale: staged - upserted - deleted, dead_lettered: 0 };
         }
         Ok(applied)
+    }
+
+    /// Runs statements that need no common transaction, as few requests as
+    /// the budget allows.
+    fn run_all(&mut self, what: &str, statements: Vec<String>) -> Result<()> {
+        let mut packer = Packer::new(None);
+        for statement in statements {
+            packer.statement(statement)?;
+        }
+        for request in packer.finish() {
+            self.run(what, &request.statements)?;
+        }
+        Ok(())
+    }
+
+    /// The staging bucket's region, from HeadBucket (`s3:ListBucket`).
+    fn staging_region(&self) -> Result<Option<String>> {
+        let (Some(s3), Some(staging)) = (self.s3.as_ref(), self.plan.staging.as_ref()) else {
+            return Ok(None);
+        };
+        let head =
+            self.api.runtime().block_on(s3.head_bucket().bucket(&staging.bucket).send()).map_err(|e| {
+                anyhow!("finding the region of bucket {}: {}", staging.bucket, crate::aws::describe(&e))
+            })?;
+        Ok(Some(head.bucket_region().unwrap_or("us-east-1").to_owned()))
+    }
+
+    /// Dead letters used to keep at most 40 KB of their record, as text; now
+    /// they keep all of it, as VARBYTE. A table of the old layout is renamed
+    /// (nothing in it is lost) and a new one created beside it.
+    fn keep_old_dead_letters(&mut self) -> Result<()> {
+        let columns = self.query(
+            "reading the dead letters' columns",
+            &sql::columns_of(&self.plan.schema, &["_sluice_dead_letters"]),
+        )?;
+        if columns.iter().any(|r| r.get(1).cloned().flatten().as_deref() == Some("raw_encoding")) {
+            tracing::warn!(
+                "_sluice_dead_letters has the layout of an older sluice; renaming it to \
+                 _sluice_dead_letters_v1 and creating a new one"
+            );
+            let rename =
+                format!("ALTER TABLE {}._sluice_dead_letters RENAME TO _sluice_dead_letters_v1", self.schema);
+            self.run("renaming the old dead-letter table", &[rename])?;
+        }
+        Ok(())
+    }
+
+    /// Drops the staging tables a crashed run of this pipeline left behind
+    /// (named after an older writer epoch).
+    fn drop_leftover_stages(&mut self) -> Result<()> {
+        let ours = format!("_{}_", plan::pipeline_tag(&self.pipeline));
+        let current = format!("{ours}{}_", self.epoch);
+        let tables = self.query("listing tables", &sql::tables_in(&self.plan.schema))?;
+        let leftovers: Vec<String> = tables
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .filter(|t| t.starts_with("_sluice_") && t.contains(&ours) && !t.contains(&current))
+            .map(|t| sql::drop_stage(&format!("{}.{}", self.schema, quote(&t))))
+            .collect();
+        if !leftovers.is_empty() {
+            tracing::info!(tables = leftovers.len(), "dropping staging tables a crashed run left behind");
+        }
+        self.run_all("dropping old staging tables", leftovers)
     }
 
     /// A division by zero in the first statement is the epoch fence.
@@ -161,9 +223,10 @@ impl RedshiftSink {
 impl Sink for RedshiftSink {
     fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
         self.pipeline = pipeline.to_owned();
+        self.keep_old_dead_letters()?;
         let mut ddl = sql::state_tables(&self.schema);
         ddl.extend(targets.iter().map(|(t, _)| sql::create_target(&self.schema, &quote(t))));
-        self.run("creating sluice's tables", &ddl)?;
+        self.run_all("creating sluice's tables", ddl)?;
         let names: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
         let columns =
             self.query("reading the tables' columns", &sql::columns_of(&self.plan.schema, &names))?;
@@ -184,6 +247,8 @@ impl Sink for RedshiftSink {
             .and_then(|r| r.first().cloned().flatten())
             .and_then(|e| e.parse().ok())
             .ok_or_else(|| anyhow!("Redshift returned no writer epoch"))?;
+        self.region = self.staging_region()?;
+        self.drop_leftover_stages()?;
         self.clean_staging()
     }
 
@@ -202,7 +267,6 @@ impl Sink for RedshiftSink {
 
     fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
         let rows: Vec<&Row> = batch.rows.iter().collect();
-        let mut dead = batch.dead_letters.clone();
         self.add_columns(&rows)?;
         let layout = Layout {
             plan: &self.plan,
@@ -210,21 +274,34 @@ impl Sink for RedshiftSink {
             targets: &self.targets,
             pipeline: &self.pipeline,
             epoch: self.epoch,
+            region: self.region.as_deref(),
         };
-        let parts = layout.parts(batch, &rows, &mut dead)?;
-        if parts.len() > 1 {
-            tracing::info!(batch = batch.number, parts = parts.len(), "the batch needs several transactions");
+        let plan = layout.plan(batch)?;
+        if !plan.preload.is_empty() || plan.apply.len() > 1 {
+            tracing::info!(
+                batch = batch.number,
+                staged = plan.preload.len(),
+                transactions = plan.apply.len(),
+                "the batch is too large for one request"
+            );
         }
-        let mut applied = Applied { dead_lettered: dead.len() as u64, ..Default::default() };
-        let last = parts.len() - 1;
-        for (i, part) in parts.iter().enumerate() {
+        for (key, body) in &plan.uploads {
+            self.upload(key, body)?;
+        }
+        let what = format!("writing batch {}", batch.number);
+        for request in &plan.preload {
+            self.run_request(&what, request)?;
+        }
+        let mut applied = Applied { dead_lettered: batch.dead_letters.len() as u64, ..Default::default() };
+        let last = plan.apply.len() - 1;
+        for (i, request) in plan.apply.iter().enumerate() {
             if i == last {
                 fail::fail_point!("sink::before_commit", |_| std::process::abort());
             }
-            applied += self.run_part(batch.number, part)?;
+            applied += self.run_request(&what, request)?;
         }
         fail::fail_point!("sink::after_commit", |_| std::process::abort());
-        if parts.iter().any(|p| !p.uploads.is_empty()) {
+        if !plan.uploads.is_empty() {
             self.clean_staging()?;
         }
         Ok(applied)
@@ -331,15 +408,6 @@ fn query(api: &mut DataApi, what: &str, statement: &str) -> Result<Vec<Vec<Optio
         },
         |_| {},
     )
-}
-
-fn dead_letter(row: &Row, reason: String) -> DeadLetter {
-    DeadLetter {
-        table: Some(row.change.table.clone()),
-        origin: row.origin.clone(),
-        reason,
-        raw: row.raw.clone(),
-    }
 }
 
 /// What Redshift would refuse: values wider than their columns, SUPER

@@ -1,23 +1,41 @@
-//! How a batch becomes transactions: units of statements that must share a
-//! transaction (a staging table's whole life; dead letters; the
-//! checkpoint), packed into parts of at most 40 statements.
+//! How a batch becomes requests to the Data API. No request holds more than
+//! 40 statements or 100 KB of SQL: the Data API's documentation does not say
+//! whether its 100 KB limit is per statement or per request, so sluice keeps
+//! it per request, which satisfies both readings.
+//!
+//! Most batches fit one request: one transaction stages each target's rows in
+//! a temporary table, applies them, and writes dead letters and checkpoints.
+//! A batch that does not fit is staged first, outside its transaction, in
+//! tables of its own (`_sluice_stage_<pipeline>_<epoch>_<batch>_<n>`, kept
+//! across requests): with `[sink] staging`, a target's rows are COPY'd from
+//! gzip JSON lines in S3; otherwise they are INSERTed through as many requests
+//! as needed, and a value too large for one statement (a document of a
+//! 400 KB item) is assembled piece by piece in a VARBYTE, then parsed. Then
+//! one transaction applies the staged rows and writes the checkpoint. Only a
+//! batch with rows for more target tables than 40 statements can apply takes
+//! several transactions; the last writes the checkpoint, and replaying the
+//! others is harmless (the ordering guard).
 
 use std::collections::HashMap;
 use std::io::Write as _;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+use sha2::{Digest, Sha256};
 
-use super::dead_letter;
-use super::sql::{self, MAX_BATCH_STATEMENTS, MAX_REQUEST_BYTES, MAX_STATEMENT_BYTES, MAX_VARCHAR};
+use super::sql::{self, Cell, MAX_BATCH_STATEMENTS, MAX_REQUEST_BYTES, MAX_VARCHAR};
 use crate::ident::quote;
 use crate::manifest::RedshiftPlan;
 use crate::record::{DeadLetter, DeleteMode, Row, SinkBatch};
-use crate::sinks::{COLUMNS, TargetTable};
+use crate::sinks::{COLUMNS, TargetTable, json_line};
 
-/// The INSERT statements one staging table may take, in bytes, leaving
-/// room in the request for the statements around them. Beyond this the
-/// rows go through S3 and COPY (or, without staging, into more tables).
-const MAX_STAGE_BYTES: usize = MAX_REQUEST_BYTES - 200_000;
+/// A staged row's tuple may take this much SQL; the largest values of a
+/// longer one are sent in pieces.
+const ROW_BYTES: usize = 60_000;
+/// One INSERT statement's SQL, leaving room in its request for the fence.
+const STATEMENT_BYTES: usize = 90_000;
+/// COPY refuses a JSON object (a line of the staged file) over 4 MB; such a
+/// row is INSERTed in pieces instead.
+const COPY_MAX_LINE: usize = 4_000_000;
 
 /// What the statements are written for.
 pub(super) struct Layout<'a> {
@@ -27,181 +45,444 @@ pub(super) struct Layout<'a> {
     pub targets: &'a HashMap<String, TargetTable>,
     pub pipeline: &'a str,
     pub epoch: i64,
+    /// The staging bucket's region, for COPY.
+    pub region: Option<&'a str>,
 }
 
-/// Statements that must share a transaction, and what to read afterwards.
-pub(super) struct Unit {
+/// One request: one transaction, the fence first.
+#[derive(Debug, Default)]
+pub(super) struct Request {
     pub statements: Vec<String>,
-    /// Index in `statements` of the count of applicable rows, and how many
-    /// rows were staged.
-    pub count: Option<(usize, u64)>,
-    /// A gzip JSON-lines object to put in S3 (key, bytes) before the statements run.
-    pub upload: Option<(String, Vec<u8>)>,
-}
-
-/// One transaction: its statements (the fence first), and where the
-/// counts of applied rows are (1-based statement number, rows staged).
-pub(super) struct Part {
-    pub statements: Vec<String>,
+    /// Where counts of applicable rows are read: (1-based statement number,
+    /// rows staged).
     pub counts: Vec<(usize, u64)>,
+}
+
+/// A batch's requests, in the order they run.
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    /// Gzip JSON-lines objects to put in S3 (key, bytes) first.
     pub uploads: Vec<(String, Vec<u8>)>,
+    /// Requests that stage rows outside the batch's transaction.
+    pub preload: Vec<Request>,
+    /// The batch's transactions; the last one writes the checkpoints.
+    pub apply: Vec<Request>,
+}
+
+/// Statements that must share a transaction, and where a count is read.
+#[derive(Default)]
+struct Unit {
+    statements: Vec<String>,
+    /// (index in `statements` of a count of applicable rows, rows staged).
+    count: Option<(usize, u64)>,
+}
+
+impl Unit {
+    fn bytes(&self) -> usize {
+        self.statements.iter().map(String::len).sum()
+    }
+}
+
+/// Fills requests with units, each request starting with `fence`.
+pub(super) struct Packer {
+    fence: Option<String>,
+    requests: Vec<Request>,
+}
+
+impl Packer {
+    pub fn new(fence: Option<String>) -> Self {
+        Packer { fence, requests: Vec::new() }
+    }
+
+    /// Adds statements that may go into any request, in order.
+    pub fn statement(&mut self, statement: String) -> Result<()> {
+        self.push(Unit { statements: vec![statement], count: None })
+    }
+
+    fn push(&mut self, unit: Unit) -> Result<()> {
+        let size = |r: &Request| r.statements.iter().map(String::len).sum::<usize>();
+        let fits = |r: &Request| {
+            r.statements.len() + unit.statements.len() <= MAX_BATCH_STATEMENTS
+                && size(r) + unit.bytes() <= MAX_REQUEST_BYTES
+        };
+        if !self.requests.last().is_some_and(fits) {
+            let request = Request { statements: self.fence.iter().cloned().collect(), counts: Vec::new() };
+            if !fits(&request) {
+                bail!(
+                    "internal error: {} statements of {} bytes cannot share one Data API request",
+                    unit.statements.len(),
+                    unit.bytes()
+                );
+            }
+            self.requests.push(request);
+        }
+        let request = self.requests.last_mut().expect("a request");
+        if let Some((at, staged)) = unit.count {
+            request.counts.push((request.statements.len() + at + 1, staged));
+        }
+        request.statements.extend(unit.statements);
+        Ok(())
+    }
+
+    pub fn finish(self) -> Vec<Request> {
+        self.requests
+    }
 }
 
 impl Layout<'_> {
-    /// Splits a batch into units of statements; see the module comment.
-    fn units(&self, batch: &SinkBatch, rows: &[&Row], dead: &mut Vec<DeadLetter>) -> Result<Vec<Unit>> {
-        let s = self.schema;
-        let mut units = Vec::new();
-        let mut by_target: Vec<(&str, Vec<&Row>)> = Vec::new();
-        for row in rows {
-            match by_target.iter_mut().find(|(t, _)| *t == &*row.target) {
+    /// The batch's requests; see the module comment.
+    pub fn plan(&self, batch: &SinkBatch) -> Result<Plan> {
+        let mut groups: Vec<(&str, Vec<&Row>)> = Vec::new();
+        for row in &batch.rows {
+            match groups.iter_mut().find(|(t, _)| *t == &*row.target) {
                 Some((_, group)) => group.push(row),
-                None => by_target.push((&row.target, vec![row])),
+                None => groups.push((&row.target, vec![row])),
             }
         }
-        let mut stage_number = 0;
-        for (target, group) in by_target {
-            let spec = &self.targets[target];
-            let columns: Vec<String> =
-                COLUMNS.iter().map(|c| c.to_string()).chain(spec.extras.iter().map(|e| quote(e))).collect();
-            let raw = |row: &Row| {
-                std::str::from_utf8(&row.raw).ok().filter(|r| r.len() <= MAX_VARCHAR).map(str::to_owned)
-            };
-            let tuples: Vec<String> =
-                group.iter().map(|r| sql::tuple(r, &spec.extras, raw(r).as_deref())).collect();
-            let oversize = |t: &String| t.len() > MAX_STATEMENT_BYTES / 2;
-            let insert_bytes: usize = tuples.iter().map(|t| t.len() + 2).sum();
-            // One staging table's statements; `load` fills it.
-            let mut stage_unit = |load: &dyn Fn(&str) -> Vec<String>, staged: u64, upload| {
-                stage_number += 1;
-                let stage = quote(&format!("{}_{stage_number}", self.plan.staging_table));
-                let t = quote(target);
-                let hard = spec.deletes == DeleteMode::Hard;
-                let mut statements = vec![sql::create_stage(s, &t, &stage)];
-                statements.extend(load(&stage));
-                statements.push(sql::drop_stale(s, &t, &stage));
-                if hard {
-                    statements.push(sql::drop_older_than_tombstones(s, target, &stage));
+        let fence = sql::fence(self.schema, self.pipeline, self.epoch);
+        if let Some(units) = self.inline(batch, &groups) {
+            let statements: usize = units.iter().map(|u| u.statements.len()).sum();
+            let bytes: usize = units.iter().map(Unit::bytes).sum();
+            if statements < MAX_BATCH_STATEMENTS && bytes + fence.len() <= MAX_REQUEST_BYTES {
+                let mut apply = Packer::new(Some(fence));
+                for unit in units {
+                    apply.push(unit)?;
                 }
-                let count_at = statements.len();
-                statements.push(sql::count_applicable(&stage));
-                statements.extend(sql::replace_rows(s, &t, &stage, &columns, hard));
-                if hard {
-                    statements.extend(sql::replace_tombstones(s, target, &stage));
-                }
-                statements.push(sql::drop_stage(&stage));
-                units.push(Unit { statements, count: Some((count_at, staged)), upload });
-            };
-            match (&self.plan.staging, &self.plan.iam_role) {
-                (Some(staging), Some(role))
-                    if tuples.iter().any(oversize) || insert_bytes > MAX_STAGE_BYTES =>
-                {
-                    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    for r in &group {
-                        writeln!(gz, "{}", crate::sinks::json_line(r, &spec.extras, raw(r).as_deref()))?;
-                    }
-                    let key = format!(
-                        "{}{}/batch-{}/{target}.json.gz",
-                        staging.prefix, self.pipeline, batch.number
-                    );
-                    let uri = format!("s3://{}/{key}", staging.bucket);
-                    let load = |stage: &str| vec![sql::copy_stage(stage, &columns, &uri, role)];
-                    stage_unit(&load, group.len() as u64, Some((key, gz.finish()?)));
-                }
-                _ => {
-                    // Without staging: a row that fits no INSERT is a dead
-                    // letter; the rest take as many staging tables as needed.
-                    let mut fits = Vec::new();
-                    for (row, tuple) in group.iter().zip(tuples) {
-                        if oversize(&tuple) {
-                            dead.push(dead_letter(
-                                row,
-                                format!(
-                                    "the row takes {} bytes as SQL, too much for a Data API statement; \
-                                     set [sink] staging (and iam_role) to load it with COPY",
-                                    tuple.len()
-                                ),
-                            ));
-                        } else {
-                            fits.push(tuple);
-                        }
-                    }
-                    let runs = sql::insert_runs(&columns, &fits);
-                    let bytes = |r: &std::ops::Range<usize>| {
-                        fits[r.clone()].iter().map(|t| t.len() + 2).sum::<usize>()
-                    };
-                    let mut stages: Vec<Vec<std::ops::Range<usize>>> = Vec::new();
-                    for run in runs {
-                        let full = stages.last().is_none_or(|st| {
-                            st.len() + 6 >= MAX_BATCH_STATEMENTS
-                                || st.iter().map(&bytes).sum::<usize>() + bytes(&run) > MAX_STAGE_BYTES
-                        });
-                        if full {
-                            stages.push(Vec::new());
-                        }
-                        stages.last_mut().expect("a stage").push(run);
-                    }
-                    for chunk in &stages {
-                        let staged = chunk.iter().map(|r| r.len() as u64).sum();
-                        let load = |stage: &str| {
-                            chunk.iter().map(|r| sql::insert(stage, &columns, &fits[r.clone()])).collect()
-                        };
-                        stage_unit(&load, staged, None);
-                    }
-                }
+                return Ok(Plan { apply: apply.finish(), ..Plan::default() });
             }
         }
-        let tuples: Vec<String> = dead
-            .iter()
-            .map(|d| {
-                let raw = sql::RawText::new(&d.raw);
-                sql::dead_letter_tuple(self.pipeline, &d.origin, d.table.as_deref(), &d.reason, &raw)
-            })
-            .collect();
-        for run in sql::insert_runs(&sql::dead_letter_columns(), &tuples) {
-            let origins: Vec<&str> = dead[run.clone()].iter().map(|d| d.origin.as_str()).collect();
-            let statements = sql::replace_dead_letters(s, self.pipeline, &origins, &tuples[run]);
-            units.push(Unit { statements, count: None, upload: None });
-        }
-        let mut checkpoints = Vec::new();
-        for c in &batch.checkpoints {
-            checkpoints.extend(sql::checkpoint(s, self.pipeline, &c.stream, &c.position, self.epoch));
-        }
-        units.push(Unit { statements: checkpoints, count: None, upload: None });
-        Ok(units)
+        self.staged(batch, &groups, fence)
     }
 
-    /// The batch's transactions.
-    pub fn parts(&self, batch: &SinkBatch, rows: &[&Row], dead: &mut Vec<DeadLetter>) -> Result<Vec<Part>> {
-        let mut parts: Vec<Part> = Vec::new();
-        let size = |statements: &[String]| statements.iter().map(String::len).sum::<usize>();
-        for unit in self.units(batch, rows, dead)? {
-            let fits = parts.last().is_some_and(|p| {
-                p.statements.len() + unit.statements.len() <= MAX_BATCH_STATEMENTS
-                    && size(&p.statements) + size(&unit.statements) <= MAX_REQUEST_BYTES
-            });
-            if !fits {
-                parts.push(Part {
-                    statements: vec![sql::fence(self.schema, self.pipeline, self.epoch)],
-                    counts: Vec::new(),
-                    uploads: Vec::new(),
-                });
+    /// The whole batch as one transaction's units, or `None` if a row is too
+    /// large to be sent inline.
+    fn inline(&self, batch: &SinkBatch, groups: &[(&str, Vec<&Row>)]) -> Option<Vec<Unit>> {
+        let s = self.schema;
+        let mut units = Vec::new();
+        for (i, (target, rows)) in groups.iter().enumerate() {
+            let spec = &self.targets[*target];
+            let columns = columns(spec);
+            let mut tuples = Vec::with_capacity(rows.len());
+            for row in rows {
+                let tuple = sql::tuple(&sql::cells(row, &spec.extras, raw_payload(row)));
+                if tuple.len() > ROW_BYTES {
+                    return None;
+                }
+                tuples.push(tuple);
             }
-            let part = parts.last_mut().expect("a part");
-            if let Some((at, staged)) = unit.count {
-                part.counts.push((part.statements.len() + at + 1, staged));
+            let stage = quote(&format!("{}_{}", self.plan.staging_table, i + 1));
+            let mut unit =
+                Unit { statements: vec![sql::create_stage(s, &quote(target), &stage)], count: None };
+            for run in sql::insert_runs(&columns, &tuples, STATEMENT_BYTES) {
+                unit.statements.push(sql::insert(&stage, &columns, &tuples[run]));
             }
-            part.statements.extend(unit.statements);
-            part.uploads.extend(unit.upload);
+            self.apply(&mut unit, target, &stage, &columns, rows.len() as u64);
+            units.push(unit);
         }
-        Ok(parts)
+        units.push(self.inline_dead_letters(batch)?);
+        units.push(self.inline_checkpoints(batch)?);
+        Some(units)
     }
+
+    /// The batch's dead letters as statements of the transaction, or `None`
+    /// if they are too large for it.
+    fn inline_dead_letters(&self, batch: &SinkBatch) -> Option<Unit> {
+        let s = self.schema;
+        let mut unit = Unit::default();
+        if batch.dead_letters.is_empty() {
+            return Some(unit);
+        }
+        let origins: Vec<&str> = batch.dead_letters.iter().map(|d| d.origin.as_str()).collect();
+        unit.statements.push(sql::replace_keyed(
+            s,
+            "_sluice_dead_letters",
+            self.pipeline,
+            "origin",
+            &origins,
+        ));
+        let tuples: Vec<String> = batch
+            .dead_letters
+            .iter()
+            .map(|d| sql::tuple(&sql::dead_letter_cells(self.pipeline, d)))
+            .collect();
+        if tuples.iter().any(|t| t.len() > ROW_BYTES) {
+            return None;
+        }
+        let columns = sql::dead_letter_columns();
+        for run in sql::insert_runs(&columns, &tuples, STATEMENT_BYTES) {
+            unit.statements.push(sql::insert(&format!("{s}._sluice_dead_letters"), &columns, &tuples[run]));
+        }
+        (unit.bytes() <= STATEMENT_BYTES).then_some(unit)
+    }
+
+    fn inline_checkpoints(&self, batch: &SinkBatch) -> Option<Unit> {
+        let s = self.schema;
+        let mut unit = Unit::default();
+        if batch.checkpoints.is_empty() {
+            return Some(unit);
+        }
+        let streams: Vec<&str> = batch.checkpoints.iter().map(|c| c.stream.as_str()).collect();
+        unit.statements.push(sql::replace_keyed(s, "_sluice_checkpoints", self.pipeline, "stream", &streams));
+        let tuples: Vec<String> =
+            batch.checkpoints.iter().map(|c| sql::checkpoint_tuple(self.pipeline, c, self.epoch)).collect();
+        let columns = sql::checkpoint_columns();
+        if tuples.iter().any(|t| t.len() > ROW_BYTES) {
+            return None;
+        }
+        for run in sql::insert_runs(&columns, &tuples, STATEMENT_BYTES) {
+            unit.statements.push(sql::insert(&format!("{s}._sluice_checkpoints"), &columns, &tuples[run]));
+        }
+        (unit.bytes() <= STATEMENT_BYTES).then_some(unit)
+    }
+
+    /// Stages the batch in tables of its own, then applies it.
+    fn staged(&self, batch: &SinkBatch, groups: &[(&str, Vec<&Row>)], fence: String) -> Result<Plan> {
+        let s = self.schema;
+        let mut stager = Stager::new(self, batch.number, fence.clone());
+        let mut apply = Packer::new(Some(fence));
+        for (i, (target, rows)) in groups.iter().enumerate() {
+            let stage = stager.table("stage", i + 1);
+            let staged = stager.target(target, &stage, rows)?;
+            let mut unit = Unit::default();
+            self.apply(&mut unit, target, &format!("{s}.{stage}"), &columns(&self.targets[*target]), staged);
+            apply.push(unit)?;
+        }
+        match self.inline_dead_letters(batch) {
+            Some(unit) => apply.push(unit)?,
+            None => {
+                let stage = stager.table("dead", 0);
+                stager.dead_letters(&stage, &batch.dead_letters)?;
+                let mut statements = sql::replace_keyed_from(s, "_sluice_dead_letters", "origin", &stage);
+                statements.push(sql::drop_stage(&format!("{s}.{stage}")));
+                apply.push(Unit { statements, count: None })?;
+            }
+        }
+        match self.inline_checkpoints(batch) {
+            Some(unit) => apply.push(unit)?,
+            None => {
+                let stage = stager.table("checkpoints", 0);
+                stager.checkpoints(&stage, batch)?;
+                let mut statements = sql::replace_keyed_from(s, "_sluice_checkpoints", "stream", &stage);
+                statements.push(sql::drop_stage(&format!("{s}.{stage}")));
+                apply.push(Unit { statements, count: None })?;
+            }
+        }
+        stager.finish(apply.finish())
+    }
+
+    /// Applies the rows staged in `stage` to `target`: drop those older than
+    /// what is stored (and, in hard mode, than its tombstones), count what
+    /// remains, replace; then drops the stage.
+    fn apply(&self, unit: &mut Unit, target: &str, stage: &str, columns: &[String], staged: u64) {
+        let s = self.schema;
+        let t = quote(target);
+        let hard = self.targets[target].deletes == DeleteMode::Hard;
+        unit.statements.push(sql::drop_stale(s, &t, stage));
+        if hard {
+            unit.statements.push(sql::drop_older_than_tombstones(s, target, stage));
+        }
+        unit.count = Some((unit.statements.len(), staged));
+        unit.statements.push(sql::count_applicable(stage));
+        unit.statements.extend(sql::replace_rows(s, &t, stage, columns, hard));
+        if hard {
+            unit.statements.extend(sql::replace_tombstones(s, target, stage));
+        }
+        unit.statements.push(sql::drop_stage(stage));
+    }
+}
+
+/// Builds the requests that stage a batch outside its transaction.
+struct Stager<'a> {
+    layout: &'a Layout<'a>,
+    /// Names this batch's tables: pipeline, run epoch, batch.
+    tag: String,
+    preload: Packer,
+    uploads: Vec<(String, Vec<u8>)>,
+    /// The pieces table, once created, and the next value's number.
+    pieces: Option<String>,
+    next_value: usize,
+}
+
+impl<'a> Stager<'a> {
+    fn new(layout: &'a Layout<'a>, batch: u64, fence: String) -> Self {
+        Stager {
+            tag: batch_tag(layout.pipeline, layout.epoch, batch),
+            layout,
+            preload: Packer::new(Some(fence)),
+            uploads: Vec::new(),
+            pieces: None,
+            next_value: 0,
+        }
+    }
+
+    /// The quoted name of one of this batch's tables.
+    fn table(&self, kind: &str, n: usize) -> String {
+        quote(&format!("_sluice_{kind}_{}_{n}", self.tag))
+    }
+
+    /// Stages a target's rows; returns how many.
+    fn target(&mut self, target: &str, stage: &str, rows: &[&Row]) -> Result<u64> {
+        let layout = self.layout;
+        let s = layout.schema;
+        let spec = &layout.targets[target];
+        let columns = columns(spec);
+        self.preload.statement(sql::create_batch_table(s, &quote(target), stage))?;
+        let mut inserted = Vec::new();
+        let mut lines = Vec::new();
+        for row in rows {
+            if let (Some(_), Some(_)) = (&layout.plan.staging, &layout.plan.iam_role) {
+                let line = json_line(row, &spec.extras, raw_payload(row));
+                if line.len() <= COPY_MAX_LINE {
+                    lines.push(line);
+                    continue;
+                }
+            }
+            inserted.push(*row);
+        }
+        if !lines.is_empty() {
+            let (staging, role) =
+                (layout.plan.staging.as_ref().expect("staging"), layout.plan.iam_role.as_ref());
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            for line in &lines {
+                writeln!(gz, "{line}")?;
+            }
+            let key = format!("{}{}/batch-{}/{target}.json.gz", staging.prefix, layout.pipeline, self.tag);
+            let uri = format!("s3://{}/{key}", staging.bucket);
+            let region = layout.region.expect("the staging bucket's region is known");
+            let copy =
+                sql::copy_stage(&format!("{s}.{stage}"), &columns, &uri, role.expect("a role"), region);
+            self.uploads.push((key, gz.finish()?));
+            self.preload.statement(copy)?;
+        }
+        let which = |row: &Row| {
+            format!(
+                "{s}.{stage}.table_name = {} AND {s}.{stage}.keys = {}",
+                sql::literal(&row.change.table),
+                sql::literal(&row.change.key)
+            )
+        };
+        let staged: Vec<(Vec<Cell>, String)> = inserted
+            .iter()
+            .map(|row| (sql::cells(row, &spec.extras, raw_payload(row)), which(row)))
+            .collect();
+        self.insert(stage, &columns, staged)?;
+        Ok(rows.len() as u64)
+    }
+
+    fn dead_letters(&mut self, stage: &str, dead: &[DeadLetter]) -> Result<()> {
+        let s = self.layout.schema;
+        self.preload.statement(sql::create_batch_table(s, "_sluice_dead_letters", stage))?;
+        let rows = dead
+            .iter()
+            .map(|d| {
+                let cells = sql::dead_letter_cells(self.layout.pipeline, d);
+                (cells, format!("{s}.{stage}.origin = {}", sql::literal(&d.origin)))
+            })
+            .collect();
+        self.insert(stage, &sql::dead_letter_columns(), rows)
+    }
+
+    fn checkpoints(&mut self, stage: &str, batch: &SinkBatch) -> Result<()> {
+        let (s, columns) = (self.layout.schema, sql::checkpoint_columns());
+        self.preload.statement(sql::create_batch_table(s, "_sluice_checkpoints", stage))?;
+        let tuples: Vec<String> = batch
+            .checkpoints
+            .iter()
+            .map(|c| sql::checkpoint_tuple(self.layout.pipeline, c, self.layout.epoch))
+            .collect();
+        for run in sql::insert_runs(&columns, &tuples, STATEMENT_BYTES) {
+            self.preload.statement(sql::insert(&format!("{s}.{stage}"), &columns, &tuples[run]))?;
+        }
+        Ok(())
+    }
+
+    /// INSERTs rows into a staging table; a row too long for one statement
+    /// goes in without its largest values, which follow in pieces.
+    fn insert(&mut self, stage: &str, columns: &[String], rows: Vec<(Vec<Cell>, String)>) -> Result<()> {
+        let s = self.layout.schema;
+        let mut tuples = Vec::with_capacity(rows.len());
+        let mut large = Vec::new();
+        for (mut cells, which) in rows {
+            let mut tuple = sql::tuple(&cells);
+            while tuple.len() > ROW_BYTES {
+                let Some(i) = (0..cells.len())
+                    .filter(|&i| cells[i].large.is_some())
+                    .max_by_key(|&i| cells[i].sql.len())
+                else {
+                    bail!(
+                        "a row takes {} bytes of SQL without its documents; Redshift cannot take it",
+                        tuple.len()
+                    );
+                };
+                let (bytes, kind) = cells[i].take().expect("a large value");
+                large.push((bytes, kind, columns[i].clone(), which.clone()));
+                tuple = sql::tuple(&cells);
+            }
+            tuples.push(tuple);
+        }
+        for run in sql::insert_runs(columns, &tuples, STATEMENT_BYTES) {
+            self.preload.statement(sql::insert(&format!("{s}.{stage}"), columns, &tuples[run]))?;
+        }
+        for (bytes, kind, column, which) in large {
+            let pieces = match &self.pieces {
+                Some(pieces) => pieces.clone(),
+                None => {
+                    let pieces = self.table("pieces", 0);
+                    self.preload.statement(sql::create_pieces(s, &pieces))?;
+                    self.pieces = Some(pieces.clone());
+                    pieces
+                }
+            };
+            let n = self.next_value;
+            self.next_value += 1;
+            let mut chunks = bytes.chunks(sql::PIECE_BYTES);
+            self.preload.statement(sql::first_piece(s, &pieces, n, chunks.next().unwrap_or_default()))?;
+            for chunk in chunks {
+                self.preload.statement(sql::next_piece(s, &pieces, n, chunk))?;
+            }
+            self.preload.statement(sql::fill_from_piece(s, stage, &column, kind, &pieces, n, &which))?;
+        }
+        Ok(())
+    }
+
+    /// The batch's plan: this staging, then `apply`.
+    fn finish(mut self, apply: Vec<Request>) -> Result<Plan> {
+        if let Some(pieces) = self.pieces.take() {
+            self.preload.statement(sql::drop_stage(&format!("{}.{pieces}", self.layout.schema)))?;
+        }
+        Ok(Plan { uploads: self.uploads, preload: self.preload.finish(), apply })
+    }
+}
+
+/// The target's columns: the standard ones, then its extras (quoted).
+fn columns(spec: &TargetTable) -> Vec<String> {
+    COLUMNS.iter().map(|c| c.to_string()).chain(spec.extras.iter().map(|e| quote(e))).collect()
+}
+
+/// The raw record for `raw_payload`, when a VARCHAR(65535) holds it; the
+/// column is NULL otherwise (its size stays in `raw_payload_size_bytes`).
+fn raw_payload(row: &Row) -> Option<&str> {
+    std::str::from_utf8(&row.raw).ok().filter(|r| r.len() <= MAX_VARCHAR)
+}
+
+/// Names one batch's staging tables: a digest of the pipeline's name (names
+/// are short), the run's writer epoch (a crashed run's leftovers never mix
+/// with a later run's) and the batch number.
+pub(super) fn batch_tag(pipeline: &str, epoch: i64, batch: u64) -> String {
+    format!("{}_{epoch}_{batch}", pipeline_tag(pipeline))
+}
+
+/// The part of a batch tag that names the pipeline.
+pub(super) fn pipeline_tag(pipeline: &str) -> String {
+    let digest = Sha256::digest(pipeline.as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     //! Every statement the sink can send, parsed with sqlparser's Redshift
-    //! dialect, and the exact SQL of sample batches kept in `golden/`.
+    //! dialect; every request within the Data API's budget; and the SQL of
+    //! sample batches kept in `golden/` (long values shortened).
 
     use std::path::Path;
 
@@ -215,7 +496,7 @@ mod tests {
     fn plan(staging: bool) -> RedshiftPlan {
         RedshiftPlan {
             database: "dev".into(),
-            compute: RedshiftCompute::Workgroup("wg".into()),
+            compute: RedshiftCompute::Workgroup("wg1".into()),
             auth: RedshiftAuth::SecretArn("arn:aws:secretsmanager:us-east-1:1:secret:x".into()),
             schema: "cdc".into(),
             iam_role: staging.then(|| "arn:aws:iam::1:role/copy".into()),
@@ -247,64 +528,105 @@ mod tests {
         }
     }
 
-    fn layout_sql(staging: bool, name: &str, big_note: usize) -> Vec<String> {
-        let plan = plan(staging);
+    fn targets(n: usize) -> HashMap<String, TargetTable> {
         let mut targets = HashMap::new();
         targets.insert("orders_cdc".to_owned(), TargetTable { deletes: DeleteMode::Soft, extras: vec![] });
         targets.insert(
             "other_cdc".to_owned(),
             TargetTable { deletes: DeleteMode::Hard, extras: vec!["s3_uri".into()] },
         );
-        let layout = Layout { plan: &plan, schema: "\"cdc\"", targets: &targets, pipeline: "demo", epoch: 7 };
+        for i in 0..n {
+            targets.insert(format!("t{i}"), TargetTable { deletes: DeleteMode::Soft, extras: vec![] });
+        }
+        targets
+    }
+
+    /// The sample batch: two targets, one of them in hard mode with an extra
+    /// column, a dead letter and a checkpoint; `note` bytes in the first
+    /// row's document, `copies` copies of the other rows under new keys.
+    fn sample(note: usize, copies: usize) -> SinkBatch {
         let uri = Column { name: "s3_uri".into(), value: Value::Text("s3://docs/a.json".into()) };
         let mut big = row("orders_cdc", "a", 1_000_001, Operation::Upsert, vec![]);
-        if big_note > 0 {
-            big.change.new_image = Some(format!(r#"{{"id":"a","note":"{}"}}"#, "x".repeat(big_note)));
+        if note > 0 {
+            big.change.new_image = Some(format!(r#"{{"id":"a","note":"{}"}}"#, "x".repeat(note)));
         }
-        let rows = [
-            big,
-            row("orders_cdc", "b", 1_000_002, Operation::Delete, vec![]),
-            row("other_cdc", "c", 1_000_003, Operation::TtlDelete, vec![]),
-            row("other_cdc", "d", 1_000_004, Operation::Upsert, vec![uri]),
-        ];
-        let refs: Vec<&Row> = rows.iter().collect();
-        let batch = SinkBatch {
+        let mut rows = vec![big];
+        for i in 0..copies.max(1) {
+            let suffix = if i == 0 { String::new() } else { i.to_string() };
+            rows.push(row("orders_cdc", &format!("b{suffix}"), 1_000_002, Operation::Delete, vec![]));
+            rows.push(row("other_cdc", &format!("c{suffix}"), 1_000_003, Operation::TtlDelete, vec![]));
+            rows.push(row(
+                "other_cdc",
+                &format!("d{suffix}"),
+                1_000_004,
+                Operation::Upsert,
+                vec![uri.clone()],
+            ));
+        }
+        SinkBatch {
             number: 3,
+            rows,
             checkpoints: vec![Checkpoint {
                 stream: "stream.jsonl".into(),
                 position: r#"{"offset":9,"line":4}"#.into(),
             }],
+            dead_letters: vec![DeadLetter {
+                table: Some("orders".into()),
+                origin: "stream.jsonl:2".into(),
+                reason: "not JSON: 'x'".into(),
+                raw: b"x\\y".to_vec(),
+            }],
             ..Default::default()
+        }
+    }
+
+    fn layout_plan(staging: bool, targets: &HashMap<String, TargetTable>, batch: &SinkBatch) -> Plan {
+        let plan = plan(staging);
+        let layout = Layout {
+            plan: &plan,
+            schema: "\"cdc\"",
+            targets,
+            pipeline: "demo",
+            epoch: 7,
+            region: Some("eu-west-1"),
         };
-        let mut dead = vec![DeadLetter {
-            table: Some("orders".into()),
-            origin: "stream.jsonl:2".into(),
-            reason: "not JSON: 'x'".into(),
-            raw: b"x\\y".to_vec(),
-        }];
-        let parts = layout.parts(&batch, &refs, &mut dead).unwrap();
-        let mut text = String::new();
-        for (i, part) in parts.iter().enumerate() {
-            text += &format!(
-                "-- transaction {} of {}; counts at statements {:?}\n",
-                i + 1,
-                parts.len(),
-                part.counts
+        let planned = layout.plan(batch).unwrap();
+        for request in planned.preload.iter().chain(&planned.apply) {
+            let bytes: usize = request.statements.iter().map(String::len).sum();
+            assert!(
+                request.statements.len() <= MAX_BATCH_STATEMENTS,
+                "{} statements",
+                request.statements.len()
             );
-            for (key, body) in &part.uploads {
-                text += &format!("-- staged s3://stage-bucket/{key} ({} rows)\n", {
-                    let mut lines = String::new();
-                    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut lines)
-                        .unwrap();
-                    lines.lines().count()
-                });
-            }
-            for statement in &part.statements {
-                text += &format!("{statement};\n");
+            assert!(bytes <= MAX_REQUEST_BYTES, "a request of {bytes} bytes of SQL");
+            request.statements.iter().for_each(|s| assert_redshift(s));
+        }
+        planned
+    }
+
+    /// The plan as text, statements over 400 bytes shortened.
+    fn render(plan: &Plan) -> String {
+        let mut text = String::new();
+        for (key, body) in &plan.uploads {
+            let mut lines = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut lines).unwrap();
+            text += &format!("-- staged s3://stage-bucket/{key} ({} rows)\n", lines.lines().count());
+        }
+        let requests = [("staging request", &plan.preload), ("transaction", &plan.apply)];
+        for (what, list) in requests {
+            for (i, request) in list.iter().enumerate() {
+                text += &format!("-- {what} {} of {}; counts at {:?}\n", i + 1, list.len(), request.counts);
+                for statement in &request.statements {
+                    match statement.char_indices().nth(400) {
+                        Some((cut, _)) => {
+                            text += &format!("{}… ({} bytes);\n", &statement[..cut], statement.len())
+                        }
+                        None => text += &format!("{statement};\n"),
+                    }
+                }
             }
         }
-        golden(name, &text);
-        parts.into_iter().flat_map(|p| p.statements).collect()
+        text
     }
 
     /// Compares with `golden/<name>.sql`; `SLUICE_BLESS=1` rewrites it.
@@ -321,29 +643,90 @@ mod tests {
 
     fn assert_redshift(statement: &str) {
         if let Err(e) = Parser::parse_sql(&RedshiftSqlDialect {}, statement) {
-            panic!("not Redshift SQL ({e}):\n{statement}");
+            panic!("not Redshift SQL ({e}):\n{}", statement.chars().take(2000).collect::<String>());
         }
     }
 
     #[test]
-    fn a_batch_through_inserts_is_one_transaction_of_redshift_sql() {
-        let statements = layout_sql(false, "batch-inserts", 0);
-        assert!(statements.len() <= MAX_BATCH_STATEMENTS);
-        statements.iter().for_each(|s| assert_redshift(s));
+    fn a_small_batch_is_one_transaction() {
+        let plan = layout_plan(false, &targets(0), &sample(0, 1));
+        assert!(plan.preload.is_empty() && plan.uploads.is_empty());
+        assert_eq!(plan.apply.len(), 1);
+        golden("batch-inserts", &render(&plan));
     }
 
     #[test]
-    fn a_row_too_large_for_a_statement_goes_through_s3_and_copy() {
-        let statements = layout_sql(true, "batch-copy", 60_000);
-        assert_eq!(statements.iter().filter(|s| s.starts_with("COPY")).count(), 1);
-        statements.iter().for_each(|s| assert_redshift(s));
+    fn a_batch_too_large_for_a_request_goes_through_s3_and_copy() {
+        let plan = layout_plan(true, &targets(0), &sample(60_000, 300));
+        assert_eq!(plan.uploads.len(), 2, "one object per target");
+        assert_eq!(plan.apply.len(), 1, "applied in one transaction");
+        let copies = plan.preload.iter().flat_map(|r| &r.statements).filter(|s| s.starts_with("COPY"));
+        assert!(copies.clone().all(|s| s.ends_with("REGION 'eu-west-1'")));
+        assert_eq!(copies.count(), 2);
+        golden("batch-copy", &render(&plan));
     }
 
     #[test]
-    fn without_staging_a_row_too_large_for_a_statement_is_a_dead_letter() {
-        let statements = layout_sql(false, "batch-too-large", 60_000);
-        let dead = statements.iter().find(|s| s.contains("_sluice_dead_letters (pipeline")).unwrap();
-        assert!(dead.contains("too much for a Data API statement"), "{dead}");
+    fn without_staging_a_large_batch_is_staged_over_several_requests_then_applied_at_once() {
+        // A document of a 400 KB item: far larger than one request.
+        let plan = layout_plan(false, &targets(0), &sample(400_000, 300));
+        assert!(plan.uploads.is_empty());
+        assert!(plan.preload.len() > 5, "{} staging requests", plan.preload.len());
+        assert_eq!(plan.apply.len(), 1, "applied in one transaction");
+        let statements: Vec<&String> = plan.preload.iter().flat_map(|r| &r.statements).collect();
+        let pieces = statements.iter().filter(|s| s.contains("SET body = body ||")).count();
+        assert!(pieces >= 400_000 / sql::PIECE_BYTES, "{pieces} pieces");
+        assert!(statements.iter().any(|s| s.contains("SET new_image = JSON_PARSE(")));
+        let last = plan.apply.last().unwrap();
+        assert!(last.statements.iter().any(|s| s.contains("_sluice_checkpoints")));
+        golden("batch-staged", &render(&plan));
+    }
+
+    #[test]
+    fn sixty_four_shards_positions_take_two_statements() {
+        let mut batch = sample(0, 1);
+        batch.checkpoints = (0..64)
+            .map(|i| Checkpoint {
+                stream: format!("cdc-stream/shardId-{i:012}"),
+                position: format!(
+                    r#"{{"after":"49590338271490256608559692538361571095921575989136588{i:03}","ended":false}}"#
+                ),
+            })
+            .collect();
+        let plan = layout_plan(false, &targets(0), &batch);
+        assert_eq!(plan.apply.len(), 1);
+        let checkpoint_statements =
+            plan.apply[0].statements.iter().filter(|s| s.contains("_sluice_checkpoints")).count();
+        assert_eq!(checkpoint_statements, 2);
+    }
+
+    #[test]
+    fn fifty_target_tables_are_applied_within_the_statement_budget() {
+        let targets = targets(50);
+        let mut batch = sample(0, 1);
+        batch.rows =
+            (0..50).map(|i| row(&format!("t{i}"), "k", 1_000_000 + i, Operation::Upsert, vec![])).collect();
+        let plan = layout_plan(false, &targets, &batch);
+        assert!(plan.apply.len() > 1);
+        let last = plan.apply.last().unwrap();
+        assert!(last.statements.iter().any(|s| s.contains("_sluice_checkpoints")));
+        let applied = plan.apply.iter().flat_map(|r| &r.counts).count();
+        assert_eq!(applied, 50, "each target's rows are counted once");
+    }
+
+    #[test]
+    fn ddl_for_fifty_targets_is_split_into_requests() {
+        let mut packer = Packer::new(None);
+        let s = "\"cdc\"";
+        for statement in sql::state_tables(s) {
+            packer.statement(statement).unwrap();
+        }
+        for i in 0..50 {
+            packer.statement(sql::create_target(s, &quote(&format!("t{i}")))).unwrap();
+        }
+        let requests = packer.finish();
+        assert_eq!(requests.len(), 2);
+        assert!(requests.iter().all(|r| r.statements.len() <= MAX_BATCH_STATEMENTS));
     }
 
     #[test]
@@ -366,8 +749,15 @@ mod tests {
             &["keys".into()],
             "s3://b/k.json.gz",
             "arn:aws:iam::1:role/r",
+            "us-east-1",
         ));
-        statements.push(sql::copy_stage("\"tmp_1\"", &["keys".into()], "s3://b/k.json.gz", "default"));
+        statements.push(sql::copy_stage(
+            "\"tmp_1\"",
+            &["keys".into()],
+            "s3://b/k.json.gz",
+            "default",
+            "us-east-1",
+        ));
         golden("ddl-and-queries", &statements.iter().map(|s| format!("{s};\n")).collect::<String>());
         statements.iter().for_each(|s| assert_redshift(s));
     }
@@ -375,6 +765,16 @@ mod tests {
     #[test]
     fn literals_escape_quotes_and_backslashes() {
         assert_eq!(sql::literal(r"it's a \ test"), r"'it''s a \\ test'");
+    }
+
+    #[test]
+    fn bytes_go_as_hex_in_varchar_sized_literals() {
+        assert_eq!(sql::hex(b""), "FROM_HEX('')");
+        assert_eq!(sql::hex(b"\x00\xffA"), "FROM_HEX('00ff41')");
+        let long = sql::hex(&[7u8; 40_000]);
+        assert_eq!(long.matches("FROM_HEX(").count(), 2);
+        let digits = long.split("FROM_HEX('").skip(1).map(|part| part.split('\'').next().unwrap().len());
+        assert!(digits.clone().all(|n| n <= 65_534), "{:?}", digits.collect::<Vec<_>>());
     }
 
     #[test]

@@ -10,21 +10,26 @@
 //! parameters; [`literal`] escapes them.
 
 use crate::ident::quote;
-use crate::record::{Row, Value};
+use crate::record::{Checkpoint, DeadLetter, Row, Value};
 use crate::sinks::COLUMNS;
 
-/// The Data API's limit for one statement is 100 KB; leave headroom.
-pub const MAX_STATEMENT_BYTES: usize = 95_000;
+/// The Data API's "maximum query statement size is 100 KB", read the strict
+/// way under both readings: for all the SQL of one request together, and
+/// 1 KB as 1,000 bytes.
+pub const MAX_REQUEST_BYTES: usize = 100_000;
 /// BatchExecuteStatement runs at most 40 statements, in one transaction.
 pub const MAX_BATCH_STATEMENTS: usize = 40;
-/// sluice keeps one request under 1 MB of SQL: the Redshift Data API
-/// documents no request limit, its sibling the RDS Data API refuses requests
-/// over 4 MiB, and JSON encoding can double the size of SQL full of quotes.
-pub const MAX_REQUEST_BYTES: usize = 1_000_000;
 /// The widest VARCHAR Redshift has, in bytes.
 pub const MAX_VARCHAR: usize = 65_535;
-/// The largest SUPER value, in bytes.
-pub const MAX_SUPER: usize = 16 * 1024 * 1024;
+/// The largest SUPER value, in bytes of compact JSON ("16 MB", read as
+/// 16,000,000 bytes).
+pub const MAX_SUPER: usize = 16_000_000;
+/// VARBYTE(16777216), Redshift's widest: raw dead letters, and documents
+/// assembled from pieces.
+const MAX_VARBYTE: usize = 16_777_216;
+/// Hex digits in one FROM_HEX literal: a string literal is a VARCHAR, at
+/// most 65,535 bytes.
+const HEX_PER_LITERAL: usize = 65_534;
 
 /// A string literal: quotes doubled and, because Redshift reads backslash
 /// escapes in ordinary literals, backslashes doubled too.
@@ -68,7 +73,7 @@ pub fn extra_type(value: &Value) -> Option<&'static str> {
     }
 }
 
-/// sluice's own tables in schema `s` (quoted).
+/// sluice's own tables in schema `s` (quoted), one statement each.
 pub fn state_tables(s: &str) -> Vec<String> {
     vec![
         format!("CREATE SCHEMA IF NOT EXISTS {s}"),
@@ -84,8 +89,8 @@ pub fn state_tables(s: &str) -> Vec<String> {
         format!(
             "CREATE TABLE IF NOT EXISTS {s}._sluice_dead_letters (pipeline VARCHAR(256) NOT NULL, \
              origin VARCHAR(1024) NOT NULL, table_name VARCHAR(256), reason VARCHAR(65535) NOT NULL, \
-             raw VARCHAR(65535) NOT NULL, raw_encoding VARCHAR(16) NOT NULL, raw_size_bytes INTEGER NOT NULL, \
-             raw_truncated BOOLEAN NOT NULL, failed_at TIMESTAMP NOT NULL, PRIMARY KEY (pipeline, origin))"
+             raw VARBYTE({MAX_VARBYTE}) NOT NULL, raw_size_bytes INTEGER NOT NULL, \
+             failed_at TIMESTAMP NOT NULL, PRIMARY KEY (pipeline, origin))"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {s}._sluice_tombstones (target VARCHAR(256) NOT NULL, \
@@ -131,56 +136,151 @@ pub fn fence(s: &str, pipeline: &str, epoch: i64) -> String {
     )
 }
 
+/// A temporary staging table, gone with the transaction's session.
 pub fn create_stage(s: &str, t: &str, stage: &str) -> String {
     format!("CREATE TEMP TABLE {stage} (LIKE {s}.{t})")
 }
 
-/// One staged row as a VALUES tuple.
-pub fn tuple(row: &Row, extras: &[String], raw_payload: Option<&str>) -> String {
+/// A staging table that outlives one request: a batch too large for one
+/// request is staged in it first, then applied.
+pub fn create_batch_table(s: &str, like: &str, stage: &str) -> String {
+    format!("CREATE TABLE {s}.{stage} (LIKE {s}.{like})")
+}
+
+/// Where the pieces of values too large for one statement are assembled.
+pub fn create_pieces(s: &str, pieces: &str) -> String {
+    format!("CREATE TABLE {s}.{pieces} (n BIGINT NOT NULL, body VARBYTE({MAX_VARBYTE}) NOT NULL)")
+}
+
+/// How a staged value's bytes become the column's type again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// SUPER, from JSON text.
+    Json,
+    /// VARCHAR, from UTF-8.
+    Text,
+    /// VARBYTE, as is.
+    Bytes,
+}
+
+impl Kind {
+    fn convert(self, bytes: &str) -> String {
+        match self {
+            Kind::Json => format!("JSON_PARSE({bytes})"),
+            Kind::Text => format!("FROM_VARBYTE({bytes}, 'utf8')"),
+            Kind::Bytes => bytes.to_owned(),
+        }
+    }
+
+    /// A literal of this kind holding `bytes`. A string literal is a
+    /// VARCHAR, so JSON longer than one goes through VARBYTE.
+    fn literal(self, bytes: &[u8]) -> String {
+        match self {
+            Kind::Json if bytes.len() <= MAX_VARCHAR => {
+                format!("JSON_PARSE({})", literal(std::str::from_utf8(bytes).expect("JSON is UTF-8")))
+            }
+            Kind::Json => format!("JSON_PARSE({})", hex(bytes)),
+            Kind::Text => literal(std::str::from_utf8(bytes).expect("text is UTF-8")),
+            Kind::Bytes => hex(bytes),
+        }
+    }
+
+    /// What a row holds until the value's pieces are in place.
+    fn empty(self) -> &'static str {
+        match self {
+            Kind::Bytes => "FROM_HEX('')",
+            Kind::Json | Kind::Text => "NULL",
+        }
+    }
+}
+
+/// One value of a staged row: the SQL that writes it, and for a value that
+/// may be too large for a statement, its bytes, to be sent in pieces.
+pub struct Cell<'a> {
+    pub sql: String,
+    pub large: Option<(&'a [u8], Kind)>,
+}
+
+impl<'a> Cell<'a> {
+    fn small(sql: String) -> Self {
+        Cell { sql, large: None }
+    }
+
+    fn value(bytes: Option<&'a [u8]>, kind: Kind) -> Self {
+        match bytes {
+            None => Cell::small("NULL".to_owned()),
+            Some(b) => Cell { sql: kind.literal(b), large: Some((b, kind)) },
+        }
+    }
+
+    /// Takes the value out, to be sent in pieces.
+    pub fn take(&mut self) -> Option<(&'a [u8], Kind)> {
+        let large = self.large.take()?;
+        self.sql = large.1.empty().to_owned();
+        Some(large)
+    }
+}
+
+/// A row's cells, one per column of `columns(extras)`.
+pub fn cells<'a>(row: &'a Row, extras: &[String], raw_payload: Option<&'a str>) -> Vec<Cell<'a>> {
     let c = &row.change;
     let deleted = c.operation.is_delete();
-    let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_owned(), literal);
-    let document =
-        |v: Option<&str>| v.map_or_else(|| "NULL".to_owned(), |j| format!("JSON_PARSE({})", literal(j)));
-    let flag = |b: bool| if b { "TRUE" } else { "FALSE" }.to_owned();
-    let mut fields = vec![
-        literal(&c.table),
-        literal(&c.key),
-        literal(&c.event_id),
-        literal(&c.event_name),
-        (c.order.micros / 1000).to_string(),
+    let text = |v: Option<&'a str>| Cell::value(v.map(str::as_bytes), Kind::Text);
+    let document = |v: Option<&'a str>| Cell::value(v.map(str::as_bytes), Kind::Json);
+    let flag = |b: bool| Cell::small(if b { "TRUE" } else { "FALSE" }.to_owned());
+    let mut cells = vec![
+        Cell::small(literal(&c.table)),
+        Cell::small(literal(&c.key)),
+        Cell::small(literal(&c.event_id)),
+        Cell::small(literal(&c.event_name)),
+        Cell::small((c.order.micros / 1000).to_string()),
         document(if deleted { None } else { c.new_image.as_deref() }),
         document(c.old_image.as_deref()),
         text(c.error.as_deref()),
         flag(c.error.is_some()),
         flag(deleted),
         flag(c.operation == crate::record::Operation::TtlDelete),
-        row.raw.len().to_string(),
+        Cell::small(row.raw.len().to_string()),
         text(raw_payload),
-        c.order.micros.to_string(),
-        literal(&c.order.tiebreak),
-        literal(&row.origin),
+        Cell::small(c.order.micros.to_string()),
+        Cell::small(literal(&c.order.tiebreak)),
+        Cell::small(literal(&row.origin)),
     ];
     for name in extras {
-        fields.push(match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
-            None | Some(Value::Null) => "NULL".to_owned(),
+        cells.push(match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
+            None | Some(Value::Null) => Cell::small("NULL".to_owned()),
             Some(Value::Bool(b)) => flag(*b),
-            Some(Value::Integer(i)) => i.to_string(),
-            Some(Value::Text(t)) => literal(t),
+            Some(Value::Integer(i)) => Cell::small(i.to_string()),
+            Some(Value::Text(t)) => text(Some(t)),
             Some(Value::Json(j)) => document(Some(j)),
         });
     }
-    format!("({})", fields.join(", "))
+    cells
 }
 
-/// Splits tuples into runs small enough for one INSERT statement each
-/// (with `columns`, into a table whose quoted name is at most 256 bytes).
-pub fn insert_runs(columns: &[String], tuples: &[String]) -> Vec<std::ops::Range<usize>> {
-    let head = 256 + columns.iter().map(|c| c.len() + 2).sum::<usize>() + 40;
+/// Cells as a VALUES tuple.
+pub fn tuple(cells: &[Cell]) -> String {
+    let mut out = String::with_capacity(cells.iter().map(|c| c.sql.len() + 2).sum::<usize>() + 2);
+    out.push('(');
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&cell.sql);
+    }
+    out.push(')');
+    out
+}
+
+/// Splits tuples into runs that each fit in one INSERT statement of at most
+/// `budget` bytes (with `columns`, into a table whose quoted name is at most
+/// 256 bytes). A tuple longer than that alone is a run of its own.
+pub fn insert_runs(columns: &[String], tuples: &[String], budget: usize) -> Vec<std::ops::Range<usize>> {
+    let head = insert_head_bytes(columns);
     let mut runs = Vec::new();
     let (mut start, mut size) = (0, head);
     for (i, t) in tuples.iter().enumerate() {
-        if i > start && size + 2 + t.len() > MAX_STATEMENT_BYTES {
+        if i > start && size + 2 + t.len() > budget {
             runs.push(start..i);
             (start, size) = (i, head);
         }
@@ -192,17 +292,76 @@ pub fn insert_runs(columns: &[String], tuples: &[String]) -> Vec<std::ops::Range
     runs
 }
 
+/// The bytes of an INSERT statement besides its tuples.
+pub fn insert_head_bytes(columns: &[String]) -> usize {
+    256 + columns.iter().map(|c| c.len() + 2).sum::<usize>() + 40
+}
+
 pub fn insert(table: &str, columns: &[String], tuples: &[String]) -> String {
     format!("INSERT INTO {table} ({}) VALUES {}", columns.join(", "), tuples.join(", "))
 }
 
-pub fn copy_stage(stage: &str, columns: &[String], uri: &str, iam_role: &str) -> String {
+/// `bytes` as VARBYTE: FROM_HEX literals, joined when one literal is not enough.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    if bytes.is_empty() {
+        return "FROM_HEX('')".to_owned();
+    }
+    let mut out = String::with_capacity(bytes.len() * 2 + 16);
+    for (i, chunk) in bytes.chunks(HEX_PER_LITERAL / 2).enumerate() {
+        if i > 0 {
+            out.push_str(" || ");
+        }
+        out.push_str("FROM_HEX('");
+        for b in chunk {
+            out.push(DIGITS[usize::from(b >> 4)] as char);
+            out.push(DIGITS[usize::from(b & 15)] as char);
+        }
+        out.push_str("')");
+    }
+    out
+}
+
+/// The bytes of one piece of a large value sent per statement: with the
+/// statement around it, well under a request's budget.
+pub const PIECE_BYTES: usize = 45_000;
+
+/// The first piece of value `n`.
+pub fn first_piece(s: &str, pieces: &str, n: usize, bytes: &[u8]) -> String {
+    format!("INSERT INTO {s}.{pieces} (n, body) VALUES ({n}, {})", hex(bytes))
+}
+
+/// A further piece of value `n`, appended.
+pub fn next_piece(s: &str, pieces: &str, n: usize, bytes: &[u8]) -> String {
+    format!("UPDATE {s}.{pieces} SET body = body || {} WHERE n = {n}", hex(bytes))
+}
+
+/// Moves assembled value `n` into the staged row where `which` holds.
+pub fn fill_from_piece(
+    s: &str,
+    stage: &str,
+    column: &str,
+    kind: Kind,
+    pieces: &str,
+    n: usize,
+    which: &str,
+) -> String {
+    let body = kind.convert(&format!("{s}.{pieces}.body"));
+    format!(
+        "UPDATE {s}.{stage} SET {column} = {body} FROM {s}.{pieces} WHERE {s}.{pieces}.n = {n} AND {which}"
+    )
+}
+
+/// COPY from gzip JSON lines in S3 (`region`: the bucket's, so that a
+/// bucket in another region than the cluster works).
+pub fn copy_stage(stage: &str, columns: &[String], uri: &str, iam_role: &str, region: &str) -> String {
     let role =
         if iam_role.eq_ignore_ascii_case("default") { "default".to_owned() } else { literal(iam_role) };
     format!(
-        "COPY {stage} ({}) FROM {} IAM_ROLE {role} FORMAT AS JSON 'auto' GZIP",
+        "COPY {stage} ({}) FROM {} IAM_ROLE {role} FORMAT AS JSON 'auto' GZIP REGION {}",
         columns.join(", "),
-        literal(uri)
+        literal(uri),
+        literal(region)
     )
 }
 
@@ -276,69 +435,57 @@ pub fn drop_stage(stage: &str) -> String {
     format!("DROP TABLE {stage}")
 }
 
-/// A dead letter as a VALUES tuple (pipeline, origin, table_name, reason,
-/// raw, raw_encoding, raw_size_bytes, raw_truncated, failed_at).
-pub fn dead_letter_tuple(
-    pipeline: &str,
-    origin: &str,
-    table: Option<&str>,
-    reason: &str,
-    raw: &RawText,
-) -> String {
+/// The dead letters' columns.
+pub fn dead_letter_columns() -> Vec<String> {
+    ["pipeline", "origin", "table_name", "reason", "raw", "raw_size_bytes", "failed_at"]
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// A dead letter's cells, in `dead_letter_columns` order; its raw bytes are
+/// the one value that may be large.
+pub fn dead_letter_cells<'a>(pipeline: &str, dead: &'a DeadLetter) -> Vec<Cell<'a>> {
+    vec![
+        Cell::small(literal(pipeline)),
+        Cell::small(literal(&dead.origin)),
+        Cell::small(dead.table.as_deref().map_or_else(|| "NULL".to_owned(), literal)),
+        Cell::small(literal(&dead.reason)),
+        Cell::value(Some(&dead.raw), Kind::Bytes),
+        Cell::small(dead.raw.len().to_string()),
+        Cell::small("GETDATE()".to_owned()),
+    ]
+}
+
+/// The checkpoints' columns.
+pub fn checkpoint_columns() -> Vec<String> {
+    ["pipeline", "stream", "position", "epoch", "committed_at"].iter().map(|c| c.to_string()).collect()
+}
+
+pub fn checkpoint_tuple(pipeline: &str, c: &Checkpoint, epoch: i64) -> String {
+    format!("({}, {}, {}, {epoch}, GETDATE())", literal(pipeline), literal(&c.stream), literal(&c.position))
+}
+
+/// Rows of one of sluice's tables replaced by key: the stored rows with the
+/// keys being written go, then the new ones are inserted. Keyed by
+/// (pipeline, `key`); `keys` are the new rows' values of `key`.
+pub fn replace_keyed(s: &str, table: &str, pipeline: &str, key: &str, keys: &[&str]) -> String {
+    let list: Vec<String> = keys.iter().map(|k| literal(k)).collect();
     format!(
-        "({}, {}, {}, {}, {}, {}, {}, {}, GETDATE())",
+        "DELETE FROM {s}.{table} WHERE pipeline = {} AND {key} IN ({})",
         literal(pipeline),
-        literal(origin),
-        table.map_or_else(|| "NULL".to_owned(), literal),
-        literal(reason),
-        literal(&raw.text),
-        literal(raw.encoding),
-        raw.size,
-        if raw.truncated { "TRUE" } else { "FALSE" }
+        list.join(", ")
     )
 }
 
-/// The dead letters' columns, in `dead_letter_tuple` order.
-pub fn dead_letter_columns() -> Vec<String> {
-    [
-        "pipeline",
-        "origin",
-        "table_name",
-        "reason",
-        "raw",
-        "raw_encoding",
-        "raw_size_bytes",
-        "raw_truncated",
-        "failed_at",
-    ]
-    .iter()
-    .map(|c| c.to_string())
-    .collect()
-}
-
-/// Dead letters replace any earlier ones from the same origins (a replay):
-/// a DELETE of those origins, then the INSERT.
-pub fn replace_dead_letters(s: &str, pipeline: &str, origins: &[&str], tuples: &[String]) -> Vec<String> {
-    let list: Vec<String> = origins.iter().map(|o| literal(o)).collect();
+/// As [`replace_keyed`], from a staging table holding the new rows.
+pub fn replace_keyed_from(s: &str, table: &str, key: &str, stage: &str) -> Vec<String> {
     vec![
         format!(
-            "DELETE FROM {s}._sluice_dead_letters WHERE pipeline = {} AND origin IN ({})",
-            literal(pipeline),
-            list.join(", ")
+            "DELETE FROM {s}.{table} USING {s}.{stage} AS n WHERE {table}.pipeline = n.pipeline \
+             AND {table}.{key} = n.{key}"
         ),
-        insert(&format!("{s}._sluice_dead_letters"), &dead_letter_columns(), tuples),
-    ]
-}
-
-pub fn checkpoint(s: &str, pipeline: &str, stream: &str, position: &str, epoch: i64) -> Vec<String> {
-    let (p, st) = (literal(pipeline), literal(stream));
-    vec![
-        format!("DELETE FROM {s}._sluice_checkpoints WHERE pipeline = {p} AND stream = {st}"),
-        format!(
-            "INSERT INTO {s}._sluice_checkpoints (pipeline, stream, position, epoch, committed_at) \
-             VALUES ({p}, {st}, {}, {epoch}, GETDATE())",
-            literal(position)
-        ),
+        format!("INSERT INTO {s}.{table} SELECT * FROM {s}.{stage}"),
     ]
 }
 
@@ -392,35 +539,6 @@ pub fn recent_dead_letters(s: &str, pipeline: &str) -> String {
          ORDER BY failed_at DESC, origin LIMIT 5",
         literal(pipeline)
     )
-}
-
-/// A dead letter's raw bytes as Redshift can hold them: UTF-8 text, else
-/// base64, cut to fit one statement.
-pub struct RawText {
-    pub text: String,
-    pub encoding: &'static str,
-    pub size: usize,
-    pub truncated: bool,
-}
-
-/// The most raw text a dead letter keeps in Redshift; its escaped literal
-/// must fit in one statement.
-const MAX_RAW_TEXT: usize = 40_000;
-
-impl RawText {
-    pub fn new(raw: &[u8]) -> Self {
-        use base64::Engine as _;
-        let (text, encoding) = match std::str::from_utf8(raw) {
-            Ok(t) => (t.to_owned(), "utf8"),
-            Err(_) => (base64::engine::general_purpose::STANDARD.encode(raw), "base64"),
-        };
-        let truncated = text.len() > MAX_RAW_TEXT;
-        let mut end = text.len().min(MAX_RAW_TEXT);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        RawText { text: text[..end].to_owned(), encoding, size: raw.len(), truncated }
-    }
 }
 
 /// The byte length of the longest string (member names included) in JSON
