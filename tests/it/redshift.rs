@@ -296,6 +296,12 @@ fn an_item_of_400_kb_reaches_redshift_with_and_without_staging() {
         let (new, old): (i32, i32) = (row.get(0), row.get(1));
         assert!(new > 400_000 && old == new, "staging {staging}: new_image {new} bytes, old_image {old}");
         assert_eq!(w.leftover_stages(), 0);
+        // Status previews it in bounded rows (the Data API returns at most 64 KB per row).
+        let status = stdout(&run_ok(w.sluice().arg("status").arg(&manifest)));
+        assert!(
+            status.contains(r#"{"big"}  {"a0":"xxxx"#) || status.contains(r#"{"id":"big"}  {"#),
+            "{status}"
+        );
     }
 }
 

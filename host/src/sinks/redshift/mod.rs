@@ -372,7 +372,11 @@ impl Inspector for Inspect {
                 .into_iter()
                 .map(|r| {
                     let deleted = r.get(1).cloned().flatten().is_some_and(|d| d == "true" || d == "t");
-                    (r.first().cloned().flatten().unwrap_or_default(), deleted, r.get(2).cloned().flatten())
+                    let preview = match (r.get(2).cloned().flatten(), r.get(3).cloned().flatten()) {
+                        (Some(hex), Some(size)) => Some(sql::preview(&hex, size.parse().unwrap_or(0))),
+                        _ => None,
+                    };
+                    (r.first().cloned().flatten().unwrap_or_default(), deleted, preview)
                 })
                 .collect();
             status.tables.push(TableStatus {

@@ -523,19 +523,41 @@ pub fn tombstone_count(s: &str, target: &str) -> String {
     format!("SELECT COUNT(*) FROM {s}._sluice_tombstones WHERE target = {}", literal(target))
 }
 
+/// Bytes of a document shown by `sluice status`.
+const PREVIEW_BYTES: usize = 160;
+
+/// The newest rows: (keys, is_deleted, the hex of the first bytes of the
+/// serialized new_image, its whole size). Every column is bounded, so a row
+/// stays far under the Data API's 64 KB per result row whatever the item's
+/// size; VARBYTE avoids JSON_SERIALIZE's VARCHAR limit.
 pub fn newest_rows(s: &str, t: &str, limit: usize) -> String {
     format!(
-        "SELECT keys, is_deleted, JSON_SERIALIZE(new_image) FROM {s}.{t} ORDER BY change_micros DESC, keys LIMIT {limit}"
+        "SELECT LEFT(keys, 200), is_deleted, \
+         TO_HEX(SUBSTRING(JSON_SERIALIZE_TO_VARBYTE(new_image), 1, {PREVIEW_BYTES})), JSON_SIZE(new_image) \
+         FROM {s}.{t} ORDER BY change_micros DESC, keys LIMIT {limit}"
     )
+}
+
+/// A document's preview from `newest_rows`' hex prefix and size: whole
+/// characters only, and `…` when the document is longer.
+pub fn preview(hex: &str, size: usize) -> String {
+    let bytes: Vec<u8> =
+        (0..hex.len() / 2).filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect();
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).expect("valid up to here"),
+    };
+    if size > bytes.len() { format!("{text}…") } else { text.to_owned() }
 }
 
 pub fn dead_letter_count(s: &str, pipeline: &str) -> String {
     format!("SELECT COUNT(*) FROM {s}._sluice_dead_letters WHERE pipeline = {}", literal(pipeline))
 }
 
+/// The newest dead letters' origins and reasons, cut short to keep rows small.
 pub fn recent_dead_letters(s: &str, pipeline: &str) -> String {
     format!(
-        "SELECT origin, reason FROM {s}._sluice_dead_letters WHERE pipeline = {} \
+        "SELECT LEFT(origin, 300), LEFT(reason, 500) FROM {s}._sluice_dead_letters WHERE pipeline = {} \
          ORDER BY failed_at DESC, origin LIMIT 5",
         literal(pipeline)
     )

@@ -13,8 +13,8 @@ SELECT stream, position, committed_at FROM "cdc"._sluice_checkpoints WHERE pipel
 SELECT table_name FROM information_schema.tables WHERE table_schema = 'cdc';
 SELECT COUNT(CASE WHEN NOT is_deleted THEN 1 END), COUNT(CASE WHEN is_deleted THEN 1 END) FROM "cdc"."orders_cdc";
 SELECT COUNT(*) FROM "cdc"._sluice_tombstones WHERE target = 'orders_cdc';
-SELECT keys, is_deleted, JSON_SERIALIZE(new_image) FROM "cdc"."orders_cdc" ORDER BY change_micros DESC, keys LIMIT 3;
+SELECT LEFT(keys, 200), is_deleted, TO_HEX(SUBSTRING(JSON_SERIALIZE_TO_VARBYTE(new_image), 1, 160)), JSON_SIZE(new_image) FROM "cdc"."orders_cdc" ORDER BY change_micros DESC, keys LIMIT 3;
 SELECT COUNT(*) FROM "cdc"._sluice_dead_letters WHERE pipeline = 'demo';
-SELECT origin, reason FROM "cdc"._sluice_dead_letters WHERE pipeline = 'demo' ORDER BY failed_at DESC, origin LIMIT 5;
+SELECT LEFT(origin, 300), LEFT(reason, 500) FROM "cdc"._sluice_dead_letters WHERE pipeline = 'demo' ORDER BY failed_at DESC, origin LIMIT 5;
 COPY "tmp_1" (keys) FROM 's3://b/k.json.gz' IAM_ROLE 'arn:aws:iam::1:role/r' FORMAT AS JSON 'auto' GZIP REGION 'us-east-1';
 COPY "tmp_1" (keys) FROM 's3://b/k.json.gz' IAM_ROLE default FORMAT AS JSON 'auto' GZIP REGION 'us-east-1';
