@@ -399,3 +399,34 @@ fn a_dead_letter_table_of_the_old_layout_is_kept_beside_the_new_one() {
     let raw: Vec<u8> = client.query_one("SELECT raw FROM cdc._sluice_dead_letters", &[]).unwrap().get(0);
     assert_eq!((old, raw), (1, b"not json".to_vec()));
 }
+
+#[test]
+fn every_sign_in_the_data_api_supports_is_accepted_and_loads() {
+    let secret = "secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:sluice\"";
+    let combinations = [
+        ("workgroup = \"sluice-wg\"", secret),
+        ("workgroup = \"sluice-wg\"", ""),
+        ("cluster = \"sluice-cluster\"", secret),
+        ("cluster = \"sluice-cluster\"", "db_user = \"awsuser\""),
+        ("cluster = \"sluice-cluster\"", ""),
+    ];
+    for (compute, auth) in combinations {
+        let w = Warehouse::new();
+        let g = stream(61, 100);
+        let dir = scratch();
+        let sink = format!("type = \"redshift\"\ndatabase = \"dev\"\n{compute}\n{auth}\nschema = \"cdc\"");
+        let manifest = pipeline_into(dir.path(), &g.records, 50, &sink, TABLES);
+        run_ok(w.sluice().arg("validate").arg(&manifest));
+        run_ok(w.sluice().arg("run").arg(&manifest));
+        w.assert_like_oracle(&g);
+    }
+    let dir = scratch();
+    let sink = "type = \"redshift\"\ndatabase = \"dev\"\nworkgroup = \"sluice-wg\"\ndb_user = \"awsuser\"";
+    let manifest = pipeline_into(dir.path(), &[], 50, sink, TABLES);
+    let out = sluice().arg("validate").arg(&manifest).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(":9:11: db_user works with a provisioned cluster"),
+        "{err}"
+    );
+}

@@ -233,8 +233,14 @@ pub enum RedshiftCompute {
 /// How the Data API signs in to the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedshiftAuth {
+    /// The credentials in a Secrets Manager secret (workgroup or cluster).
     SecretArn(String),
+    /// Temporary credentials for a database user (cluster only).
     DbUser(String),
+    /// The caller's IAM identity becomes the database user (`IAM:<name>`),
+    /// through redshift-serverless:GetCredentials or
+    /// redshift:GetClusterCredentialsWithIAM.
+    Iam,
 }
 
 /// `s3://bucket/prefix/`.

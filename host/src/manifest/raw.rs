@@ -162,10 +162,11 @@ pub struct RedshiftSink {
     pub workgroup: Option<Spanned<String>>,
     /// A provisioned cluster identifier.
     pub cluster: Option<Spanned<String>>,
-    /// A Secrets Manager secret with the database credentials; give
-    /// `secret_arn` or `db_user`.
+    /// A Secrets Manager secret with the database credentials (workgroup or
+    /// cluster). Without `secret_arn` and `db_user`, the caller's IAM identity
+    /// signs in as the database user `IAM:<name>`.
     pub secret_arn: Option<Spanned<String>>,
-    /// A database user, for temporary credentials (provisioned clusters).
+    /// A database user, for temporary credentials (provisioned clusters only).
     pub db_user: Option<Spanned<String>>,
     /// The schema for the tables (default `public`); created if missing.
     pub schema: Option<Spanned<String>>,

@@ -354,12 +354,14 @@ impl Cx<'_> {
                 RedshiftAuth::DbUser(u.into_inner())
             }
             (None, Some(u)) => {
-                return Err(
-                    self.err(&u, "db_user works with a provisioned cluster; Serverless needs secret_arn")
-                );
+                return Err(self.err(
+                    &u,
+                    "db_user works with a provisioned cluster; a Serverless workgroup signs in with \
+                     secret_arn or as the caller's IAM identity (neither given)",
+                ));
             }
             (Some(a), Some(_)) => return Err(self.err(&a, "give secret_arn or db_user, not both")),
-            (None, None) => return Err(whole("needs secret_arn or db_user")),
+            (None, None) => RedshiftAuth::Iam,
         };
         let staging = match &s.staging {
             Some(uri) => Some(parse_s3_prefix(uri.get_ref()).map_err(|why| self.err(uri, why))?),

@@ -27,6 +27,7 @@ macro_rules! addressed {
         match &$api.auth {
             RedshiftAuth::SecretArn(a) => request.secret_arn(a),
             RedshiftAuth::DbUser(u) => request.db_user(u),
+            RedshiftAuth::Iam => request,
         }
     }};
 }
