@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
 
 use crate::manifest::{Location, S3Prefix};
 
@@ -83,11 +83,21 @@ impl ObjectStore {
                         self.describe(key)
                     );
                 }
-                let body = got.body.into_async_read();
-                Ok(Some(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
+                let etag = got.e_tag().map(str::to_owned);
+                let length = got.content_length().and_then(|n| u64::try_from(n).ok());
+                let body = bridge(got.body, runtime.handle());
+                Ok(Some(Box::new(Resuming {
+                    client: client.clone(),
+                    bucket: at.bucket.clone(),
+                    key: format!("{}{key}", at.prefix),
+                    etag,
+                    runtime: runtime.handle().clone(),
                     body,
-                    runtime.handle().clone(),
-                ))))
+                    length,
+                    read: 0,
+                    retries: READ_RETRIES,
+                    broken: false,
+                })))
             }
         }
     }
@@ -132,6 +142,92 @@ impl ObjectStore {
                     .block_on(delete.send())
                     .map(drop)
                     .map_err(|e| anyhow!("removing {}: {}", self.describe(key), crate::aws::describe(&e)))
+            }
+        }
+    }
+}
+
+/// Times a broken object read is resumed before the error stands.
+const READ_RETRIES: u32 = 5;
+
+fn bridge(body: aws_sdk_s3::primitives::ByteStream, runtime: &Handle) -> Box<dyn Read + Send> {
+    Box::new(tokio_util::io::SyncIoBridge::new_with_handle(body.into_async_read(), runtime.clone()))
+}
+
+/// An S3 object's body that outlives a broken connection: when a read fails
+/// mid-object, S3 is asked for the rest (`Range` from the first byte not yet
+/// read, `If-Match` the version being read), so a long export file goes on
+/// where it stopped instead of failing the load.
+struct Resuming {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    etag: Option<String>,
+    runtime: Handle,
+    body: Box<dyn Read + Send>,
+    /// The object's size, when S3 said.
+    length: Option<u64>,
+    /// Bytes handed out so far.
+    read: u64,
+    retries: u32,
+    /// Whether a test already broke this read (`FAILPOINTS=objects::s3_read=return`).
+    broken: bool,
+}
+
+impl Resuming {
+    fn read_body(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // A test's broken connection: once per object, past its first 16 KiB.
+        fail::fail_point!("objects::s3_read", !self.broken && self.read >= 16 << 10, |_| {
+            self.broken = true;
+            Err(std::io::Error::other("injected: the connection broke"))
+        });
+        self.body.read(buf)
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .range(format!("bytes={}-", self.read))
+            .set_if_match(self.etag.clone());
+        let got = self
+            .runtime
+            .block_on(request.send())
+            .map_err(|e| std::io::Error::other(format!("resuming: {}", crate::aws::describe(&e))))?;
+        self.body = bridge(got.body, &self.runtime);
+        Ok(())
+    }
+}
+
+impl Read for Resuming {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            match self.read_body(buf) {
+                Ok(n) => {
+                    self.read += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Broken after the last byte: there is nothing left to ask for.
+                Err(_) if self.length == Some(self.read) => return Ok(0),
+                Err(e) if self.retries > 0 => {
+                    self.retries -= 1;
+                    tracing::warn!(
+                        "reading s3://{}/{} broke after {} bytes ({e}); resuming there in {pause:?}",
+                        self.bucket,
+                        self.key,
+                        self.read
+                    );
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                    if let Err(e) = self.reopen() {
+                        tracing::warn!("{e}");
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
     }

@@ -290,6 +290,36 @@ fn a_full_export_in_s3_leaves_exactly_the_exported_items() {
 }
 
 #[test]
+fn a_data_file_whose_read_breaks_mid_way_is_resumed_where_it_broke() {
+    let g = generator::generate(&GenOptions {
+        tables: vec!["orders".into(), TABLE.into()],
+        items: 3000,
+        changes: 6000,
+        seed: 77,
+        precision: Precision::Microsecond,
+        start_micros: 1_767_225_600_000_000,
+        ..Default::default()
+    });
+    let lines = full_lines(&g, u64::MAX);
+    let export = Export::new(&lines, 2, 1_800_000_000_000_000, false);
+    let uri = export.upload();
+    let dir = scratch();
+    let out = run_ok(
+        sluice_s3()
+            .arg("run")
+            .arg(manifest(dir.path(), &uri, "parallel = 1", 100))
+            .env("SLUICE_LOG", "sluice=warn")
+            .env("FAILPOINTS", "objects::s3_read=return"),
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    let resumed: Vec<&str> = log.lines().filter(|l| l.contains("resuming there")).collect();
+    assert!(resumed.iter().any(|l| !l.contains("after 0 bytes")), "no read was resumed part-way:\n{log}");
+    let db = dir.path().join("out.db");
+    assert_eq!(live(&db), expected_live(&g));
+    assert_eq!(dead_letters(&db), 0);
+}
+
+#[test]
 fn a_full_then_an_incremental_export_from_a_local_folder_give_the_latest_state() {
     let g = workload(72, 3000, 1_767_225_600_000_000);
     let middle = parse(&g.records[g.records.len() / 2]).micros;

@@ -114,6 +114,22 @@ fn postgres_restarting_mid_run_loses_nothing() {
 }
 
 #[test]
+fn postgres_down_when_a_run_starts_is_waited_for() {
+    let g = stream(45, 500);
+    let cluster = postgres::dedicated();
+    let url = cluster.fresh_database("pg_down");
+    cluster.stop();
+    let dir = scratch();
+    let manifest = pipeline_into(dir.path(), &g.records, 50, &sink(&url), TABLES);
+    let run = sluice().arg("run").arg(&manifest).stdout(std::process::Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.resume();
+    let out = run.wait_with_output().unwrap();
+    assert!(out.status.success(), "the run gave up on a server that came back");
+    assert_like_oracle(&url, &g);
+}
+
+#[test]
 fn values_jsonb_refuses_are_dead_lettered_not_fatal() {
     let g = stream(44, 200);
     let mut records = g.records.clone();

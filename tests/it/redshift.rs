@@ -430,3 +430,43 @@ fn every_sign_in_the_data_api_supports_is_accepted_and_loads() {
         "{err}"
     );
 }
+
+#[test]
+fn the_data_api_transient_exceptions_are_retried() {
+    use redshift_standin::CallFault::*;
+    for kind in [
+        ExecuteStatementException,
+        BatchExecuteStatementException,
+        DatabaseConnectionException,
+        InternalServerException,
+        ThrottlingException,
+        ActiveStatementsExceededException,
+    ] {
+        let w = Warehouse::new();
+        let g = stream(62, 300);
+        let dir = scratch();
+        let manifest = pipeline_into(dir.path(), &g.records, 100, &w.sink(""), TABLES);
+        w.standin.fail_next_calls(5, kind);
+        let out = w.sluice().arg("run").arg(&manifest).output().unwrap();
+        assert!(out.status.success(), "{kind:?}: {}", String::from_utf8_lossy(&out.stderr));
+        w.assert_like_oracle(&g);
+    }
+}
+
+#[test]
+fn after_a_lost_response_the_batch_is_followed_up_not_sent_again() {
+    let w = Warehouse::new();
+    let g = stream(63, 300);
+    let dir = scratch();
+    let manifest = pipeline_into(dir.path(), &g.records, 100, &w.sink(""), TABLES);
+    // More lost responses than the SDK's own three attempts: sluice's retry
+    // must ask for the same statement again, not send the batch a second time.
+    let needle = "INSERT INTO \"cdc\"._sluice_checkpoints";
+    w.standin.lose_next_responses_to(5, needle);
+    let summary = stdout(&run_ok(w.sluice().arg("run").arg(&manifest)));
+    let batches: usize =
+        summary.split(" (").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
+    let sent = w.standin.statements().iter().filter(|s| s.contains(needle)).count();
+    assert_eq!(sent, batches, "each batch's transaction was created once");
+    w.assert_like_oracle(&g);
+}

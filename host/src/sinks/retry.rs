@@ -16,6 +16,14 @@ pub(super) enum Failure {
     Stop(anyhow::Error),
 }
 
+impl Failure {
+    pub(super) fn into_error(self) -> anyhow::Error {
+        match self {
+            Failure::Retry(e) | Failure::Stop(e) => e,
+        }
+    }
+}
+
 /// Runs `attempt` on `state` until it succeeds, fails for good, or has kept
 /// failing transiently for five minutes, pausing with exponential backoff.
 /// `reset` runs before each new attempt (e.g. to drop a broken connection).

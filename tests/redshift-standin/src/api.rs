@@ -468,6 +468,7 @@ impl Api {
         if let Some(fault) = self.registry.take_call_fault() {
             return Err(self.injected(fault, new));
         }
+        let lost = self.registry.take_lost_response(&new.sqls);
         let submitted = self.registry.submit(new);
         if submitted.is_new {
             let job = Job {
@@ -480,7 +481,7 @@ impl Api {
             // statement stays SUBMITTED, which the client will see.
             let _ = self.jobs.send(job);
         }
-        if self.registry.take_lost_response() {
+        if lost {
             // Queued (and running) like any other: only the answer is lost.
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -189,7 +189,13 @@ impl StandIn {
     /// the response had been lost; the SDK retries that with the same `ClientToken`, which
     /// returns the statement's `Id` and runs nothing again.
     pub fn lose_next_responses(&self, n: u32) {
-        self.registry.lose_next_responses(n);
+        self.registry.lose_next_responses(n, "");
+    }
+
+    /// As [`StandIn::lose_next_responses`], for the next `n` calls whose SQL
+    /// contains `needle` only.
+    pub fn lose_next_responses_to(&self, n: u32, needle: &str) {
+        self.registry.lose_next_responses(n, needle);
     }
 
     /// The SQL texts of every statement created, in order (for tests that check what was

@@ -213,6 +213,8 @@ struct Inner {
     call_faults: u32,
     call_fault: Option<CallFault>,
     lost_responses: u32,
+    /// Only calls whose SQL contains this lose their responses.
+    lost_needle: String,
     next_query_id: i64,
 }
 
@@ -295,15 +297,20 @@ impl Registry {
         inner.call_fault
     }
 
-    pub(crate) fn lose_next_responses(&self, n: u32) {
-        self.lock().lost_responses = n;
+    pub(crate) fn lose_next_responses(&self, n: u32, needle: &str) {
+        let mut inner = self.lock();
+        inner.lost_responses = n;
+        inner.lost_needle = needle.to_owned();
     }
 
-    /// True if this statement call's response is to be lost (and counts it).
-    pub(crate) fn take_lost_response(&self) -> bool {
+    /// True if the response to a call with these SQL texts is to be lost
+    /// (and counts it).
+    pub(crate) fn take_lost_response(&self, sqls: &[String]) -> bool {
         let mut inner = self.lock();
-        let lost = inner.lost_responses > 0;
-        inner.lost_responses = inner.lost_responses.saturating_sub(1);
+        let lost = inner.lost_responses > 0 && sqls.iter().any(|s| s.contains(&inner.lost_needle));
+        if lost {
+            inner.lost_responses -= 1;
+        }
         lost
     }
 

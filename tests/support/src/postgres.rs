@@ -64,10 +64,22 @@ impl Cluster {
     /// Stops the server (fast shutdown: connections are cut) and starts it
     /// again on the same port and data, as a real restart would.
     pub fn restart(&self) {
+        self.stop();
+        self.resume();
+    }
+
+    /// Stops the server (fast shutdown: connections are cut); [`Cluster::resume`]
+    /// starts it again.
+    pub fn stop(&self) {
         let mut server = self.server.lock().expect("server lock");
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(server.id() as i32, libc::SIGINT) };
         let _ = server.wait();
+    }
+
+    /// Starts a stopped server again, on the same port and data.
+    pub fn resume(&self) {
+        let mut server = self.server.lock().expect("server lock");
         *server = Self::spawn_server(&self.dir, self.port);
         drop(server);
         // Accepting connections is not yet accepting logins.

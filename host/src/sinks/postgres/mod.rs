@@ -35,21 +35,21 @@ pub struct PostgresSink {
 }
 
 impl PostgresSink {
+    /// Connects on first use, so that a server still starting is waited for
+    /// like one that goes away mid-run.
     pub fn open(plan: &PostgresPlan) -> Result<Self> {
-        let mut sink = PostgresSink {
+        Ok(PostgresSink {
             schema: quote(&plan.schema),
             plan: plan.clone(),
             client: None,
             pipeline: String::new(),
             epoch: 0,
             targets: HashMap::new(),
-        };
-        sink.client()?;
-        Ok(sink)
+        })
     }
 
     /// The connection, opened (again) if needed.
-    fn client(&mut self) -> Result<&mut Client> {
+    fn client(&mut self) -> Result<&mut Client, Failure> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = Some(connect(&self.plan)?);
         }
@@ -69,14 +69,14 @@ impl PostgresSink {
                 _ => "jsonb",
             };
             let statement = sql::add_column(&self.schema, &quote(target), column, ty);
-            self.client().map_err(Failure::Retry)?.batch_execute(&statement).map_err(classify)?;
+            self.client()?.batch_execute(&statement).map_err(classify)?;
             self.targets.get_mut(target).expect("targets are prepared").extras.push(column.to_owned());
         }
         Ok(())
     }
 
     fn write_once(&mut self, batch: &SinkBatch) -> Result<Applied, Failure> {
-        self.client().map_err(Failure::Retry)?;
+        self.client()?;
         let client = self.client.as_mut().expect("connected");
         let mut tx = client.transaction().map_err(classify)?;
         let s = &self.schema;
@@ -242,12 +242,18 @@ fn classify(e: postgres::Error) -> Failure {
     if retry { Failure::Retry(e) } else { Failure::Stop(e) }
 }
 
-fn connect(plan: &PostgresPlan) -> Result<Client> {
-    let url = plan.url.reveal().map_err(anyhow::Error::msg)?;
+/// Connects; a server that is down or starting is worth waiting for, a bad
+/// URL or a refused login is not.
+fn connect(plan: &PostgresPlan) -> Result<Client, Failure> {
+    let url = plan.url.reveal().map_err(|e| Failure::Stop(anyhow::Error::msg(e)))?;
     let shown = redact_url(&url);
     let config: postgres::Config =
-        url.parse().with_context(|| format!("reading the PostgreSQL URL {shown}"))?;
-    config.connect(tls(plan.ca_file.as_deref())?).with_context(|| format!("connecting to {shown}"))
+        url.parse().with_context(|| format!("reading the PostgreSQL URL {shown}")).map_err(Failure::Stop)?;
+    let tls = tls(plan.ca_file.as_deref()).map_err(Failure::Stop)?;
+    config.connect(tls).map_err(|e| match classify(e) {
+        Failure::Retry(e) => Failure::Retry(e.context(format!("connecting to {shown}"))),
+        Failure::Stop(e) => Failure::Stop(e.context(format!("connecting to {shown}"))),
+    })
 }
 
 /// TLS with the system's trusted roots plus `ca_file`; used when the URL's
@@ -278,7 +284,7 @@ impl Sink for PostgresSink {
     fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
         let s = self.schema.clone();
         self.retrying("creating sluice's tables", |sink| {
-            let client = sink.client().map_err(Failure::Retry)?;
+            let client = sink.client()?;
             client.batch_execute(&sql::state_schema(&s)).map_err(classify)?;
             for (name, _) in targets {
                 client.batch_execute(&sql::create_target(&s, &quote(name))).map_err(classify)?;
@@ -287,10 +293,16 @@ impl Sink for PostgresSink {
         })?;
         let schema = self.plan.schema.clone();
         for (name, deletes) in targets {
-            let rows = self.client()?.query(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
-                &[&schema, name],
-            )?;
+            let rows = self.retrying("reading the tables' columns", |sink| {
+                let client = sink.client()?;
+                client
+                    .query(
+                        "SELECT column_name FROM information_schema.columns \
+                         WHERE table_schema = $1 AND table_name = $2",
+                        &[&schema, name],
+                    )
+                    .map_err(classify)
+            })?;
             let extras = rows
                 .iter()
                 .map(|r| r.get::<_, String>(0))
@@ -299,7 +311,7 @@ impl Sink for PostgresSink {
             self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
         }
         self.epoch = self.retrying("claiming the writer epoch", |sink| {
-            let client = sink.client().map_err(Failure::Retry)?;
+            let client = sink.client()?;
             client.query_one(&sql::claim_epoch(&s), &[&pipeline]).map(|r| r.get(0)).map_err(classify)
         })?;
         self.pipeline = pipeline.to_owned();
@@ -310,7 +322,7 @@ impl Sink for PostgresSink {
         let s = self.schema.clone();
         let pipeline = self.pipeline.clone();
         self.retrying("reading checkpoints", |sink| {
-            let client = sink.client().map_err(Failure::Retry)?;
+            let client = sink.client()?;
             let rows = client
                 .query(
                     &format!("SELECT stream, position FROM {s}._sluice_checkpoints WHERE pipeline = $1"),
@@ -338,7 +350,8 @@ pub(super) struct Inspect {
 
 impl Inspect {
     pub fn open(plan: &PostgresPlan) -> Result<Self> {
-        Ok(Inspect { client: connect(plan)?, schema: plan.schema.clone() })
+        let client = connect(plan).map_err(Failure::into_error)?;
+        Ok(Inspect { client, schema: plan.schema.clone() })
     }
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use aws_sdk_redshiftdata::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_redshiftdata::operation::batch_execute_statement::BatchExecuteStatementError;
 use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
+use aws_sdk_redshiftdata::operation::execute_statement::ExecuteStatementError;
 use aws_sdk_redshiftdata::types::{Field, StatusString};
 use tokio::runtime::Runtime;
 
@@ -57,25 +59,81 @@ impl DataApi {
 
     /// Runs statements as one transaction and waits for them to finish;
     /// returns the statement id (`<id>:<n>` names the n-th of a batch).
-    pub fn run(&self, sqls: &[String]) -> Result<String, Failure> {
+    /// Called again after a failure, it carries on where the outcome became
+    /// unknown (see [`Submission`]).
+    pub fn run(&self, submission: &mut Submission) -> Result<String, Failure> {
         self.runtime.block_on(async {
-            let id = match sqls {
-                [one] => addressed!(self.client.execute_statement().sql(one), self)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_failure("ExecuteStatement", e))?
-                    .id()
-                    .map(str::to_owned),
-                _ => addressed!(self.client.batch_execute_statement().set_sqls(Some(sqls.to_vec())), self)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_failure("BatchExecuteStatement", e))?
-                    .id()
-                    .map(str::to_owned),
+            let id = match submission.id.clone() {
+                Some(id) => id,
+                None => {
+                    let id = self.submit(submission).await?;
+                    submission.id = Some(id.clone());
+                    id
+                }
             };
-            let id = id.ok_or_else(|| Failure::Stop(anyhow!("the Data API returned no statement id")))?;
-            self.wait(id).await
+            match self.wait(&id).await {
+                Ok(()) => Ok(id),
+                Err(Waited::Failed(failure)) => {
+                    // It ended: the next attempt is a new statement.
+                    submission.renew();
+                    Err(failure)
+                }
+                Err(Waited::Unknown(failure)) => Err(failure),
+            }
         })
+    }
+
+    /// Sends the statements; returns their id. After an answer that leaves
+    /// the outcome unknown (a lost response, a server error), the token is
+    /// kept: sending it again returns the first statement's id and runs
+    /// nothing, so a batch never runs twice at once (two overlapping
+    /// DELETE + INSERT transactions could duplicate rows: Redshift does not
+    /// enforce keys).
+    async fn submit(&self, submission: &mut Submission) -> Result<String, Failure> {
+        let token = submission.token.clone();
+        let sent = match submission.sqls.as_slice() {
+            [one] => addressed!(self.client.execute_statement().sql(one), self)
+                .client_token(token)
+                .send()
+                .await
+                .map(|out| out.id().map(str::to_owned))
+                .map_err(|e| {
+                    let id = e.as_service_error().and_then(|s| match s {
+                        ExecuteStatementError::ExecuteStatementException(e) => {
+                            Some(e.statement_id().to_owned())
+                        }
+                        _ => None,
+                    });
+                    (id, may_have_run(&e), sdk_failure("ExecuteStatement", e))
+                }),
+            sqls => addressed!(self.client.batch_execute_statement().set_sqls(Some(sqls.to_vec())), self)
+                .client_token(token)
+                .send()
+                .await
+                .map(|out| out.id().map(str::to_owned))
+                .map_err(|e| {
+                    let id = e.as_service_error().and_then(|s| match s {
+                        BatchExecuteStatementError::BatchExecuteStatementException(e) => {
+                            Some(e.statement_id().to_owned())
+                        }
+                        _ => None,
+                    });
+                    (id, may_have_run(&e), sdk_failure("BatchExecuteStatement", e))
+                }),
+        };
+        match sent {
+            Ok(id) => id.ok_or_else(|| Failure::Stop(anyhow!("the Data API returned no statement id"))),
+            // The statement exists: the next attempt waits for its end.
+            Err((Some(id), _, failure)) if !id.is_empty() => {
+                submission.id = Some(id);
+                Err(failure)
+            }
+            Err((_, true, failure)) => Err(failure),
+            Err((_, false, failure)) => {
+                submission.renew();
+                Err(failure)
+            }
+        }
     }
 
     /// The rows a finished statement (or `<id>:<n>` sub-statement) returned,
@@ -102,21 +160,22 @@ impl DataApi {
         })
     }
 
-    async fn wait(&self, id: String) -> Result<String, Failure> {
+    /// Polls a statement until it ends.
+    async fn wait(&self, id: &str) -> Result<(), Waited> {
         let mut pause = Duration::from_millis(10);
         loop {
             let d = self
                 .client
                 .describe_statement()
-                .id(&id)
+                .id(id)
                 .send()
                 .await
-                .map_err(|e| sdk_failure("DescribeStatement", e))?;
+                .map_err(|e| Waited::Unknown(sdk_failure("DescribeStatement", e)))?;
             match d.status() {
-                Some(StatusString::Finished) => return Ok(id),
-                Some(StatusString::Failed) => return Err(statement_failure(&d)),
+                Some(StatusString::Finished) => return Ok(()),
+                Some(StatusString::Failed) => return Err(Waited::Failed(statement_failure(&d))),
                 Some(StatusString::Aborted) => {
-                    return Err(Failure::Stop(anyhow!("statement {id} was cancelled")));
+                    return Err(Waited::Failed(Failure::Stop(anyhow!("statement {id} was cancelled"))));
                 }
                 _ => {}
             }
@@ -124,6 +183,60 @@ impl DataApi {
             pause = (pause * 2).min(Duration::from_secs(1));
         }
     }
+}
+
+/// Why waiting for a statement failed.
+enum Waited {
+    /// The statement ended without finishing.
+    Failed(Failure),
+    /// Its status could not be read; it may still run.
+    Unknown(Failure),
+}
+
+/// One transaction's statements across the attempts to run them: the
+/// client token they are sent with and, once known, their statement id.
+pub(super) struct Submission {
+    sqls: Vec<String>,
+    token: String,
+    id: Option<String>,
+}
+
+impl Submission {
+    pub fn new(sqls: &[String]) -> Self {
+        Submission { sqls: sqls.to_vec(), token: new_token(), id: None }
+    }
+
+    /// The statement ended, or was never created: the next attempt sends a new one.
+    fn renew(&mut self) {
+        self.token = new_token();
+        self.id = None;
+    }
+}
+
+/// Whether a refused submission may still have started a statement: a
+/// server error, a lost or timed-out response may hide one; throttling, too
+/// many statements, no connection to the database and invalid input do not.
+fn may_have_run<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    match e {
+        SdkError::ServiceError(s) => !matches!(
+            s.err().code(),
+            Some(
+                "ThrottlingException"
+                    | "ActiveStatementsExceededException"
+                    | "ActiveSessionsExceededException"
+                    | "DatabaseConnectionException"
+                    | "ValidationException"
+            )
+        ),
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    }
+}
+
+/// A client token: any unique string of up to 64 characters.
+fn new_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A statement Redshift ran and failed: its error text, and which
@@ -187,6 +300,9 @@ where
                     | "ActiveStatementsExceededException"
                     | "ActiveSessionsExceededException"
                     | "InternalServerException"
+                    | "DatabaseConnectionException"
+                    | "BatchExecuteStatementException"
+                    | "ExecuteStatementException"
             )
         ),
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,

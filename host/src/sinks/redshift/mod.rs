@@ -28,7 +28,7 @@ use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable,
 use crate::ident::quote;
 use crate::manifest::RedshiftPlan;
 use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch};
-use client::{DataApi, StatementFailed};
+use client::{DataApi, StatementFailed, Submission};
 use plan::{Layout, Packer, Request};
 use sql::{MAX_SUPER, MAX_VARCHAR};
 
@@ -64,7 +64,8 @@ impl RedshiftSink {
 
     /// Runs statements as one transaction, retrying transient failures.
     fn run(&mut self, what: &str, statements: &[String]) -> Result<String> {
-        retrying(self, what, |sink| sink.api.run(statements), |_| {})
+        let mut submission = Submission::new(statements);
+        retrying(self, what, |sink| sink.api.run(&mut submission), |_| {})
     }
 
     fn query(&mut self, what: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>> {
@@ -407,7 +408,7 @@ fn query(api: &mut DataApi, what: &str, statement: &str) -> Result<Vec<Vec<Optio
         api,
         what,
         |api| {
-            let id = api.run(&statement)?;
+            let id = api.run(&mut Submission::new(&statement))?;
             api.rows(&id)
         },
         |_| {},

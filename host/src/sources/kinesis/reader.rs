@@ -380,21 +380,39 @@ where
 {
     match &e {
         SdkError::ServiceError(s) => match s.err().code() {
-            Some(
-                "ProvisionedThroughputExceededException" | "LimitExceededException" | "ThrottlingException",
-            ) => ReadError::Throttled,
-            Some("ExpiredIteratorException") => ReadError::Expired,
-            Some("InternalFailureException" | "ServiceUnavailable" | "InternalFailure") => {
-                ReadError::Transient(format!(
-                    "{}: {}",
-                    s.err().code().unwrap_or(""),
-                    s.err().message().unwrap_or("")
-                ))
-            }
-            Some(code) => ReadError::Fatal(format!("{code}: {}", s.err().message().unwrap_or("no message"))),
+            Some(code) => service_error(code, s.err().message().unwrap_or("no message")),
             // A bare HTTP 5xx without an error code.
             None => ReadError::Transient(format!("{:?}", s.raw())),
         },
         _ => ReadError::Transient(crate::aws::describe(&e)),
+    }
+}
+
+/// What a Kinesis error code means for the reader.
+fn service_error(code: &str, message: &str) -> ReadError {
+    match code {
+        // KMS throttles the decryption of an encrypted stream's records.
+        "ProvisionedThroughputExceededException"
+        | "LimitExceededException"
+        | "ThrottlingException"
+        | "KMSThrottlingException" => ReadError::Throttled,
+        "ExpiredIteratorException" => ReadError::Expired,
+        "InternalFailureException" | "ServiceUnavailable" | "InternalFailure" => {
+            ReadError::Transient(format!("{code}: {message}"))
+        }
+        _ => ReadError::Fatal(format!("{code}: {message}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_by_kms_is_ridden_out_and_a_disabled_key_is_not() {
+        assert!(matches!(service_error("KMSThrottlingException", "slow down"), ReadError::Throttled));
+        assert!(matches!(service_error("ProvisionedThroughputExceededException", ""), ReadError::Throttled));
+        assert!(matches!(service_error("KMSDisabledException", "disabled"), ReadError::Fatal(_)));
+        assert!(matches!(service_error("AccessDeniedException", "no"), ReadError::Fatal(_)));
     }
 }
