@@ -83,3 +83,24 @@ fn guests_see_no_files_environment_or_network() {
     assert!(reason.contains("args=0 "), "{reason}");
     assert!(reason.contains("net=Err("), "{reason}");
 }
+
+#[test]
+fn an_ambiguous_record_or_a_row_for_another_table_is_dead_lettered_not_stamped() {
+    let dir = scratch();
+    let g =
+        generator::generate(&GenOptions { changes: 5, tables: vec!["orders".into()], ..Default::default() });
+    // Routed by its first tableName; it must not land as a `users` row in orders_cdc.
+    let twice =
+        g.records[0].replacen(r#""tableName":"orders""#, r#""tableName":"orders","tableName":"users""#, 1);
+    let records = vec![twice, poisoned(&g.records[1], "wrong-table")];
+    let tables =
+        format!("[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\ntransform = \"{FAULTY}\"\n");
+    let manifest = pipeline(dir.path(), &records, 10, &tables);
+    run_ok(sluice().arg("run").arg(&manifest));
+    let db = dir.path().join("out.db");
+    assert!(table_state(&db, "orders_cdc").is_empty());
+    let reasons = dump(&db, "SELECT reason FROM _sluice_dead_letters ORDER BY origin");
+    let reasons: Vec<&str> = reasons.iter().map(|r| r[0].as_deref().unwrap()).collect();
+    assert!(reasons[0].contains(r#"duplicate member name "tableName""#), "{reasons:?}");
+    assert!(reasons[1].contains(r#"the row is for table "somewhere_else""#), "{reasons:?}");
+}

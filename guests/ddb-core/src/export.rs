@@ -11,6 +11,7 @@
 //! window, deleted when there is no `NewImage`.
 
 use crate::attr::write_map;
+use crate::distinct::Members;
 use crate::key::{item_key, read_keys};
 use crate::scan::Scanner;
 use crate::{Change, ChangeKind, Error};
@@ -40,8 +41,18 @@ pub fn decode_export_line(payload: &[u8], line: ExportLine) -> Result<Change, Er
     let (mut key, mut new_image, mut old_image) = (None, None, None);
     s.begin_object()?;
     let mut first = true;
+    let mut seen = Members::default();
     while let Some(name) = s.next_member(&mut first)? {
-        let field = name.raw;
+        let field = &*name.unescape();
+        let slot = match field {
+            "Item" => 1,
+            "Metadata" => 2,
+            "Keys" => 3,
+            "NewImage" => 4,
+            "OldImage" => 5,
+            _ => 0,
+        };
+        seen.add(&s, name, slot)?;
         let within = |e: Error| e.within(field);
         match field {
             "Item" if !line.incremental => {
@@ -111,8 +122,11 @@ fn read_metadata(s: &mut Scanner) -> Result<u64, Error> {
     let mut micros = None;
     s.begin_object()?;
     let mut first = true;
+    let mut seen = Members::default();
     while let Some(name) = s.next_member(&mut first)? {
-        if name.raw != "WriteTimestampMicros" {
+        let known = name.unescape() == "WriteTimestampMicros";
+        seen.add(s, name, u32::from(known))?;
+        if !known {
             s.skip_value(2)?;
             continue;
         }
@@ -194,6 +208,77 @@ mod tests {
             ExportLine { table: "t", keys: &[], export_micros: 0, incremental: false },
         );
         assert!(none.unwrap_err().to_string().contains("`keys`"));
+    }
+
+    #[test]
+    fn number_keys_match_the_stream_records_key_whatever_the_spelling() {
+        let stream = crate::decode_stream_record(
+            br#"{"eventID":"e","eventName":"INSERT","tableName":"t","dynamodb":{"ApproximateCreationDateTime":1,
+            "Keys":{"sk":{"N":"1.50E1"},"pk":{"S":"a"}},"NewImage":{"pk":{"S":"a"},"sk":{"N":"1.50E1"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(stream.key, r#"{"pk":"a","sk":15}"#);
+        for sk in ["15", "15.0", "1.5E1", "150e-1", "+015"] {
+            let line = format!(r#"{{"Item":{{"pk":{{"S":"a"}},"sk":{{"N":"{sk}"}}}}}}"#);
+            let export = full(&line).unwrap();
+            assert_eq!(export.key, stream.key, "{sk}");
+            // The image keeps the number as written.
+            assert!(export.new_image.unwrap().contains(&format!(":{}", sk.trim_start_matches(['+', '0']))));
+        }
+        let incremental_line = incremental(
+            r#"{"Metadata":{"WriteTimestampMicros":{"N":"1"}},"Keys":{"pk":{"S":"a"},"sk":{"N":"150E-1"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(incremental_line.key, stream.key);
+    }
+
+    #[test]
+    fn a_name_twice_is_refused_in_every_part_of_a_line() {
+        for (line, why) in [
+            (
+                r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"},"pk":{"S":"b"}}}"#,
+                r#"Item: duplicate member name "pk""#,
+            ),
+            (
+                r#"{"Item":{"pk":{"S":"a"},"x":{"N":"1"},"sk":{"N":"1"},"x":{"N":"1"}}}"#,
+                r#"Item: duplicate member name "x""#,
+            ),
+            (r#"{"Item":{"pk":{"S":"a"},"sk":{"N":"1"}},"Item":{}}"#, r#"duplicate member name "Item""#),
+            (r#"{"Item":{"pk":{"S":""},"sk":{"N":"1"}}}"#, "Item.pk: an empty string cannot be a key value"),
+            (r#"{"Item":{"pk":{"S":"a"},"sk":{"B":""}}}"#, "Item.sk: an empty binary cannot be a key value"),
+        ] {
+            let err = full(line).unwrap_err();
+            assert!(err.starts_with(why), "{line}: {err}");
+        }
+        let meta = r#""Metadata":{"WriteTimestampMicros":{"N":"1"}}"#;
+        let keys = r#""Keys":{"pk":{"S":"a"}}"#;
+        for (line, why) in [
+            (format!(r#"{{{meta},{keys},{keys}}}"#), r#"duplicate member name "Keys""#),
+            (format!(r#"{{{meta},{meta},{keys}}}"#), r#"duplicate member name "Metadata""#),
+            (
+                format!(r#"{{"Metadata":{{"WriteTimestampMicros":"1","WriteTimestampMicros":"2"}},{keys}}}"#),
+                r#"Metadata: duplicate member name "WriteTimestampMicros""#,
+            ),
+            (
+                format!(r#"{{{meta},"Keys":{{"pk":{{"S":"a"}},"pk":{{"S":"a"}}}}}}"#),
+                r#"Keys: duplicate member name "pk""#,
+            ),
+            (
+                format!(r#"{{{meta},{keys},"NewImage":{{"pk":{{"S":"a"}},"pk":{{"S":"a"}}}}}}"#),
+                r#"NewImage: duplicate member name "pk""#,
+            ),
+            (
+                format!(r#"{{{meta},{keys},"OldImage":{{"pk":{{"S":"a"}},"p\u006b":{{"S":"a"}}}}}}"#),
+                r#"OldImage: duplicate member name "pk""#,
+            ),
+            (
+                format!(r#"{{{meta},"Keys":{{"pk":{{"S":""}}}}}}"#),
+                "Keys.pk: an empty string cannot be a key value",
+            ),
+        ] {
+            let err = incremental(&line).unwrap_err();
+            assert!(err.starts_with(why), "{line}: {err}");
+        }
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! The canonical key: one spelling per item, wherever the item came from.
 //!
 //! A key is a compact JSON object of the key attributes sorted by name, with
-//! strings spelled canonically (see [`write_escaped`]). The same item gives
-//! the same text from a stream record's `Keys` and from an export line, so
-//! the key can be compared as text in any database.
+//! strings spelled canonically (see [`write_escaped`]) and numbers in
+//! DynamoDB's own spelling (see [`Number::write_canonical`]): `1`, `1.0` and
+//! `1E0` are one item to DynamoDB, so they are one key here. The same item
+//! gives the same text from a stream record's `Keys` and from an export
+//! line, so the key can be compared as text in any database.
 
 use std::borrow::Cow;
 
 use crate::Error;
-use crate::attr::{write_base64, write_n, write_raw_string};
+use crate::attr::{write_base64, write_raw_string};
+use crate::distinct::Distinct;
+use crate::number::Number;
 use crate::scan::{Scanner, write_escaped};
 
 /// Reads a `Keys` object (`{"pk": {"S": "a"}, ...}`) into its canonical JSON.
@@ -16,25 +20,30 @@ pub(crate) fn read_keys(s: &mut Scanner) -> Result<String, Error> {
     s.begin_object()?;
     let mut parts: Vec<(Cow<str>, String)> = Vec::with_capacity(2);
     let mut first = true;
+    let mut seen = Distinct::strings();
     while let Some(name) = s.next_member(&mut first)? {
+        s.unique(name, &mut seen)?;
         let mut value = String::new();
         key_value(s, &mut value).map_err(|e| e.within(name.raw))?;
-        parts.push((name.unescape()?, value));
+        parts.push((name.unescape(), value));
     }
     if parts.is_empty() {
         return Err(s.error("Keys has no attributes"));
     }
-    canonical(parts).map_err(|reason| s.error(reason))
+    Ok(canonical(parts))
 }
 
 /// The canonical key of an item (`{"pk": {"S": "a"}, "qty": ...}`), made of
-/// the attributes `names`, in whatever order they are listed.
+/// the attributes `names`, in whatever order they are listed. Every name of
+/// the item is checked for repeats, as [`crate::attr::write_map`] does.
 pub(crate) fn item_key(s: &mut Scanner, names: &[String]) -> Result<String, Error> {
     s.begin_object()?;
     let mut parts: Vec<(Cow<str>, String)> = Vec::with_capacity(names.len());
     let mut first = true;
+    let mut seen = Distinct::strings();
     while let Some(name) = s.next_member(&mut first)? {
-        let name_text = name.unescape()?;
+        s.unique(name, &mut seen)?;
+        let name_text = name.unescape();
         if names.iter().any(|n| *n == name_text) {
             let mut value = String::new();
             key_value(s, &mut value).map_err(|e| e.within(name.raw))?;
@@ -46,15 +55,13 @@ pub(crate) fn item_key(s: &mut Scanner, names: &[String]) -> Result<String, Erro
     if let Some(missing) = names.iter().find(|n| !parts.iter().any(|(p, _)| p == *n)) {
         return Err(Error::record(format!("the item has no key attribute {missing:?}")));
     }
-    canonical(parts).map_err(Error::record)
+    Ok(canonical(parts))
 }
 
-/// Sorts the attributes by name and writes them as compact JSON.
-fn canonical(mut parts: Vec<(Cow<str>, String)>) -> Result<String, String> {
+/// Sorts the attributes (already known distinct) by name and writes them as
+/// compact JSON.
+fn canonical(mut parts: Vec<(Cow<str>, String)>) -> String {
     parts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    if let Some(w) = parts.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(format!("key attribute {:?} appears twice", w[0].0));
-    }
     let mut out = String::with_capacity(parts.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>() + 2);
     out.push('{');
     for (i, (name, value)) in parts.iter().enumerate() {
@@ -66,25 +73,40 @@ fn canonical(mut parts: Vec<(Cow<str>, String)>) -> Result<String, String> {
         out.push_str(value);
     }
     out.push('}');
-    Ok(out)
+    out
 }
 
-/// A key attribute: only S, N and B may be keys.
+/// A key attribute: only S, N and B may be keys, and DynamoDB refuses empty
+/// strings and binaries in keys.
 fn key_value(s: &mut Scanner, out: &mut String) -> Result<(), Error> {
-    match s.type_tag()? {
+    let tag = s.type_tag()?;
+    let at = s.pos();
+    match tag {
         "S" => {
             let r = s.string()?;
-            if r.escaped {
-                write_escaped(out, &r.unescape()?);
+            if r.raw.is_empty() {
+                return Err(empty_key("string", at));
+            }
+            if r.escaped() {
+                write_escaped(out, &r.unescape());
             } else {
                 write_raw_string(r, out);
             }
         }
-        "N" => write_n(s, out)?,
-        "B" => write_base64(s, out)?,
+        "N" => Number::parse(&s.string()?.unescape(), at)?.write_canonical(out),
+        "B" => {
+            if write_base64(s, out)?.raw.is_empty() {
+                return Err(empty_key("binary", at));
+            }
+        }
         other => return Err(s.error(format!("a key attribute must be S, N or B, not {other:?}"))),
     }
     s.close_value()
+}
+
+#[cold]
+fn empty_key(what: &str, at: usize) -> Error {
+    Error::new(format!("an empty {what} cannot be a key value"), at)
 }
 
 #[cfg(test)]
@@ -117,9 +139,38 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_spelled_as_dynamodb_spells_them() {
+        for (spellings, want) in [
+            (&["1", "1.0", "1E0", "10E-1", "+1", "01", "1.", "\\u0031"][..], r#"{"n":1}"#),
+            (&["0", "-0", "0.00", "0E+7"][..], r#"{"n":0}"#),
+            (&["-150", "-1.5E2", "-150.0"][..], r#"{"n":-150}"#),
+            (&["0.25", ".25", "25E-2", "0.250"][..], r#"{"n":0.25}"#),
+        ] {
+            for n in spellings {
+                assert_eq!(key(&format!(r#"{{"n":{{"N":"{n}"}}}}"#)).unwrap(), want, "{n}");
+            }
+        }
+        assert_eq!(key(r#"{"n":{"N":"1E+3"}}"#).unwrap(), r#"{"n":1000}"#);
+        assert_eq!(key(r#"{"n":{"N":"1E-3"}}"#).unwrap(), r#"{"n":0.001}"#);
+        assert!(key(r#"{"n":{"N":"1E+126"}}"#).unwrap_err().contains("invalid number"));
+    }
+
+    #[test]
     fn rejects_bad_keys() {
         assert!(key("{}").unwrap_err().contains("no attributes"));
         assert!(key(r#"{"a":{"M":{}}}"#).unwrap_err().contains("must be S, N or B"));
-        assert!(key(r#"{"a":{"S":"x"},"a":{"S":"y"}}"#).unwrap_err().contains("twice"));
+        assert_eq!(
+            key(r#"{"a":{"S":"x"},"\u0061":{"S":"y"}}"#).unwrap_err(),
+            r#"duplicate member name "a" (at byte 15)"#
+        );
+        assert_eq!(
+            key(r#"{"a":{"S":""}}"#).unwrap_err(),
+            "a: an empty string cannot be a key value (at byte 10)"
+        );
+        assert_eq!(
+            key(r#"{"a":{"B":""}}"#).unwrap_err(),
+            "a: an empty binary cannot be a key value (at byte 10)"
+        );
+        assert!(key(r#"{"a":{"B":"AB=="}}"#).unwrap_err().contains("not canonical base64"));
     }
 }

@@ -12,6 +12,9 @@
 //!   JSON tree is built (see `scan.rs`), which is what makes it fast.
 //! * Numbers keep DynamoDB's digits (`number.rs`), sets become arrays and
 //!   binaries stay base64 (`attr.rs`), keys have one spelling (`key.rs`).
+//! * What DynamoDB never writes is an error, not a guess: a name twice in one
+//!   object (JSON readers disagree on which counts), a value twice in one
+//!   set or an empty set, an empty string or binary as a key value.
 //!
 //! ```
 //! let record = br#"{"eventID":"e1","eventName":"INSERT","tableName":"orders",
@@ -24,6 +27,7 @@
 //! ```
 
 mod attr;
+mod distinct;
 mod export;
 mod key;
 mod number;

@@ -1,9 +1,11 @@
 //! DynamoDB numbers (`{"N": "..."}`) as JSON number tokens.
 //!
 //! DynamoDB sends numbers as decimal text with up to 38 significant digits and
-//! a magnitude from 1E-130 to 9.99...E+125, beyond what `f64` holds. We keep
-//! the digits exactly and only fix the spelling where JSON's grammar is
-//! stricter than DynamoDB's (a leading `+`, leading zeros, `.5`, `5.`).
+//! a magnitude from 1E-130 to 9.99...E+125, beyond what `f64` holds. Images
+//! keep the digits exactly as written and only fix the spelling where JSON's
+//! grammar is stricter than DynamoDB's (a leading `+`, leading zeros, `.5`,
+//! `5.`). Keys and set elements need one spelling per value instead: that is
+//! [`Number::write_canonical`].
 
 use crate::Error;
 
@@ -14,115 +16,224 @@ const MAX_EXP: i64 = 125;
 /// Smallest decimal exponent of the leading digit (1E-130).
 const MIN_EXP: i64 = -130;
 
-/// Checks `text` as a DynamoDB number and appends its JSON spelling to `out`.
-/// `at` is the input offset used in errors.
-pub(crate) fn write_number(out: &mut String, text: &str, at: usize) -> Result<(), Error> {
-    let invalid = |why: &str| Error::new(format!("invalid number {text:?}: {why}"), at);
-    let b = text.as_bytes();
-    let mut i = 0;
-    let negative = match b.first() {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let int_start = i;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    let int = &text[int_start..i];
-    let mut frac = "";
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
+/// A checked DynamoDB number, as the parts of its text.
+pub(crate) struct Number<'a> {
+    text: &'a str,
+    negative: bool,
+    /// Digits before the point (may be empty, as in `.5`).
+    int: &'a str,
+    /// Digits after the point (may be empty).
+    frac: &'a str,
+    /// The exponent as written, `e` included, or empty.
+    exp_text: &'a str,
+    /// Where the significant digits start and end in `int` followed by `frac`;
+    /// `None` for zero.
+    significant: Option<(usize, usize)>,
+    /// Decimal exponent of the leading significant digit.
+    magnitude: i64,
+}
+
+impl<'a> Number<'a> {
+    /// Checks `text` as a DynamoDB number; `at` is the input offset used in errors.
+    #[inline(always)]
+    pub fn parse(text: &'a str, at: usize) -> Result<Self, Error> {
+        let b = text.as_bytes();
+        let mut i = 0;
+        let negative = b.first() == Some(&b'-');
+        if negative || b.first() == Some(&b'+') {
             i += 1;
         }
-        frac = &text[start..i];
-    }
-    if int.is_empty() && frac.is_empty() {
-        return Err(invalid("no digits"));
-    }
-    let mut exp_text = "";
-    let mut exp: i64 = 0;
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        let start = i;
-        i += 1;
-        let sign_neg = match b.get(i) {
-            Some(b'-') => {
+        let int_start = i;
+        i += digits(&b[i..]);
+        let int = &text[int_start..i];
+        let mut frac = "";
+        if b.get(i) == Some(&b'.') {
+            let start = i + 1;
+            i = start + digits(&b[start..]);
+            frac = &text[start..i];
+        }
+        if int.is_empty() && frac.is_empty() {
+            return Err(invalid(text, "no digits", at));
+        }
+        let mut exp_text = "";
+        let mut exp: i64 = 0;
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            let start = i;
+            i += 1;
+            let exp_negative = b.get(i) == Some(&b'-');
+            if matches!(b.get(i), Some(b'+' | b'-')) {
                 i += 1;
-                true
             }
-            Some(b'+') => {
+            let digits_start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                // Saturate: anything this large is out of range anyway.
+                exp = (exp * 10 + i64::from(b[i] - b'0')).min(1 << 40);
                 i += 1;
-                false
+            }
+            if i == digits_start {
+                return Err(invalid(text, "no digits in exponent", at));
+            }
+            if exp_negative {
+                exp = -exp;
+            }
+            exp_text = &text[start..i];
+        }
+        if i != b.len() {
+            return Err(invalid(text, "unexpected character", at));
+        }
+
+        // Significant digits run from the first to the last non-zero digit.
+        let non_zero = |d: &u8| *d != b'0';
+        let (ib, fb) = (int.as_bytes(), frac.as_bytes());
+        let first = ib.iter().position(non_zero).or_else(|| Some(ib.len() + fb.iter().position(non_zero)?));
+        let Some(first) = first else {
+            return Ok(Number { text, negative, int, frac, exp_text, significant: None, magnitude: 0 });
+        };
+        let last = match fb.iter().rposition(non_zero) {
+            Some(p) => ib.len() + p,
+            None => ib.iter().rposition(non_zero).unwrap_or(first),
+        };
+        if last - first + 1 > MAX_DIGITS {
+            return Err(invalid(text, "more than 38 significant digits", at));
+        }
+        // Exponent of the leading digit: its place relative to the decimal point.
+        let magnitude = int.len() as i64 - 1 - first as i64 + exp;
+        if magnitude > MAX_EXP {
+            return Err(invalid(text, "larger than 9.9999999999999999999999999999999999999E+125", at));
+        }
+        if magnitude < MIN_EXP {
+            return Err(invalid(text, "smaller than 1E-130", at));
+        }
+        Ok(Number { text, negative, int, frac, exp_text, significant: Some((first, last)), magnitude })
+    }
+
+    /// Whether the text is already in [`Number::write_canonical`]'s spelling.
+    pub fn is_canonical(&self) -> bool {
+        if self.significant.is_none() {
+            return self.text == "0";
+        }
+        !self.text.starts_with('+')
+            && self.exp_text.is_empty()
+            && (self.int == "0" || (!self.int.is_empty() && !self.int.starts_with('0')))
+            && !self.text.ends_with('.')
+            && !self.frac.ends_with('0')
+    }
+
+    /// Appends the number as a JSON number token with the digits as written.
+    #[inline]
+    pub fn write_json(&self, out: &mut String) {
+        if self.significant.is_none() {
+            // Zero: spelled as written, with no sign or exponent games.
+            out.push_str(if self.negative { "-0" } else { "0" });
+            return;
+        }
+        if self.negative {
+            out.push('-');
+        }
+        let int = self.int.trim_start_matches('0');
+        out.push_str(if int.is_empty() { "0" } else { int });
+        if !self.frac.is_empty() {
+            out.push('.');
+            out.push_str(self.frac);
+        }
+        out.push_str(self.exp_text);
+    }
+
+    /// Whether `other` is the same number, however either is spelled.
+    pub fn same_value(&self, other: &Number) -> bool {
+        match (self.significant, other.significant) {
+            (None, None) => true,
+            (Some(_), Some(_)) => {
+                self.negative == other.negative
+                    && self.magnitude == other.magnitude
+                    && self.digits().eq(other.digits())
             }
             _ => false,
+        }
+    }
+
+    /// The significant digits (none for zero).
+    fn digits(&self) -> impl Iterator<Item = u8> + '_ {
+        let (first, count) = match self.significant {
+            Some((first, last)) => (first, last + 1 - first),
+            None => (0, 0),
         };
-        let digits_start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            // Saturate: anything this large is out of range anyway.
-            exp = (exp * 10 + i64::from(b[i] - b'0')).min(1 << 40);
-            i += 1;
-        }
-        if i == digits_start {
-            return Err(invalid("no digits in exponent"));
-        }
-        if sign_neg {
-            exp = -exp;
-        }
-        exp_text = &text[start..i];
-    }
-    if i != b.len() {
-        return Err(invalid("unexpected character"));
+        self.int.bytes().chain(self.frac.bytes()).skip(first).take(count)
     }
 
-    // Significant digits run from the first to the last non-zero digit.
-    let all = || int.bytes().chain(frac.bytes());
-    let Some(first_nz) = all().position(|d| d != b'0') else {
-        // Zero: spelled as written, with no sign or exponent games.
-        out.push_str(if negative { "-0" } else { "0" });
-        return Ok(());
-    };
-    let trailing_zeros = all().rev().position(|d| d != b'0').expect("a non-zero digit exists");
-    let last_nz = int.len() + frac.len() - 1 - trailing_zeros;
-    if last_nz - first_nz + 1 > MAX_DIGITS {
-        return Err(invalid("more than 38 significant digits"));
-    }
-    // Exponent of the leading digit: its place relative to the decimal point.
-    let magnitude = int.len() as i64 - 1 - first_nz as i64 + exp;
-    if magnitude > MAX_EXP {
-        return Err(invalid("larger than 9.9999999999999999999999999999999999999E+125"));
-    }
-    if magnitude < MIN_EXP {
-        return Err(invalid("smaller than 1E-130"));
+    /// [`Number::write_canonical`] into a new string.
+    pub fn canonical(&self) -> String {
+        let mut out = String::new();
+        self.write_canonical(&mut out);
+        out
     }
 
-    if negative {
-        out.push('-');
+    /// Appends the number in DynamoDB's own spelling, the same for every
+    /// spelling of the same value: plain decimal notation with no exponent,
+    /// no `+`, no leading zeros before the first digit of the integer part,
+    /// no trailing zeros after the point, and zero as `0` (never `-0`).
+    /// DynamoDB documents that "leading and trailing zeroes are trimmed"
+    /// (Developer Guide, HowItWorks.NamingRulesDataTypes, Number), and
+    /// returns `1.5E2` as `150`, `1.0` as `1`, `-0` as `0`, `1e100` as 1
+    /// followed by 100 zeros and `1e-7` as `0.0000001` (boto/boto3#2500,
+    /// boto/boto3#4636, aws/aws-sdk-js-v3#1983, ExtendDB/extenddb#7), so a
+    /// record from DynamoDB is already spelled this way.
+    pub fn write_canonical(&self, out: &mut String) {
+        if self.significant.is_none() {
+            out.push('0');
+            return;
+        }
+        if self.negative {
+            out.push('-');
+        }
+        let mut digits = self.digits().map(char::from);
+        match usize::try_from(self.magnitude) {
+            // The leading digit is in the units place or above: zeros pad the
+            // integer part, the digits left over are the fraction.
+            Ok(m) => {
+                out.extend((0..=m).map(|_| digits.next().unwrap_or('0')));
+                let mut fraction = digits.peekable();
+                if fraction.peek().is_some() {
+                    out.push('.');
+                    out.extend(fraction);
+                }
+            }
+            Err(_) => {
+                out.push_str("0.");
+                out.extend(std::iter::repeat_n('0', (-self.magnitude - 1) as usize));
+                out.extend(digits);
+            }
+        }
     }
-    let int = int.trim_start_matches('0');
-    out.push_str(if int.is_empty() { "0" } else { int });
-    if !frac.is_empty() {
-        out.push('.');
-        out.push_str(frac);
-    }
-    out.push_str(exp_text);
-    Ok(())
+}
+
+#[cold]
+fn invalid(text: &str, why: &str, at: usize) -> Error {
+    Error::new(format!("invalid number {text:?}: {why}"), at)
+}
+
+fn digits(b: &[u8]) -> usize {
+    b.iter().take_while(|c| c.is_ascii_digit()).count()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn norm(text: &str) -> Result<String, String> {
+    fn parsed(text: &str) -> Result<Number<'_>, String> {
+        Number::parse(text, 0).map_err(|e| e.to_string())
+    }
+
+    fn json(text: &str) -> Result<String, String> {
         let mut out = String::new();
-        write_number(&mut out, text, 0).map(|_| out).map_err(|e| e.to_string())
+        parsed(text)?.write_json(&mut out);
+        Ok(out)
+    }
+
+    fn canonical(text: &str) -> String {
+        let mut out = String::new();
+        parsed(text).unwrap().write_canonical(&mut out);
+        out
     }
 
     #[test]
@@ -146,7 +257,7 @@ mod tests {
             ("-0.000", "-0"),
             ("00.0e5", "0"),
         ] {
-            assert_eq!(norm(input).unwrap(), want, "{input}");
+            assert_eq!(json(input).unwrap(), want, "{input}");
         }
     }
 
@@ -172,7 +283,62 @@ mod tests {
             "0.1E-130",
             "1e99999999999999999999",
         ] {
-            assert!(norm(bad).is_err(), "{bad:?} should be rejected");
+            assert!(parsed(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn one_canonical_spelling_per_value() {
+        for (spellings, want) in [
+            (&["1", "1.0", "1E0", "10E-1", "+1", "001", "1.", "0.1e1", "100e-2"][..], "1"),
+            (&["0", "-0", "0.0", "-0.000", "0E5", ".0", "00"][..], "0"),
+            (&["150", "1.5E2", "1.5e+2", "15E1", "150.00"][..], "150"),
+            (&["-0.5", "-.5", "-5E-1", "-0.50"][..], "-0.5"),
+            (&["0.05", "5e-2", "0.050"][..], "0.05"),
+            (&["123.456", "1.23456E2", "123456e-3"][..], "123.456"),
+            (&["1E+125", "10E124"][..], &format!("1{}", "0".repeat(125))),
+            (&["1E-130", "0.1E-129"][..], &format!("0.{}1", "0".repeat(129))),
+            (
+                &["-9.9999999999999999999999999999999999999E+125"][..],
+                &format!("-{}{}", "9".repeat(38), "0".repeat(88)),
+            ),
+            (
+                &["1.2345678901234567890123456789012345678E-100"][..],
+                &format!("0.{}12345678901234567890123456789012345678", "0".repeat(99)),
+            ),
+        ] {
+            for text in spellings {
+                assert_eq!(canonical(text), want, "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn knows_when_a_text_is_already_canonical() {
+        for text in [
+            "0",
+            "-0",
+            "1",
+            "1.0",
+            "10",
+            "100",
+            "-7",
+            "0.5",
+            ".5",
+            "5.",
+            "00",
+            "007",
+            "0.50",
+            "1E2",
+            "+1",
+            "-0.05",
+            "1.5",
+            "12345678901234567890123456789012345678",
+            "0.0",
+            "1e0",
+        ] {
+            let n = parsed(text).unwrap();
+            assert_eq!(n.is_canonical(), canonical(text) == text, "{text}");
         }
     }
 }

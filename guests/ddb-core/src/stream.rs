@@ -8,8 +8,11 @@
 //!               "Keys": {...}, "NewImage": {...}, "OldImage": {...}, "SizeBytes": 163}}
 //! ```
 //! Members may come in any order; unknown members are checked and ignored.
+//! Member names are compared after unescaping, and a name twice in one
+//! object is an error: JSON readers disagree on which of the two counts.
 
 use crate::attr::write_map;
+use crate::distinct::Members;
 use crate::key::read_keys;
 use crate::scan::Scanner;
 use crate::{Change, ChangeKind, Error};
@@ -36,9 +39,11 @@ pub fn decode_stream_record(payload: &[u8]) -> Result<Change, Error> {
     let mut f = Fields::default();
     s.begin_object()?;
     let mut first = true;
+    let mut seen = Members::default();
     while let Some(name) = s.next_member(&mut first)? {
-        let field = name.raw;
-        let read = |s: &mut Scanner| s.string()?.unescape().map(|v| v.into_owned());
+        let field = &*name.unescape();
+        seen.add(&s, name, record_slot(field))?;
+        let read = |s: &mut Scanner| s.string().map(|r| r.unescape().into_owned());
         match field {
             "eventID" => f.event_id = Some(read(&mut s).map_err(|e| e.within(field))?),
             "eventName" => f.event_name = Some(read(&mut s).map_err(|e| e.within(field))?),
@@ -91,7 +96,9 @@ pub fn decode_stream_record(payload: &[u8]) -> Result<Change, Error> {
 
 /// Only the `tableName` of a stream record, without decoding the rest: the
 /// host routes records to per-table transforms with it. Members before
-/// `tableName` are skipped (and checked); the ones after are not read.
+/// `tableName` are skipped (and checked); the ones after are not read, so a
+/// record with two `tableName` members gets the first one here: it is routed
+/// by it and then refused by [`decode_stream_record`], which sees both.
 pub fn table_name(payload: &[u8]) -> Result<String, Error> {
     let text = std::str::from_utf8(payload)
         .map_err(|e| Error::new("the record is not valid UTF-8", e.valid_up_to()))?;
@@ -99,19 +106,49 @@ pub fn table_name(payload: &[u8]) -> Result<String, Error> {
     s.begin_object()?;
     let mut first = true;
     while let Some(name) = s.next_member(&mut first)? {
-        if name.raw == "tableName" {
-            return Ok(s.string()?.unescape().map_err(|e| e.within("tableName"))?.into_owned());
+        if name.unescape() == "tableName" {
+            return Ok(s.string()?.unescape().into_owned());
         }
         s.skip_value(1)?;
     }
     Err(Error::record("the record has no tableName"))
 }
 
+/// Slots in [`Members`] for the members DynamoDB writes in a stream record.
+fn record_slot(field: &str) -> u32 {
+    match field {
+        "awsRegion" => 1,
+        "eventID" => 2,
+        "eventName" => 3,
+        "userIdentity" => 4,
+        "recordFormat" => 5,
+        "tableName" => 6,
+        "dynamodb" => 7,
+        "eventSource" => 8,
+        _ => 0,
+    }
+}
+
+/// Slots in [`Members`] for the members DynamoDB writes in `dynamodb`.
+fn dynamodb_slot(field: &str) -> u32 {
+    match field {
+        "ApproximateCreationDateTime" => 1,
+        "ApproximateCreationDateTimePrecision" => 2,
+        "Keys" => 3,
+        "NewImage" => 4,
+        "OldImage" => 5,
+        "SizeBytes" => 6,
+        _ => 0,
+    }
+}
+
 fn read_dynamodb(s: &mut Scanner, f: &mut Fields) -> Result<(), Error> {
     s.begin_object()?;
     let mut first = true;
+    let mut seen = Members::default();
     while let Some(name) = s.next_member(&mut first)? {
-        let field = name.raw;
+        let field = &*name.unescape();
+        seen.add(s, name, dynamodb_slot(field))?;
         let within = |e: Error| e.within(field);
         match field {
             "ApproximateCreationDateTime" => f.created = Some(read_timestamp(s).map_err(within)?),
@@ -158,12 +195,99 @@ fn read_user_identity(s: &mut Scanner) -> Result<bool, Error> {
     let (mut service, mut dynamodb) = (false, false);
     s.begin_object()?;
     let mut first = true;
+    let mut seen = Members::default();
     while let Some(name) = s.next_member(&mut first)? {
-        match name.raw {
-            "type" => service = s.string()?.unescape()? == "Service",
-            "principalId" => dynamodb = s.string()?.unescape()? == "dynamodb.amazonaws.com",
+        let field = &*name.unescape();
+        let slot = match field {
+            "type" => 1,
+            "principalId" => 2,
+            _ => 0,
+        };
+        seen.add(s, name, slot)?;
+        match field {
+            "type" => service = s.string()?.unescape() == "Service",
+            "principalId" => dynamodb = s.string()?.unescape() == "dynamodb.amazonaws.com",
             _ => s.skip_value(2)?,
         }
     }
     Ok(service && dynamodb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record with `members` inserted at the top level and `inside` in `dynamodb`.
+    fn record(members: &str, inside: &str) -> String {
+        format!(
+            r#"{{"eventID":"e","eventName":"INSERT",{members}"dynamodb":{{"ApproximateCreationDateTime":1,{inside}"Keys":{{"id":{{"S":"a"}}}},"NewImage":{{"id":{{"S":"a"}}}}}}}}"#
+        )
+    }
+
+    fn decode(text: &str) -> Result<Change, String> {
+        decode_stream_record(text.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_member_twice_is_refused_at_every_level() {
+        for (members, inside, why) in [
+            (r#""tableName":"a","tableName":"b","#, "", r#"duplicate member name "tableName""#),
+            (r#""tableName":"a","table\u004eame":"a","#, "", r#"duplicate member name "tableName""#),
+            (
+                r#""tableName":"a","awsRegion":"x","awsRegion":"x","#,
+                "",
+                r#"duplicate member name "awsRegion""#,
+            ),
+            (r#""tableName":"a","eventID":"e","#, "", r#"duplicate member name "eventID""#),
+            (r#""tableName":"a","dynamodb":{},"#, "", r#"duplicate member name "dynamodb""#),
+            (
+                r#""tableName":"a","userIdentity":null,"userIdentity":null,"#,
+                "",
+                r#"duplicate member name "userIdentity""#,
+            ),
+            (
+                r#""tableName":"a","userIdentity":{"type":"Service","type":"User"},"#,
+                "",
+                r#"userIdentity: duplicate member name "type""#,
+            ),
+            (
+                r#""tableName":"a","#,
+                r#""Keys":{"id":{"S":"a"}},"#,
+                r#"dynamodb: duplicate member name "Keys""#,
+            ),
+            (
+                r#""tableName":"a","#,
+                r#""SizeBytes":1,"SizeBytes":1,"#,
+                r#"dynamodb: duplicate member name "SizeBytes""#,
+            ),
+            (
+                r#""tableName":"a","#,
+                r#""ApproximateCreationDateTime":2,"#,
+                r#"dynamodb: duplicate member name "ApproximateCreationDateTime""#,
+            ),
+            (
+                r#""tableName":"a","#,
+                r#""OldImage":{"id":{"S":"a"},"id":{"S":"b"}},"#,
+                r#"dynamodb.OldImage: duplicate member name "id""#,
+            ),
+        ] {
+            let err = decode(&record(members, inside)).unwrap_err();
+            assert!(err.starts_with(why), "{members} {inside}: {err}");
+        }
+    }
+
+    #[test]
+    fn table_name_takes_the_first_and_decoding_refuses_both() {
+        let twice = record(r#""tableName":"a","tableName":"b","#, "");
+        assert_eq!(table_name(twice.as_bytes()).unwrap(), "a");
+        assert!(decode(&twice).is_err());
+    }
+
+    #[test]
+    fn member_names_are_read_unescaped() {
+        let escaped = record(r#""table\u004eame":"orders","user\u0049dentity":null,"#, "");
+        assert_eq!(table_name(escaped.as_bytes()).unwrap(), "orders");
+        let change = decode(&escaped.replace("NewImage", "New\\u0049mage")).unwrap();
+        assert_eq!((change.table.as_str(), change.new_image.as_deref()), ("orders", Some(r#"{"id":"a"}"#)));
+    }
 }

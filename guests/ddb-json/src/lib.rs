@@ -49,6 +49,20 @@ mod faults {
     }
 
     pub fn inject(records: &[SourceRecord]) -> Option<Vec<Outcome>> {
+        if records.iter().any(|r| has(r, "wrong-table")) {
+            return Some(
+                records
+                    .iter()
+                    .map(|r| match outcome(r.clone()) {
+                        Outcome::Row(mut row) if has(r, "wrong-table") => {
+                            row.table = "somewhere_else".into();
+                            Outcome::Row(row)
+                        }
+                        other => other,
+                    })
+                    .collect(),
+            );
+        }
         if records.iter().any(|r| has(r, "probe")) {
             return Some(
                 records

@@ -11,7 +11,14 @@ use crate::sinks::COLUMNS;
 /// Longest tie-breaker accepted (Kinesis sequence numbers have up to 128 digits).
 const MAX_TIEBREAK: usize = 256;
 
-pub(super) fn check(change: &Change) -> Result<(), String> {
+/// Checks a row the guest made from a record of DynamoDB table `table`.
+pub(super) fn check(change: &Change, table: &str) -> Result<(), String> {
+    if change.table != table {
+        return Err(format!(
+            "the row is for table {:?}, but the record was routed as table {table:?}",
+            change.table
+        ));
+    }
     if !change.key.starts_with('{') {
         return Err(format!("the key is not a JSON object: {:?}", change.key));
     }

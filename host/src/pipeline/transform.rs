@@ -57,7 +57,7 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_plan: &SinkPlan) -> 
         let results = guest.transform(batch.number, &mut records)?;
         for (record, result) in records.into_iter().zip(results) {
             match result {
-                Ok(Outcome::Row(change)) => match checks::check(&change) {
+                Ok(Outcome::Row(change)) => match checks::check(&change, &table) {
                     Ok(()) => {
                         let row = Row {
                             target: target.clone(),

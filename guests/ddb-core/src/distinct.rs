@@ -1,0 +1,257 @@
+//! Spotting a repeated member name or set element without allocating.
+//!
+//! JSON parsers disagree on which of two same-named members wins, and
+//! DynamoDB never writes one, so a repeat makes a record ambiguous and is
+//! refused; so is a set with a value twice. Entries are compared by value:
+//! `"a"` and `"\u0061"` are one name, `1` and `1.0` one number. Objects and
+//! sets in change records are small and spelled plainly, so that is the
+//! fast case: up to 16 entries kept in a fixed array and compared as text,
+//! mostly skipped by a 64-bit Bloom filter. Larger ones move to a hash set.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use crate::Error;
+use crate::number::Number;
+use crate::scan::{RawStr, Scanner, unescape, unescaped_chars};
+
+/// Entries compared one by one before switching to a hash set.
+const INLINE: usize = 16;
+
+/// The entries seen so far in one object or set.
+pub(crate) struct Distinct<'a> {
+    /// A bit per entry of `inline`, chosen by [`bloom_bit`]: while a new
+    /// entry's bit is clear it equals none of them.
+    bloom: u64,
+    len: usize,
+    /// The entries as written: JSON string bodies, slices of the input.
+    inline: [&'a str; INLINE],
+    /// A bit per entry of `inline` that is not in its usual spelling (see
+    /// [`Distinct::insert`]); while there is none, equal text is equal value.
+    unusual: u32,
+    values: Values,
+    /// Every entry in its one spelling, once there are more than `INLINE`.
+    spilled: Option<HashSet<Cow<'a, str>>>,
+}
+
+/// What the entries are, which says when two spellings are equal.
+#[derive(Clone, Copy)]
+enum Values {
+    /// Strings (member names, `SS` and `BS` elements): equal once unescaped.
+    Strings,
+    /// `NS` elements: equal in numeric value.
+    Numbers,
+}
+
+impl<'a> Distinct<'a> {
+    /// For member names and `SS` or `BS` elements.
+    #[inline]
+    pub fn strings() -> Self {
+        Self::new(Values::Strings)
+    }
+
+    /// For `NS` elements, already checked as numbers.
+    #[inline]
+    pub fn numbers() -> Self {
+        Self::new(Values::Numbers)
+    }
+
+    #[inline(always)]
+    fn new(values: Values) -> Self {
+        Distinct { bloom: 0, len: 0, inline: [""; INLINE], unusual: 0, values, spilled: None }
+    }
+
+    /// Adds `entry`, a string body as written in the input; `false` if it
+    /// equals one already there. `usual` says it is in its one spelling: no
+    /// escapes and, for a number, DynamoDB's spelling. DynamoDB's own records
+    /// are, and then this is a few instructions.
+    #[inline(always)]
+    pub fn insert(&mut self, entry: &'a str, usual: bool) -> bool {
+        if !usual || self.unusual != 0 || self.len == INLINE {
+            return self.insert_unusual(entry, usual);
+        }
+        let bit = bloom_bit(entry);
+        if self.bloom & bit != 0 && self.inline[..self.len].contains(&entry) {
+            return false;
+        }
+        self.bloom |= bit;
+        self.inline[self.len] = entry;
+        self.len += 1;
+        true
+    }
+
+    /// [`Distinct::insert`] once there is an unusual spelling, or more than
+    /// `INLINE` entries (`bloom` is no longer used then).
+    #[inline(never)]
+    fn insert_unusual(&mut self, entry: &'a str, usual: bool) -> bool {
+        let values = self.values;
+        if let Some(all) = &mut self.spilled {
+            return all.insert(values.spelling(entry, usual));
+        }
+        let seen = &self.inline[..self.len];
+        let usual_at = |i: usize| self.unusual & 1 << i == 0;
+        let repeated = seen.iter().enumerate().any(|(i, &earlier)| {
+            if usual && usual_at(i) { earlier == entry } else { values.same(earlier, entry) }
+        });
+        if repeated {
+            return false;
+        }
+        if self.len == INLINE {
+            let mut all: HashSet<Cow<'a, str>> =
+                seen.iter().enumerate().map(|(i, &earlier)| values.spelling(earlier, usual_at(i))).collect();
+            all.insert(values.spelling(entry, usual));
+            self.spilled = Some(all);
+            return true;
+        }
+        if !usual {
+            self.unusual |= 1 << self.len;
+        }
+        self.inline[self.len] = entry;
+        self.len += 1;
+        true
+    }
+}
+
+impl Values {
+    /// Whether two entries as written are equal in value.
+    fn same(self, a: &str, b: &str) -> bool {
+        match self {
+            Values::Strings => unescaped_chars(a).eq(unescaped_chars(b)),
+            Values::Numbers => {
+                let (a, b) = (plain(a), plain(b));
+                match (Number::parse(&a, 0), Number::parse(&b, 0)) {
+                    (Ok(a), Ok(b)) => a.same_value(&b),
+                    _ => a == b,
+                }
+            }
+        }
+    }
+
+    /// An entry in its one spelling, for hashing.
+    fn spelling<'a>(self, entry: &'a str, usual: bool) -> Cow<'a, str> {
+        match self {
+            _ if usual => Cow::Borrowed(entry),
+            Values::Strings => Cow::Owned(unescape(entry)),
+            Values::Numbers => {
+                let text = plain(entry);
+                Cow::Owned(Number::parse(&text, 0).map_or_else(|_| text.to_string(), |n| n.canonical()))
+            }
+        }
+    }
+}
+
+/// A string body without its escapes.
+fn plain(raw: &str) -> Cow<'_, str> {
+    if raw.contains('\\') { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) }
+}
+
+/// The members of one envelope object (a stream record, its `dynamodb`, an
+/// export line...), whose names the decoder knows: it tells those apart by a
+/// slot number from a `match`, so they cost a bit test, and only other names
+/// go to a [`Distinct`], made when the first one turns up.
+#[derive(Default)]
+pub(crate) struct Members<'a> {
+    known: u32,
+    others: Option<Distinct<'a>>,
+}
+
+impl<'a> Members<'a> {
+    /// Refuses a name already seen in this object (then adds it). `slot` is
+    /// 1 to 31 for a name the caller knows, the same for every spelling of
+    /// it, and 0 for any other.
+    #[inline(always)]
+    pub fn add(&mut self, s: &Scanner<'a>, name: RawStr<'a>, slot: u32) -> Result<(), Error> {
+        let bit = 1 << slot;
+        if slot == 0 || self.known & bit != 0 {
+            return self.add_rare(s, name, slot);
+        }
+        self.known |= bit;
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn add_rare(&mut self, s: &Scanner<'a>, name: RawStr<'a>, slot: u32) -> Result<(), Error> {
+        if slot == 0 {
+            return s.unique(name, self.others.get_or_insert_with(Distinct::strings));
+        }
+        Err(s.duplicate_name(name))
+    }
+}
+
+/// One of 64 bits, from a hash of the length and the first and last bytes:
+/// names in one object rarely agree on all three (`f0` and `f1`, `created`
+/// and `updated`, `lat` and `lon` do not).
+#[inline(always)]
+fn bloom_bit(text: &str) -> u64 {
+    let b = text.as_bytes();
+    let ends = match (b.first(), b.last()) {
+        (Some(&first), Some(&last)) => u32::from(first) << 8 | u32::from(last),
+        _ => 0,
+    };
+    let hash = (ends ^ (b.len() as u32) << 16).wrapping_mul(0x9E37_79B9);
+    1 << (hash >> 26)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_repeats_inline_and_after_spilling() {
+        let names: Vec<String> = (0..40).map(|i| format!("n{i}")).collect();
+        let mut seen = Distinct::strings();
+        for name in &names {
+            assert!(seen.insert(name, true), "{name}");
+        }
+        assert!(seen.spilled.is_some());
+        for name in &names {
+            assert!(!seen.insert(name, true), "{name}");
+        }
+        assert!(!seen.insert(r"n\u0031", false));
+        assert!(seen.insert(r"n\u0031\u0030\u0030", false));
+    }
+
+    #[test]
+    fn spellings_of_one_string_are_one_entry() {
+        let mut seen = Distinct::strings();
+        assert!(seen.insert("a", true));
+        assert!(seen.insert("", true));
+        assert!(!seen.insert(r"\u0061", false));
+        assert!(seen.insert(r"\u0062", false));
+        assert!(!seen.insert("b", true));
+        assert!(!seen.insert(r"\u0062", false));
+        assert!(!seen.insert("", true));
+        assert!(seen.insert(r"\\", false));
+        assert!(!seen.insert(r"\u005c", false));
+        for i in 0..12 {
+            assert!(seen.insert(["x", "y", "z"][i % 3].repeat(i + 1).leak(), true));
+        }
+        assert!(seen.spilled.is_none());
+        assert!(seen.insert("c", true));
+        assert!(seen.spilled.is_some());
+        for again in ["a", "b", "", "c", "xxxx"] {
+            assert!(!seen.insert(again, true), "{again}");
+        }
+        assert!(!seen.insert(r"\u0061", false));
+    }
+
+    #[test]
+    fn numbers_are_compared_by_value() {
+        let mut seen = Distinct::numbers();
+        assert!(seen.insert("1", true));
+        assert!(seen.insert("0", true));
+        assert!(seen.insert("0.5", true));
+        for twin in ["1.0", "1E0", "10E-1", "-0", "0.0", ".5", "5E-1", r"\u0031"] {
+            assert!(!seen.insert(twin, false), "{twin}");
+        }
+        assert!(seen.insert("1E1", false));
+        assert!(!seen.insert("10", true));
+        for i in (2..10).chain(11..15) {
+            assert!(seen.insert(i.to_string().leak(), true), "{i}");
+        }
+        assert!(seen.insert("100E0", false));
+        assert!(seen.spilled.is_some());
+        assert!(!seen.insert("100", true));
+        assert!(!seen.insert("1.00", false));
+    }
+}
