@@ -155,3 +155,84 @@ fn records_of_unrouted_tables_are_dead_lettered_with_the_reason() {
     );
     assert_eq!(table_state(&db, "orders_cdc"), expected_soft(&g.expected, &["orders"]));
 }
+
+/// Changes to one item within one millisecond: `a` inserts it, `b` modifies
+/// it. Copies of `a` delivered again come later, with larger sequence
+/// numbers (line numbers here), but are the same change.
+fn same_millisecond(events: &[&str]) -> Vec<String> {
+    events
+        .iter()
+        .map(|id| {
+            let (name, v) = if *id == "a" { ("INSERT", 1) } else { ("MODIFY", 2) };
+            format!(
+                r#"{{"eventID":"{id}","eventName":"{name}","tableName":"orders","eventSource":"aws:dynamodb","dynamodb":{{"ApproximateCreationDateTime":1767225600123,"Keys":{{"id":{{"S":"k"}}}},"NewImage":{{"id":{{"S":"k"}},"v":{{"N":"{v}"}}}},"SizeBytes":10}}}}"#
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_change_delivered_again_changes_nothing_on_every_sink() {
+    let w = crate::redshift::Warehouse::new();
+    let url = sluice_test_support::postgres::shared().fresh_database("again");
+    // (events, batch size, the stored event and where it came from)
+    let cases = [
+        // Its copy is not applied again: the row keeps its first delivery.
+        (&["a", "a"][..], 1, "a", "stream.jsonl:1"),
+        // In one batch, copies count by their first delivery, so b stays newer.
+        (&["a", "a", "b", "a"][..], 10, "b", "stream.jsonl:3"),
+    ];
+    for (n, (events, batch, event, origin)) in cases.into_iter().enumerate() {
+        let sinks = [
+            ("type = \"sqlite\"\npath = \"out.db\"".to_owned(), None),
+            (
+                format!("type = \"postgres\"\nurl = \"{url}\"\nschema = \"p{n}\""),
+                Some((&url, format!("p{n}"))),
+            ),
+            (
+                w.sink("").replace("schema = \"cdc\"", &format!("schema = \"r{n}\"")),
+                Some((&w.url, format!("r{n}"))),
+            ),
+        ];
+        for (sink, database) in sinks {
+            let dir = scratch();
+            let tables = "[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n";
+            let manifest =
+                crate::util::pipeline_into(dir.path(), &same_millisecond(events), batch, &sink, tables);
+            let out = run_ok(w.sluice().arg("run").arg(&manifest));
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(log.matches("in milliseconds").count(), 1, "warned once: {log}");
+            let state = match database {
+                None => dump(&dir.path().join("out.db"), "SELECT event_id, source_position FROM orders_cdc"),
+                Some((url, schema)) => {
+                    let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+                    client
+                        .query(&format!("SELECT event_id, source_position FROM {schema}.orders_cdc"), &[])
+                        .unwrap()
+                        .iter()
+                        .map(|r| vec![r.get(0), r.get(1)])
+                        .collect()
+                }
+            };
+            assert_eq!(
+                state,
+                vec![vec![Some(event.to_owned()), Some(origin.to_owned())]],
+                "{events:?} into {sink}"
+            );
+        }
+    }
+}
+
+#[test]
+fn microsecond_streams_are_not_warned_about() {
+    let dir = scratch();
+    let g = stream(9, Precision::Microsecond);
+    let out = run_ok(
+        sluice()
+            .arg("run")
+            .arg(pipeline(dir.path(), &g.records, 100, MANIFEST_TABLES))
+            .env("SLUICE_LOG", "sluice=warn"),
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("in milliseconds"), "{log}");
+}

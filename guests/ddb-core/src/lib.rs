@@ -35,7 +35,7 @@ mod scan;
 mod stream;
 
 pub use export::{ExportLine, decode_export_line};
-pub use stream::{decode_stream_record, table_name};
+pub use stream::{decode_stream_record, micro_precision, table_name};
 
 /// One change to one item, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,34 +33,7 @@ struct Fields {
 /// Decodes one stream record. Anything DynamoDB would not have written is an
 /// [`Error`] naming the field; nothing panics.
 pub fn decode_stream_record(payload: &[u8]) -> Result<Change, Error> {
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| Error::new("the record is not valid UTF-8", e.valid_up_to()))?;
-    let mut s = Scanner::new(text);
-    let mut f = Fields::default();
-    s.begin_object()?;
-    let mut first = true;
-    let mut seen = Members::default();
-    while let Some(name) = s.next_member(&mut first)? {
-        let field = &*name.unescape();
-        seen.add(&s, name, record_slot(field))?;
-        let read = |s: &mut Scanner| s.string().map(|r| r.unescape().into_owned());
-        match field {
-            "eventID" => f.event_id = Some(read(&mut s).map_err(|e| e.within(field))?),
-            "eventName" => f.event_name = Some(read(&mut s).map_err(|e| e.within(field))?),
-            "tableName" => f.table = Some(read(&mut s).map_err(|e| e.within(field))?),
-            "eventSource" => {
-                let source = read(&mut s).map_err(|e| e.within(field))?;
-                if source != "aws:dynamodb" {
-                    return Err(s.error(format!("eventSource is {source:?}, not \"aws:dynamodb\"")));
-                }
-            }
-            "userIdentity" => f.by_ttl = read_user_identity(&mut s).map_err(|e| e.within(field))?,
-            "dynamodb" => read_dynamodb(&mut s, &mut f).map_err(|e| e.within(field))?,
-            _ => s.skip_value(1)?,
-        }
-    }
-    s.end()?;
-
+    let f = fields(payload)?;
     let missing = |what: &str| Error::record(format!("the record has no {what}"));
     let event_name = f.event_name.ok_or_else(|| missing("eventName"))?;
     let kind = match event_name.as_str() {
@@ -92,6 +65,45 @@ pub fn decode_stream_record(payload: &[u8]) -> Result<Change, Error> {
         new_image: f.new_image,
         old_image: f.old_image,
     })
+}
+
+/// Whether a stream record's time is in microseconds
+/// (`ApproximateCreationDateTimePrecision` is `MICROSECOND`); otherwise it is
+/// in milliseconds, DynamoDB's default.
+pub fn micro_precision(payload: &[u8]) -> Result<bool, Error> {
+    fields(payload).map(|f| f.micro_precision)
+}
+
+/// Reads a stream record's members.
+fn fields(payload: &[u8]) -> Result<Fields, Error> {
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| Error::new("the record is not valid UTF-8", e.valid_up_to()))?;
+    let mut s = Scanner::new(text);
+    let mut f = Fields::default();
+    s.begin_object()?;
+    let mut first = true;
+    let mut seen = Members::default();
+    while let Some(name) = s.next_member(&mut first)? {
+        let field = &*name.unescape();
+        seen.add(&s, name, record_slot(field))?;
+        let read = |s: &mut Scanner| s.string().map(|r| r.unescape().into_owned());
+        match field {
+            "eventID" => f.event_id = Some(read(&mut s).map_err(|e| e.within(field))?),
+            "eventName" => f.event_name = Some(read(&mut s).map_err(|e| e.within(field))?),
+            "tableName" => f.table = Some(read(&mut s).map_err(|e| e.within(field))?),
+            "eventSource" => {
+                let source = read(&mut s).map_err(|e| e.within(field))?;
+                if source != "aws:dynamodb" {
+                    return Err(s.error(format!("eventSource is {source:?}, not \"aws:dynamodb\"")));
+                }
+            }
+            "userIdentity" => f.by_ttl = read_user_identity(&mut s).map_err(|e| e.within(field))?,
+            "dynamodb" => read_dynamodb(&mut s, &mut f).map_err(|e| e.within(field))?,
+            _ => s.skip_value(1)?,
+        }
+    }
+    s.end()?;
+    Ok(f)
 }
 
 /// Only the `tableName` of a stream record, without decoding the rest: the
@@ -226,6 +238,16 @@ mod tests {
 
     fn decode(text: &str) -> Result<Change, String> {
         decode_stream_record(text.as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn precision_is_milliseconds_unless_the_record_says_microseconds() {
+        let milli = record(r#""tableName":"t","#, "");
+        let said = record(r#""tableName":"t","#, r#""ApproximateCreationDateTimePrecision":"MILLISECOND","#);
+        let micro = record(r#""tableName":"t","#, r#""ApproximateCreationDateTimePrecision":"MICROSECOND","#);
+        assert_eq!(micro_precision(milli.as_bytes()), Ok(false));
+        assert_eq!(micro_precision(said.as_bytes()), Ok(false));
+        assert_eq!(micro_precision(micro.as_bytes()), Ok(true));
     }
 
     #[test]

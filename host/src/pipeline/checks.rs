@@ -5,7 +5,7 @@
 use serde::de::IgnoredAny;
 
 use crate::ident;
-use crate::record::{Change, Operation, Value};
+use crate::record::{Change, Format, Operation, SourceRecord, Value};
 use crate::sinks::COLUMNS;
 
 /// Longest tie-breaker accepted (Kinesis sequence numbers have up to 128 digits).
@@ -54,4 +54,12 @@ fn json(text: &str, what: &str) -> Result<(), String> {
     serde_json::from_str::<IgnoredAny>(text)
         .map(drop)
         .map_err(|e| format!("the {what} is not valid JSON: {e}"))
+}
+
+/// Whether the stream records of a batch carry their time in milliseconds,
+/// judged by the first one; `None` if the batch holds none (or it does not
+/// decode). A stream's precision is one setting for all its records.
+pub(super) fn millisecond_precision(records: &[SourceRecord]) -> Option<bool> {
+    let first = records.iter().find(|r| matches!(r.format, Format::StreamChange))?;
+    ddb_core::micro_precision(&first.payload).ok().map(|micro| !micro)
 }

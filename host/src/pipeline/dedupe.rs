@@ -8,11 +8,32 @@ use std::collections::hash_map::Entry;
 use crate::record::Row;
 
 /// Keeps, for every (target, table, key), the row with the greatest order;
-/// of equal orders the later one, as the sinks would. Returns the rows kept
-/// and how many were dropped.
+/// of equal orders the later one, as the sinks would. A change delivered
+/// more than once (the same event id) counts by its first delivery, the one
+/// with the least order: a copy delivered again later carries a newer
+/// sequence number it must not win with. Returns the rows kept and how many
+/// were dropped.
 pub(super) fn latest_per_item(rows: Vec<Row>) -> (Vec<Row>, u64) {
+    let mut first: HashMap<(&str, &str, &str, &str), usize> = HashMap::new();
+    for (i, row) in rows.iter().enumerate().filter(|(_, r)| !r.change.event_id.is_empty()) {
+        let c = &row.change;
+        match first.entry((&row.target, &c.table, &c.key, &c.event_id)) {
+            Entry::Vacant(e) => {
+                e.insert(i);
+            }
+            Entry::Occupied(mut e) => {
+                if c.order < rows[*e.get()].change.order {
+                    e.insert(i);
+                }
+            }
+        }
+    }
+    let copy = |i: usize, row: &Row| {
+        let c = &row.change;
+        !c.event_id.is_empty() && first[&(&*row.target, &*c.table, &*c.key, &*c.event_id)] != i
+    };
     let mut latest: HashMap<(&str, &str, &str), usize> = HashMap::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
+    for (i, row) in rows.iter().enumerate().filter(|(i, row)| !copy(*i, row)) {
         match latest.entry((&row.target, &row.change.table, &row.change.key)) {
             Entry::Vacant(e) => {
                 e.insert(i);
@@ -95,5 +116,14 @@ mod tests {
         events.sort();
         assert_eq!(events, ["a-new", "b-new", "c-second"]);
         assert_eq!(dropped, 3);
+    }
+
+    #[test]
+    fn a_change_delivered_again_counts_by_its_first_delivery() {
+        // Within one millisecond: a, then b, then a again with a newer sequence number.
+        let rows = vec![row("k", 5, "1", "a"), row("k", 5, "2", "b"), row("k", 5, "3", "a")];
+        let (kept, dropped) = latest_per_item(rows);
+        assert_eq!(kept.iter().map(|r| r.change.event_id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(dropped, 2);
     }
 }

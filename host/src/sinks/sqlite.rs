@@ -177,6 +177,12 @@ impl SqliteSink {
     }
 }
 
+/// "`new` is a change `old` already holds" (the same event id, delivered
+/// again): such a change is not applied, whatever its sequence number.
+fn same_event(new: &str, old: &str) -> String {
+    format!("({new} <> '' AND {new} = {old})")
+}
+
 fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String]) -> String {
     let t = quote(table);
     let names: Vec<String> =
@@ -202,12 +208,13 @@ fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String]) -> String {
     format!(
         "INSERT INTO {t} ({}) SELECT {} WHERE {guard}
          ON CONFLICT (table_name, keys) DO UPDATE SET {}
-         WHERE {} >= {}",
+         WHERE {} >= {} AND NOT {}",
         names.join(", "),
         params.join(", "),
         updates.join(", "),
         order_of("excluded"),
-        order_of(&t)
+        order_of(&t),
+        same_event("excluded.event_id", &format!("{t}.event_id"))
     )
 }
 
@@ -434,11 +441,12 @@ fn hard_delete(tx: &Transaction, row: &Row) -> Result<bool> {
     let t = quote(&row.target);
     let micros = c.order.micros as i64;
     tx.prepare_cached(&format!(
-        "DELETE FROM {t} WHERE table_name = ?1 AND keys = ?2 AND {} >= {}",
+        "DELETE FROM {t} WHERE table_name = ?1 AND keys = ?2 AND {} >= {} AND NOT {}",
         order("?3", "?4"),
-        order("change_micros", "change_seq")
+        order("change_micros", "change_seq"),
+        same_event("?5", "event_id")
     ))?
-    .execute(params![c.table, c.key, micros, c.order.tiebreak])?;
+    .execute(params![c.table, c.key, micros, c.order.tiebreak, c.event_id])?;
     let tombstoned = tx
         .prepare_cached(&format!(
             "INSERT INTO _sluice_tombstones (target, table_name, keys, change_micros, change_seq, event_id, source_position)
@@ -446,9 +454,10 @@ fn hard_delete(tx: &Transaction, row: &Row) -> Result<bool> {
              ON CONFLICT (target, table_name, keys) DO UPDATE SET change_micros = excluded.change_micros,
                 change_seq = excluded.change_seq, event_id = excluded.event_id,
                 source_position = excluded.source_position
-             WHERE {} >= {}",
+             WHERE {} >= {} AND NOT {}",
             order_of("excluded"),
-            order_of("_sluice_tombstones")
+            order_of("_sluice_tombstones"),
+            same_event("excluded.event_id", "_sluice_tombstones.event_id")
         ))?
         .execute(params![&*row.target, c.table, c.key, micros, c.order.tiebreak, c.event_id, row.origin])?;
     Ok(tombstoned > 0)

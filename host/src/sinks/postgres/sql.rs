@@ -68,6 +68,12 @@ fn order(alias: &str) -> String {
     format!("({alias}.change_micros, length({alias}.change_seq), {alias}.change_seq COLLATE \"C\")")
 }
 
+/// "`new` is a change `old` already holds" (the same event id, delivered
+/// again): such a change is not applied, whatever its sequence number.
+fn same_event(new: &str, old: &str) -> String {
+    format!("({new}.event_id <> '' AND {new}.event_id = {old}.event_id)")
+}
+
 pub fn create_stage(s: &str, t: &str, stage: &str) -> String {
     format!("CREATE TEMP TABLE {stage} (LIKE {s}.{t}) ON COMMIT DROP")
 }
@@ -95,11 +101,12 @@ pub fn upsert(s: &str, t: &str, stage: &str, columns: &[String], hard: bool) -> 
     format!(
         "WITH applied AS (\
          INSERT INTO {s}.{t} AS o ({list}) SELECT {list} FROM {stage} AS n{only_upserts} \
-         ON CONFLICT (table_name, keys) DO UPDATE SET {} WHERE {} >= {} RETURNING o.is_deleted) \
+         ON CONFLICT (table_name, keys) DO UPDATE SET {} WHERE {} >= {} AND NOT {} RETURNING o.is_deleted) \
          SELECT count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted) FROM applied",
         updates.join(", "),
         order("excluded"),
-        order("o")
+        order("o"),
+        same_event("excluded", "o")
     )
 }
 
@@ -107,9 +114,10 @@ pub fn upsert(s: &str, t: &str, stage: &str, columns: &[String], hard: bool) -> 
 pub fn delete_rows(s: &str, t: &str, stage: &str) -> String {
     format!(
         "DELETE FROM {s}.{t} AS o USING {stage} AS n \
-         WHERE n.is_deleted AND o.table_name = n.table_name AND o.keys = n.keys AND {} >= {}",
+         WHERE n.is_deleted AND o.table_name = n.table_name AND o.keys = n.keys AND {} >= {} AND NOT {}",
         order("n"),
-        order("o")
+        order("o"),
+        same_event("n", "o")
     )
 }
 
@@ -125,9 +133,10 @@ pub fn tombstone(s: &str, t: &str, stage: &str) -> String {
          AND NOT EXISTS (SELECT 1 FROM {s}.{t} AS o WHERE o.table_name = n.table_name AND o.keys = n.keys) \
          ON CONFLICT (target, table_name, keys) DO UPDATE SET change_micros = excluded.change_micros, \
          change_seq = excluded.change_seq, event_id = excluded.event_id, source_position = excluded.source_position \
-         WHERE {} >= {} RETURNING 1) SELECT count(*) FROM applied",
+         WHERE {} >= {} AND NOT {} RETURNING 1) SELECT count(*) FROM applied",
         order("excluded"),
-        order("b")
+        order("b"),
+        same_event("excluded", "b")
     )
 }
 

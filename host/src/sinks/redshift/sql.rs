@@ -375,22 +375,31 @@ fn newer(old: &str, new: &str) -> String {
     )
 }
 
-/// Drops staged changes older than the stored row: the ordering guard.
+/// "`new` is a change `old` already holds" (the same event id, delivered
+/// again): such a change is not applied, whatever its sequence number.
+fn same_event(new: &str, old: &str) -> String {
+    format!("({new}.event_id <> '' AND {new}.event_id = {old}.event_id)")
+}
+
+/// Drops staged changes older than the stored row, or that it already
+/// holds: the ordering guard.
 pub fn drop_stale(s: &str, t: &str, stage: &str) -> String {
     format!(
         "DELETE FROM {stage} USING {s}.{t} AS o WHERE {stage}.table_name = o.table_name \
-         AND {stage}.keys = o.keys AND {}",
-        newer("o", stage)
+         AND {stage}.keys = o.keys AND ({} OR {})",
+        newer("o", stage),
+        same_event(stage, "o")
     )
 }
 
-/// Hard deletes: drops staged changes older than a tombstone.
+/// Hard deletes: drops staged changes older than a tombstone, or that it is.
 pub fn drop_older_than_tombstones(s: &str, target: &str, stage: &str) -> String {
     format!(
         "DELETE FROM {stage} USING {s}._sluice_tombstones AS b WHERE b.target = {} \
-         AND {stage}.table_name = b.table_name AND {stage}.keys = b.keys AND {}",
+         AND {stage}.table_name = b.table_name AND {stage}.keys = b.keys AND ({} OR {})",
         literal(target),
-        newer("b", stage)
+        newer("b", stage),
+        same_event(stage, "b")
     )
 }
 
