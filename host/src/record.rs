@@ -189,6 +189,44 @@ pub struct DeadLetter {
     pub raw: Vec<u8>,
 }
 
+impl DeadLetter {
+    /// A dead letter whose texts every sink can store (see [`message`]): a
+    /// junk record must not stop a pipeline by the dead letter it leaves.
+    /// The raw bytes are kept whole.
+    pub fn new(table: Option<&str>, origin: String, reason: &str, raw: Vec<u8>) -> Self {
+        DeadLetter {
+            table: table.map(|t| message(t, MAX_TABLE_NAME_BYTES)),
+            origin,
+            reason: message(reason, MAX_MESSAGE_BYTES),
+            raw,
+        }
+    }
+}
+
+/// The longest reason or message kept (a dead letter's reason, a row's
+/// `error`): past this it is noise, and Redshift's VARCHAR stops at 64 KB.
+pub const MAX_MESSAGE_BYTES: usize = 8 << 10;
+/// The longest table name a dead letter keeps (DynamoDB's names are at most
+/// 255 bytes; a record may claim any).
+const MAX_TABLE_NAME_BYTES: usize = 255;
+
+/// Text meant for people, made storable everywhere: NUL characters (which
+/// PostgreSQL's text and Redshift's VARCHAR cannot hold) become the six
+/// characters `\u0000`, and text over `max` bytes is cut at a character
+/// boundary, with a marker that says how long it was.
+pub fn message(text: &str, max: usize) -> String {
+    let text = text.replace('\0', "\\u0000");
+    if text.len() <= max {
+        return text;
+    }
+    let marker = format!("… [{} bytes in all]", text.len());
+    let mut end = max.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &text[..end])
+}
+
 /// Everything one batch leaves in the sink, written in one transaction.
 #[derive(Debug, Default)]
 pub struct SinkBatch {
@@ -207,6 +245,14 @@ mod tests {
 
     fn order(micros: u64, tiebreak: &str) -> Order {
         Order { micros, tiebreak: tiebreak.into() }
+    }
+
+    #[test]
+    fn messages_lose_their_nuls_and_their_excess_not_their_meaning() {
+        assert_eq!(message("a\0b", 100), "a\\u0000b");
+        let long = message(&"é".repeat(100), 50);
+        assert!(long.len() <= 50 && long.ends_with("… [200 bytes in all]"), "{long}");
+        assert_eq!(message("short", 50), "short");
     }
 
     #[test]

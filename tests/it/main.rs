@@ -9,6 +9,7 @@ mod convergence;
 mod crash;
 mod export;
 mod faults;
+mod hostile;
 mod join;
 mod kinesis;
 mod manifests;

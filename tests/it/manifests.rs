@@ -215,3 +215,21 @@ fn every_shipped_pipeline_parses() {
     }
     assert!(seen >= 5, "only {seen} manifests in {}", dir.display());
 }
+
+#[test]
+fn values_a_sink_cannot_keep_are_refused_at_their_line() {
+    let long_name = GOOD.replace("name = \"m\"", &format!("name = \"{}\"", "n".repeat(257)));
+    assert_error(&long_name, "1:8", &["the name is 257 bytes", "at most 256"]);
+    let postgres = GOOD
+        .replace("type = \"sqlite\"\npath = \"out/m.db\"", "type = \"postgres\"\nurl = \"postgres://u@h/d\"");
+    let long_target =
+        postgres.replace("target = \"orders_cdc\"", &format!("target = \"{}\"", "t".repeat(64)));
+    assert_error(&long_target, "13:10", &["longer than 63 bytes"]);
+    let redshift = GOOD
+        .replace(
+            "type = \"sqlite\"\npath = \"out/m.db\"",
+            "type = \"redshift\"\ndatabase = \"dev\"\nworkgroup = \"wg1\"",
+        )
+        .replace("path = \"data/stream.jsonl\"", &format!("path = \"{}.jsonl\"", "d".repeat(1000)));
+    assert_error(&redshift, "5:8", &["the path is 1006 bytes", "at most 1000"]);
+}

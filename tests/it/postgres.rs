@@ -156,3 +156,36 @@ fn a_required_tls_connection_is_refused_by_a_plain_server() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("connecting to postgres://sluice@127.0.0.1"), "{stderr}");
 }
+
+#[test]
+fn two_runs_starting_on_a_fresh_schema_never_fail_on_the_catalogue() {
+    let g = stream(46, 300);
+    for attempt in 0..4 {
+        let url = postgres::shared().fresh_database("race");
+        let dir = scratch();
+        let manifest = pipeline_into(dir.path(), &g.records, 20, &sink(&url), TABLES);
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                sluice()
+                    .arg("run")
+                    .arg(&manifest)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut finished = 0;
+        for run in runs {
+            let out = run.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                finished += 1;
+            } else {
+                assert!(stderr.contains("another run of pipeline"), "attempt {attempt}: {stderr}");
+            }
+        }
+        assert!(finished >= 1, "attempt {attempt}: neither run finished");
+        assert_like_oracle(&url, &g);
+    }
+}

@@ -15,6 +15,14 @@ use crate::guest::{GuestLimits, TransformRef};
 use crate::ident;
 use crate::record::{BatchLimits, DeleteMode};
 
+/// The longest pipeline name: Redshift keeps it in a VARCHAR(256).
+const MAX_NAME_BYTES: usize = 256;
+/// The longest file source path with a Redshift sink: its stream name, with
+/// a line number, goes in a VARCHAR(1024).
+const MAX_FILE_PATH_BYTES: usize = 1000;
+/// PostgreSQL cuts identifiers at 63 bytes (NAMEDATALEN - 1).
+const MAX_POSTGRES_NAME_BYTES: usize = 63;
+
 /// How long before `exportTime` a hand-over starts reading the stream, unless
 /// the manifest says: covers clock differences and changes in flight.
 const DEFAULT_MARGIN: Duration = Duration::from_secs(300);
@@ -35,10 +43,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
         return Err(cx.err(&raw.name, "the name must be letters, digits, '_', '-' or '.'"));
     }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(cx.err(
+            &raw.name,
+            format!("the name is {} bytes; sinks keep names of at most {MAX_NAME_BYTES}", name.len()),
+        ));
+    }
 
+    let mut file_path = None;
     let source = match raw.source.kind.get_ref().as_str() {
         "file" => {
             let s = cx.section::<raw::SourceSection<raw::FileSource>>()?.source;
+            file_path = Some(s.path.clone());
             SourcePlan::File { path: cx.base.join(s.path.get_ref()), written: s.path.into_inner() }
         }
         "kinesis" => {
@@ -77,6 +93,22 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             ));
         }
     };
+
+    // The stream names a file source gives its checkpoints and dead letters
+    // are what the manifest wrote; Redshift keeps them in a VARCHAR(1024).
+    if let (SinkPlan::Redshift(_), Some(path)) = (&sink, &file_path)
+        && path.get_ref().len() > MAX_FILE_PATH_BYTES
+    {
+        return Err(cx.err(
+            path,
+            format!(
+                "the path is {} bytes; Redshift keeps paths of at most {MAX_FILE_PATH_BYTES}",
+                path.get_ref().len()
+            ),
+        ));
+    }
+    // PostgreSQL cuts names longer than 63 bytes; two targets could become one.
+    let max_target = if matches!(sink, SinkPlan::Postgres(_)) { MAX_POSTGRES_NAME_BYTES } else { usize::MAX };
 
     let defaults = BatchLimits::default();
     let batch = BatchLimits {
@@ -134,7 +166,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         };
         tables.push(Route {
             source: t.source.get_ref().clone(),
-            target: cx.target(&t.target)?,
+            target: cx.target(&t.target, max_target)?,
             transform,
             keys,
             deletes: cx.deletes(&t.deletes)?,
@@ -145,7 +177,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
     let defaults = match &raw.defaults {
         Some(d) => Some(Route {
             source: String::new(),
-            target: cx.target(&d.target)?,
+            target: cx.target(&d.target, max_target)?,
             transform: cx.transform(&d.transform)?,
             keys: Vec::new(),
             deletes: cx.deletes(&d.deletes)?,
@@ -331,11 +363,11 @@ impl Cx<'_> {
                 ));
             }
         };
-        Ok(PostgresPlan {
-            url,
-            schema: self.schema(&s.schema)?,
-            ca_file: s.ca_file.map(|f| self.base.join(f.get_ref())),
-        })
+        let schema = self.schema(&s.schema)?;
+        if let Some(at) = s.schema.as_ref().filter(|_| schema.len() > MAX_POSTGRES_NAME_BYTES) {
+            return Err(self.err(at, format!("PostgreSQL names are at most {MAX_POSTGRES_NAME_BYTES} bytes")));
+        }
+        Ok(PostgresPlan { url, schema, ca_file: s.ca_file.map(|f| self.base.join(f.get_ref())) })
     }
 
     fn redshift(&self, s: raw::RedshiftSink) -> Result<RedshiftPlan, ManifestError> {
@@ -395,8 +427,12 @@ impl Cx<'_> {
         }
     }
 
-    fn target(&self, target: &Spanned<String>) -> Result<String, ManifestError> {
-        ident::fold(target.get_ref()).map_err(|why| self.err(target, why))
+    fn target(&self, target: &Spanned<String>, max: usize) -> Result<String, ManifestError> {
+        let folded = ident::fold(target.get_ref()).map_err(|why| self.err(target, why))?;
+        if folded.len() > max {
+            return Err(self.err(target, format!("{folded:?} is longer than {max} bytes, the sink's limit")));
+        }
+        Ok(folded)
     }
 
     fn join(&self, j: &raw::Join) -> Result<JoinPlan, ManifestError> {

@@ -5,7 +5,9 @@ use anyhow::Result;
 use super::router::Router;
 use super::{checks, dedupe};
 use crate::manifest::SinkPlan;
-use crate::record::{Batch, DeadLetter, Format, Outcome, Row, SinkBatch, SourceRecord};
+use crate::record::{
+    Batch, DeadLetter, Format, MAX_MESSAGE_BYTES, Outcome, Row, SinkBatch, SourceRecord, message,
+};
 use crate::sinks;
 
 pub(super) struct Transformed {
@@ -57,8 +59,10 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_plan: &SinkPlan) -> 
         let results = guest.transform(batch.number, &mut records)?;
         for (record, result) in records.into_iter().zip(results) {
             match result {
-                Ok(Outcome::Row(change)) => match checks::check(&change, &table) {
+                Ok(Outcome::Row(mut change)) => match checks::check(&change, &table) {
                     Ok(()) => {
+                        // The transform's message about the row: kept, storable everywhere.
+                        change.error = change.error.map(|e| message(&e, MAX_MESSAGE_BYTES));
                         let row = Row {
                             target: target.clone(),
                             change,
@@ -67,12 +71,12 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_plan: &SinkPlan) -> 
                         };
                         match sinks::refuses(sink_plan, &row) {
                             None => rows.push(row),
-                            Some(reason) => sink.dead_letters.push(DeadLetter {
-                                table: Some(table.clone()),
-                                origin: row.origin,
-                                reason,
-                                raw: row.raw,
-                            }),
+                            Some(reason) => sink.dead_letters.push(DeadLetter::new(
+                                Some(&table),
+                                row.origin,
+                                &reason,
+                                row.raw,
+                            )),
                         }
                     }
                     Err(why) => sink.dead_letters.push(dead(
@@ -101,5 +105,5 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_plan: &SinkPlan) -> 
 }
 
 fn dead(table: Option<&str>, record: SourceRecord, reason: String) -> DeadLetter {
-    DeadLetter { table: table.map(str::to_owned), origin: record.origin(), reason, raw: record.payload }
+    DeadLetter::new(table, record.origin(), &reason, record.payload)
 }

@@ -168,6 +168,78 @@ pub fn refuses(plan: &SinkPlan, row: &Row) -> Option<String> {
     }
 }
 
+/// The first of a row's text values that holds a NUL character, which
+/// PostgreSQL's text and Redshift's VARCHAR cannot store. A row's data is
+/// never altered to fit, so the row is refused. (Keys and documents are JSON,
+/// where a NUL is always escaped; a transform's `error` message is made
+/// storable instead, see `record::message`.)
+pub(crate) fn nul_in_text(row: &Row) -> Option<String> {
+    let c = &row.change;
+    let texts = [
+        ("table_name", c.table.as_str()),
+        ("event_id", c.event_id.as_str()),
+        ("last_event_name", c.event_name.as_str()),
+        ("change_seq", c.order.tiebreak.as_str()),
+        ("source_position", row.origin.as_str()),
+    ]
+    .into_iter()
+    .chain(c.extra.iter().filter_map(|col| match &col.value {
+        Value::Text(t) => Some((col.name.as_str(), t.as_str())),
+        _ => None,
+    }));
+    for (column, text) in texts {
+        if text.contains('\0') {
+            return Some(format!("{column} holds a NUL character, which the database's text cannot store"));
+        }
+    }
+    None
+}
+
+/// The first of a row's documents that holds the NUL character (`\u0000`),
+/// which PostgreSQL's jsonb cannot store, nor Redshift's SUPER as the
+/// stand-in emulates it (Redshift does not document either way).
+pub(crate) fn nul_in_document(row: &Row) -> Option<String> {
+    let c = &row.change;
+    let documents = [("new_image", c.new_image.as_deref()), ("old_image", c.old_image.as_deref())]
+        .into_iter()
+        .chain(c.extra.iter().filter_map(|col| match &col.value {
+            Value::Json(j) => Some((col.name.as_str(), Some(j.as_str()))),
+            _ => None,
+        }));
+    for (name, text) in documents {
+        if text.is_some_and(has_escaped_nul) {
+            return Some(format!(
+                "{name} holds the NUL character (\\u0000), which the database's JSON cannot store"
+            ));
+        }
+    }
+    None
+}
+
+/// Whether JSON text holds a `\u0000` escape (not merely the characters of one).
+fn has_escaped_nul(json: &str) -> bool {
+    let b = json.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(b"0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// The raw record as text for `raw_payload`, when a database's text can
+/// hold it: valid UTF-8 without NUL. Otherwise the column is NULL (its size
+/// is still in `raw_payload_size_bytes`); the record is never altered.
+pub(crate) fn raw_text(raw: &[u8]) -> Option<&str> {
+    std::str::from_utf8(raw).ok().filter(|text| !text.contains('\0'))
+}
+
 /// One row as a JSON line (Redshift's COPY staging, the S3 sink): keys are
 /// column names, documents are embedded as JSON, not as strings.
 pub(crate) fn json_line(row: &Row, extras: &[String], raw_payload: Option<&str>) -> String {
@@ -207,4 +279,17 @@ pub(crate) fn json_line(row: &Row, extras: &[String], raw_payload: Option<&str>)
     let members: Vec<String> =
         names.zip(fields).map(|(n, v)| format!("{}:{v}", serde_json::Value::from(n))).collect();
     format!("{{{}}}", members.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_only_real_nul_escapes() {
+        assert!(has_escaped_nul(r#"{"a":"x\u0000y"}"#));
+        assert!(!has_escaped_nul(r#"{"a":"x\\u0000y"}"#));
+        assert!(has_escaped_nul(r#"{"a":"x\\\u0000"}"#));
+        assert!(!has_escaped_nul(r#"{"a":"\u0001"}"#));
+    }
 }

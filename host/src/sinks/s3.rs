@@ -199,10 +199,18 @@ impl Sink for S3Sink {
             }
         }
         for dead in &batch.dead_letters {
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "pipeline": self.pipeline, "table_name": dead.table, "origin": dead.origin,
-                "reason": dead.reason, "raw_payload": String::from_utf8_lossy(&dead.raw),
+                "reason": dead.reason,
             });
+            // The record exactly: as text when it is UTF-8, else as base64.
+            match std::str::from_utf8(&dead.raw) {
+                Ok(text) => line["raw_payload"] = text.into(),
+                Err(_) => {
+                    use base64::Engine as _;
+                    line["raw_base64"] = base64::engine::general_purpose::STANDARD.encode(&dead.raw).into();
+                }
+            }
             objects
                 .entry(self.object_key("_sluice/dead_letters", day, number))
                 .or_default()

@@ -6,7 +6,6 @@
 //! The ordering guard is SQL, so it holds whatever order rows arrive in:
 //! an upsert's `DO UPDATE ... WHERE` compares orders as row values.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 
-use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns};
+use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, raw_text};
 use crate::ident::quote;
 use crate::record::{Checkpoint, DeleteMode, Operation, Row, SinkBatch, Value};
 
@@ -383,8 +382,7 @@ impl Inspector for Inspect {
 fn upsert(tx: &Transaction, statement: &str, target: &TargetTable, row: &Row) -> Result<bool> {
     let c = &row.change;
     let deleted = c.operation.is_delete();
-    // Decoded records are UTF-8; only a custom guest could pass anything else.
-    let raw = std::str::from_utf8(&row.raw).map_or_else(|_| String::from_utf8_lossy(&row.raw), Cow::Borrowed);
+    let raw = raw_text(&row.raw);
     let micros = c.order.micros as i64;
     let millis = micros / 1000;
     let has_error = c.error.is_some();

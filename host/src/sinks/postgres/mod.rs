@@ -19,7 +19,10 @@ use postgres::error::SqlState;
 use postgres::{Client, Transaction};
 
 use super::retry::{Failure, retrying};
-use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns};
+use super::{
+    Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, nul_in_document,
+    nul_in_text, raw_text,
+};
 use crate::ident::quote;
 use crate::manifest::{PostgresPlan, redact_url};
 use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch, Value};
@@ -164,7 +167,7 @@ fn apply(
 fn copy_row(out: &mut Vec<u8>, row: &Row, extras: &[String]) {
     let c = &row.change;
     let deleted = c.operation.is_delete();
-    let raw = String::from_utf8_lossy(&row.raw);
+    let raw = raw_text(&row.raw);
     let millis = (c.order.micros / 1000).to_string();
     let micros = c.order.micros.to_string();
     let size = row.raw.len().to_string();
@@ -182,7 +185,7 @@ fn copy_row(out: &mut Vec<u8>, row: &Row, extras: &[String]) {
         flag(deleted),
         flag(c.operation == crate::record::Operation::TtlDelete),
         Some(&size),
-        Some(&raw),
+        raw,
         Some(&micros),
         Some(&c.order.tiebreak),
         Some(&row.origin),
@@ -283,13 +286,15 @@ fn tls(ca_file: Option<&std::path::Path>) -> Result<tokio_postgres_rustls::MakeR
 impl Sink for PostgresSink {
     fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
         let s = self.schema.clone();
+        let mut ddl = vec![sql::state_schema(&s)];
+        ddl.extend(targets.iter().map(|(name, _)| sql::create_target(&s, name)));
         self.retrying("creating sluice's tables", |sink| {
-            let client = sink.client()?;
-            client.batch_execute(&sql::state_schema(&s)).map_err(classify)?;
-            for (name, _) in targets {
-                client.batch_execute(&sql::create_target(&s, &quote(name))).map_err(classify)?;
+            let mut tx = sink.client()?.transaction().map_err(classify)?;
+            tx.batch_execute(sql::DDL_LOCK).map_err(classify)?;
+            for statement in &ddl {
+                tx.batch_execute(statement).map_err(classify)?;
             }
-            Ok(())
+            tx.commit().map_err(classify)
         })?;
         let schema = self.plan.schema.clone();
         for (name, deletes) in targets {
@@ -451,54 +456,7 @@ impl Inspector for Inspect {
 }
 
 /// What PostgreSQL would refuse: jsonb cannot hold the NUL character
-/// (`\u0000`), and text cannot hold a NUL byte.
+/// (`\u0000`), nor text a NUL.
 pub(super) fn refuses(row: &Row) -> Option<String> {
-    let c = &row.change;
-    let documents = [("new_image", c.new_image.as_deref()), ("old_image", c.old_image.as_deref())]
-        .into_iter()
-        .chain(c.extra.iter().filter_map(|col| match &col.value {
-            Value::Json(j) => Some((col.name.as_str(), Some(j.as_str()))),
-            _ => None,
-        }));
-    for (name, text) in documents {
-        if text.is_some_and(has_escaped_nul) {
-            return Some(format!(
-                "PostgreSQL's jsonb cannot hold the NUL character (\\u0000) found in {name}"
-            ));
-        }
-    }
-    if row.raw.contains(&0) {
-        return Some("PostgreSQL's text cannot hold the NUL byte found in the raw record".into());
-    }
-    None
-}
-
-/// Whether JSON text holds a `\u0000` escape (not merely the characters of one).
-fn has_escaped_nul(json: &str) -> bool {
-    let b = json.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(b"0000") {
-                return true;
-            }
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_only_real_nul_escapes() {
-        assert!(has_escaped_nul(r#"{"a":"x\u0000y"}"#));
-        assert!(!has_escaped_nul(r#"{"a":"x\\u0000y"}"#));
-        assert!(has_escaped_nul(r#"{"a":"x\\\u0000"}"#));
-        assert!(!has_escaped_nul(r#"{"a":"\u00001"}"#.replace("\\u0000", "\\u0001").as_str()));
-    }
+    nul_in_document(row).or_else(|| nul_in_text(row))
 }

@@ -5,10 +5,23 @@
 use crate::ident::quote;
 use crate::sinks::COLUMNS;
 
-/// sluice's own tables in schema `s`.
+/// Serialises sluice's DDL: `CREATE ... IF NOT EXISTS` is not safe against
+/// a concurrent `CREATE`, so two runs starting on a fresh schema took turns
+/// failing with a catalogue error. Held to the end of the DDL's transaction.
+pub const DDL_LOCK: &str = "SELECT pg_advisory_xact_lock(7432090514310826)";
+
+/// sluice's own tables in schema `s`, and the function that indexes keys.
+///
+/// A btree index row holds at most about 2.7 KB, and a DynamoDB key up to
+/// 3 KB (more as JSON), so keys are indexed by their SHA-256 and compared in
+/// full. `convert_to` is only STABLE (it depends on the database's encoding,
+/// which cannot change), so the digest is wrapped in an IMMUTABLE function an
+/// index may use.
 pub fn state_schema(s: &str) -> String {
     format!(
         "CREATE SCHEMA IF NOT EXISTS {s};
+CREATE OR REPLACE FUNCTION {s}._sluice_key_digest(text) RETURNS bytea
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT sha256(convert_to($1, 'UTF8')) $$;
 CREATE TABLE IF NOT EXISTS {s}._sluice_writers (
     pipeline text PRIMARY KEY,
     epoch bigint NOT NULL,
@@ -39,9 +52,22 @@ CREATE TABLE IF NOT EXISTS {s}._sluice_tombstones (
     change_micros bigint NOT NULL,
     change_seq text NOT NULL,
     event_id text NOT NULL,
-    source_position text NOT NULL,
-    PRIMARY KEY (target, table_name, keys)
-);"
+    source_position text NOT NULL
+);
+{}
+CREATE UNIQUE INDEX IF NOT EXISTS _sluice_tombstones_key ON {s}._sluice_tombstones (target, table_name, {s}._sluice_key_digest(keys));",
+        drop_primary_key(s, "_sluice_tombstones")
+    )
+}
+
+/// Tables made by an older sluice had the key itself in their primary key,
+/// which a large key overflows; the digest index replaces it.
+fn drop_primary_key(s: &str, t: &str) -> String {
+    format!(
+        "DO $$ DECLARE c text; BEGIN
+    SELECT conname INTO c FROM pg_constraint WHERE conrelid = '{s}.{t}'::regclass AND contype = 'p';
+    IF c IS NOT NULL THEN EXECUTE format('ALTER TABLE {s}.{t} DROP CONSTRAINT %I', c); END IF;
+END $$;"
     )
 }
 
@@ -57,9 +83,40 @@ fn column_type(column: &str) -> &'static str {
     }
 }
 
-pub fn create_target(s: &str, t: &str) -> String {
+/// A target table, unique by (table_name, key) through the key's digest.
+/// `target` is the unquoted name, which names its index.
+pub fn create_target(s: &str, target: &str) -> String {
+    let t = quote(target);
     let columns: Vec<String> = COLUMNS.iter().map(|c| format!("{c} {}", column_type(c))).collect();
-    format!("CREATE TABLE IF NOT EXISTS {s}.{t} ({}, PRIMARY KEY (table_name, keys))", columns.join(", "))
+    format!(
+        "CREATE TABLE IF NOT EXISTS {s}.{t} ({});
+{}
+CREATE UNIQUE INDEX IF NOT EXISTS {} ON {s}.{t} (table_name, {}(keys));",
+        columns.join(", "),
+        drop_primary_key(s, &t),
+        quote(&key_index(target)),
+        digest(s),
+    )
+}
+
+/// The digest function, schema-qualified.
+fn digest(s: &str) -> String {
+    format!("{s}._sluice_key_digest")
+}
+
+/// The name of a target's key index: short (targets may be longer than an
+/// index name leaves room for) and unique in the schema.
+fn key_index(target: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash: String = Sha256::digest(target.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("_sluice_key_{hash}")
+}
+
+/// "`a` and `b` hold the same item": the digest comparison lets the index
+/// find it, the full comparison makes it exact.
+fn same_item(s: &str, a: &str, b: &str) -> String {
+    let d = digest(s);
+    format!("{a}.table_name = {b}.table_name AND {d}({a}.keys) = {d}({b}.keys) AND {a}.keys = {b}.keys")
 }
 
 /// An order as a row value: micros, then the sequence compared as a number
@@ -86,7 +143,8 @@ pub fn copy_stage(stage: &str, columns: &[String]) -> String {
 pub fn drop_older_than_tombstones(s: &str, stage: &str) -> String {
     format!(
         "DELETE FROM {stage} AS n USING {s}._sluice_tombstones AS b \
-         WHERE b.target = $1 AND b.table_name = n.table_name AND b.keys = n.keys AND {} > {}",
+         WHERE b.target = $1 AND {} AND {} > {}",
+        same_item(s, "b", "n"),
         order("b"),
         order("n")
     )
@@ -101,8 +159,10 @@ pub fn upsert(s: &str, t: &str, stage: &str, columns: &[String], hard: bool) -> 
     format!(
         "WITH applied AS (\
          INSERT INTO {s}.{t} AS o ({list}) SELECT {list} FROM {stage} AS n{only_upserts} \
-         ON CONFLICT (table_name, keys) DO UPDATE SET {} WHERE {} >= {} AND NOT {} RETURNING o.is_deleted) \
+         ON CONFLICT (table_name, {}(keys)) DO UPDATE SET {} \
+         WHERE o.keys = excluded.keys AND {} >= {} AND NOT {} RETURNING o.is_deleted) \
          SELECT count(*) FILTER (WHERE NOT is_deleted), count(*) FILTER (WHERE is_deleted) FROM applied",
+        digest(s),
         updates.join(", "),
         order("excluded"),
         order("o"),
@@ -114,7 +174,8 @@ pub fn upsert(s: &str, t: &str, stage: &str, columns: &[String], hard: bool) -> 
 pub fn delete_rows(s: &str, t: &str, stage: &str) -> String {
     format!(
         "DELETE FROM {s}.{t} AS o USING {stage} AS n \
-         WHERE n.is_deleted AND o.table_name = n.table_name AND o.keys = n.keys AND {} >= {} AND NOT {}",
+         WHERE n.is_deleted AND {} AND {} >= {} AND NOT {}",
+        same_item(s, "o", "n"),
         order("n"),
         order("o"),
         same_event("n", "o")
@@ -130,10 +191,12 @@ pub fn tombstone(s: &str, t: &str, stage: &str) -> String {
          (target, table_name, keys, change_micros, change_seq, event_id, source_position) \
          SELECT $1, n.table_name, n.keys, n.change_micros, n.change_seq, n.event_id, n.source_position \
          FROM {stage} AS n WHERE n.is_deleted \
-         AND NOT EXISTS (SELECT 1 FROM {s}.{t} AS o WHERE o.table_name = n.table_name AND o.keys = n.keys) \
-         ON CONFLICT (target, table_name, keys) DO UPDATE SET change_micros = excluded.change_micros, \
+         AND NOT EXISTS (SELECT 1 FROM {s}.{t} AS o WHERE {}) \
+         ON CONFLICT (target, table_name, {}(keys)) DO UPDATE SET change_micros = excluded.change_micros, \
          change_seq = excluded.change_seq, event_id = excluded.event_id, source_position = excluded.source_position \
-         WHERE {} >= {} AND NOT {} RETURNING 1) SELECT count(*) FROM applied",
+         WHERE b.keys = excluded.keys AND {} >= {} AND NOT {} RETURNING 1) SELECT count(*) FROM applied",
+        same_item(s, "o", "n"),
+        digest(s),
         order("excluded"),
         order("b"),
         same_event("excluded", "b")
@@ -144,8 +207,8 @@ pub fn tombstone(s: &str, t: &str, stage: &str) -> String {
 pub fn clear_tombstones(s: &str, stage: &str) -> String {
     format!(
         "DELETE FROM {s}._sluice_tombstones AS b USING {stage} AS n \
-         WHERE NOT n.is_deleted AND b.target = $1 AND b.table_name = n.table_name AND b.keys = n.keys \
-         AND {} >= {}",
+         WHERE NOT n.is_deleted AND b.target = $1 AND {} AND {} >= {}",
+        same_item(s, "b", "n"),
         order("n"),
         order("b")
     )

@@ -24,7 +24,10 @@ use std::collections::HashMap;
 use anyhow::{Context, Result, anyhow};
 
 use super::retry::retrying;
-use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns};
+use super::{
+    Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, nul_in_document,
+    nul_in_text,
+};
 use crate::ident::quote;
 use crate::manifest::RedshiftPlan;
 use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch};
@@ -418,6 +421,9 @@ fn query(api: &mut DataApi, what: &str, statement: &str) -> Result<Vec<Vec<Optio
 /// What Redshift would refuse: values wider than their columns, SUPER
 /// values over 16 MB, strings in SUPER over the configured limit.
 pub(super) fn refuses(row: &Row, super_max_string: usize) -> Option<String> {
+    if let Some(why) = nul_in_text(row).or_else(|| nul_in_document(row)) {
+        return Some(why);
+    }
     let c = &row.change;
     let widths = [
         ("keys", c.key.as_str(), MAX_VARCHAR),
@@ -426,7 +432,6 @@ pub(super) fn refuses(row: &Row, super_max_string: usize) -> Option<String> {
         ("last_event_name", c.event_name.as_str(), 64),
         ("change_seq", c.order.tiebreak.as_str(), 256),
         ("source_position", row.origin.as_str(), 1024),
-        ("error", c.error.as_deref().unwrap_or(""), MAX_VARCHAR),
     ];
     for (column, value, width) in widths {
         if value.len() > width {

@@ -26,7 +26,7 @@ use super::sql::{self, Cell, MAX_BATCH_STATEMENTS, MAX_REQUEST_BYTES, MAX_VARCHA
 use crate::ident::quote;
 use crate::manifest::RedshiftPlan;
 use crate::record::{DeadLetter, DeleteMode, Row, SinkBatch};
-use crate::sinks::{COLUMNS, TargetTable, json_line};
+use crate::sinks::{COLUMNS, TargetTable, json_line, raw_text};
 
 /// A staged row's tuple may take this much SQL; the largest values of a
 /// longer one are sent in pieces.
@@ -462,7 +462,7 @@ fn columns(spec: &TargetTable) -> Vec<String> {
 /// The raw record for `raw_payload`, when a VARCHAR(65535) holds it; the
 /// column is NULL otherwise (its size stays in `raw_payload_size_bytes`).
 fn raw_payload(row: &Row) -> Option<&str> {
-    std::str::from_utf8(&row.raw).ok().filter(|r| r.len() <= MAX_VARCHAR)
+    raw_text(&row.raw).filter(|r| r.len() <= MAX_VARCHAR)
 }
 
 /// Names one batch's staging tables: a digest of the pipeline's name (names

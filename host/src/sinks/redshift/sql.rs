@@ -189,7 +189,8 @@ impl Kind {
     fn empty(self) -> &'static str {
         match self {
             Kind::Bytes => "FROM_HEX('')",
-            Kind::Json | Kind::Text => "NULL",
+            Kind::Text => "''",
+            Kind::Json => "NULL",
         }
     }
 }
@@ -459,7 +460,7 @@ pub fn dead_letter_cells<'a>(pipeline: &str, dead: &'a DeadLetter) -> Vec<Cell<'
         Cell::small(literal(pipeline)),
         Cell::small(literal(&dead.origin)),
         Cell::small(dead.table.as_deref().map_or_else(|| "NULL".to_owned(), literal)),
-        Cell::small(literal(&dead.reason)),
+        Cell::value(Some(dead.reason.as_bytes()), Kind::Text),
         Cell::value(Some(&dead.raw), Kind::Bytes),
         Cell::small(dead.raw.len().to_string()),
         Cell::small("GETDATE()".to_owned()),
