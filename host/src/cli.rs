@@ -219,7 +219,8 @@ fn describe(plan: &Plan) -> String {
         b.max_wait.as_millis()
     );
     out += &format!(
-        "  guests    {} ms per batch, {} MiB of memory per instance\n",
+        "  guests    {} ms per record, at most {} ms per call, {} MiB of memory per instance\n",
+        plan.guest.record_budget.as_millis(),
         plan.guest.time_budget.as_millis(),
         plan.guest.memory_bytes >> 20
     );

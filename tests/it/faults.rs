@@ -35,7 +35,7 @@ fn a_misbehaving_guest_costs_only_the_records_that_trigger_it() {
         records.insert(at, poisoned(&records[at], fault));
     }
     let tables = format!(
-        "[guest]\ntime_budget_ms = 200\nmemory_limit_mb = 64\n\
+        "[guest]\ntime_budget_ms = 200\nrecord_budget_ms = 200\nmemory_limit_mb = 64\n\
          [[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\ntransform = \"{FAULTY}\"\n"
     );
     let manifest = pipeline(dir.path(), &records, 100, &tables);
@@ -103,4 +103,34 @@ fn an_ambiguous_record_or_a_row_for_another_table_is_dead_lettered_not_stamped()
     let reasons: Vec<&str> = reasons.iter().map(|r| r[0].as_deref().unwrap()).collect();
     assert!(reasons[0].contains(r#"duplicate member name "tableName""#), "{reasons:?}");
     assert!(reasons[1].contains(r#"the row is for table "somewhere_else""#), "{reasons:?}");
+}
+
+#[test]
+fn a_looping_record_costs_one_batch_budget_to_find_and_one_record_budget_to_isolate() {
+    let dir = scratch();
+    let g = generator::generate(&GenOptions {
+        changes: 500,
+        items: 100,
+        seed: 32,
+        duplicates: 0.0,
+        tables: vec!["orders".into()],
+        ..Default::default()
+    });
+    let mut records = g.records.clone();
+    records[250] = poisoned(&records[250], "loop");
+    // The default limits: 10 ms per record, at most 5 s per call.
+    let tables =
+        format!("[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\ntransform = \"{FAULTY}\"\n");
+    let manifest = pipeline(dir.path(), &records, 500, &tables);
+    let out = run_ok(sluice().arg("run").arg(&manifest).env("SLUICE_LOG", "sluice=info"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = log.lines().find(|l| l.contains("isolated the records")).unwrap_or_else(|| panic!("{log}"));
+    let field = |name: &str| -> u64 {
+        let rest = &line[line.find(&format!("{name}=")).unwrap() + name.len() + 1..];
+        rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    // Halving would spend a call's budget at every level: 2 log2(500) of them.
+    assert_eq!(field("timed_out"), 2, "{line}");
+    assert_eq!(field("isolated"), 1, "{line}");
+    assert_eq!(count(&stdout(&out), "dead-lettered"), 1);
 }

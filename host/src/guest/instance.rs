@@ -2,15 +2,15 @@
 //! budget and the host functions it may call.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Transformer, TransformerPre, host, types};
 use super::fetch::{FetchError, Fetcher};
-use super::runtime::TICK;
 use super::stderr::StderrTail;
 use super::{GuestLimits, TableSettings, isolate};
 use crate::record::{Change, Column, Format, Operation, Order, Outcome, SourceRecord, Value};
@@ -20,9 +20,28 @@ pub(super) struct State {
     wasi: WasiCtx,
     resources: ResourceTable,
     memory: MemoryCap,
+    clock: CallClock,
     table: Arc<str>,
     /// What `fetch` may read; `None` refuses every URI.
     fetch: Option<Arc<Fetcher>>,
+}
+
+/// The time a call has used, for its budget: the guest's own, not the
+/// host's (a `fetch` waiting on S3 is not the guest looping).
+struct CallClock {
+    started: Instant,
+    in_host: Duration,
+    budget: Duration,
+}
+
+impl CallClock {
+    fn new(budget: Duration) -> Self {
+        CallClock { started: Instant::now(), in_host: Duration::ZERO, budget }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.started.elapsed().saturating_sub(self.in_host) >= self.budget
+    }
 }
 
 impl WasiView for State {
@@ -47,6 +66,15 @@ impl host::Host for State {
     }
 
     fn fetch(&mut self, uris: Vec<String>) -> Vec<Result<Vec<u8>, types::FetchError>> {
+        let began = Instant::now();
+        let fetched = self.fetch_now(uris);
+        self.clock.in_host += began.elapsed();
+        fetched
+    }
+}
+
+impl State {
+    fn fetch_now(&mut self, uris: Vec<String>) -> Vec<Result<Vec<u8>, types::FetchError>> {
         let Some(fetcher) = &self.fetch else {
             let refuse = |uri: &String| {
                 Err(types::FetchError::Refused(format!(
@@ -99,8 +127,12 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// A call that failed: the reason, for logs and dead letters.
-pub(super) struct Fault(pub String);
+/// A call that failed: the reason, for logs and dead letters, and whether
+/// it ran out of time (a loop) rather than trapping.
+pub(super) struct Fault {
+    pub reason: String,
+    pub timed_out: bool,
+}
 
 /// An instance of a transform serving one table, reused across batches.
 pub struct TableGuest {
@@ -172,18 +204,21 @@ impl TableGuest {
         Ok(result?.into_iter().map(|r| r.map(outcome)).collect())
     }
 
-    /// One call with the time budget, no isolation.
+    /// One call with its time budget, no isolation.
     pub(super) fn call(&mut self, records: &[types::SourceRecord]) -> Result<Vec<types::Outcome>, Fault> {
-        let ticks = (self.limits.time_budget.as_millis() / TICK.as_millis()).max(1) as u64;
-        self.store.set_epoch_deadline(ticks);
+        self.store.data_mut().clock = CallClock::new(self.limits.call_budget(records.len()));
+        self.store.set_epoch_deadline(1);
         match self.instance.sluice_transform_transform().call_transform(&mut self.store, records) {
             Ok(outcomes) if outcomes.len() == records.len() => Ok(outcomes),
-            Ok(outcomes) => Err(Fault(format!(
-                "the transform returned {} outcomes for {} records",
-                outcomes.len(),
-                records.len()
-            ))),
-            Err(e) => Err(Fault(self.explain(&e))),
+            Ok(outcomes) => Err(Fault {
+                reason: format!(
+                    "the transform returned {} outcomes for {} records",
+                    outcomes.len(),
+                    records.len()
+                ),
+                timed_out: false,
+            }),
+            Err(e) => Err(self.explain(&e)),
         }
     }
 
@@ -195,19 +230,21 @@ impl TableGuest {
         Ok(())
     }
 
-    fn explain(&mut self, e: &wasmtime::Error) -> String {
+    fn explain(&mut self, e: &wasmtime::Error) -> Fault {
         tracing::debug!(table = self.table(), "guest failure in detail: {e:?}");
+        let timed_out = matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt));
         let what = if self.store.data().memory.hit {
             format!("exceeded its memory cap of {} MiB", self.limits.memory_bytes >> 20)
-        } else if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            format!("exceeded its time budget of {} ms", self.limits.time_budget.as_millis())
+        } else if timed_out {
+            format!("exceeded its time budget of {} ms", self.store.data().clock.budget.as_millis())
         } else {
             format!("trapped: {}", e.root_cause())
         };
-        match self.stderr.take() {
+        let reason = match self.stderr.take() {
             said if said.is_empty() => format!("the transform {what}"),
             said => format!("the transform {what}; it wrote: {said}"),
-        }
+        };
+        Fault { reason, timed_out }
     }
 }
 
@@ -229,13 +266,17 @@ fn spawn(
         wasi,
         resources: ResourceTable::new(),
         memory: MemoryCap { bytes: limits.memory_bytes, hit: false },
+        clock: CallClock::new(limits.time_budget),
         table: settings.source_table.as_str().into(),
         fetch,
     };
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|state| &mut state.memory);
-    store.epoch_deadline_trap();
-    store.set_epoch_deadline((limits.time_budget.as_millis() / TICK.as_millis()).max(1) as u64);
+    // Checked at every epoch tick: the guest's own time against its budget.
+    store.epoch_deadline_callback(|cx| {
+        Ok(if cx.data().clock.exhausted() { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) })
+    });
+    store.set_epoch_deadline(1);
     let instance = pre.instantiate(&mut store).map_err(anyhow::Error::from)?;
     let config = types::TableConfig {
         source_table: settings.source_table.clone(),

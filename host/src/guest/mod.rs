@@ -89,15 +89,30 @@ impl fmt::Display for TransformRef {
 /// What an instance may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GuestLimits {
-    /// Wall time one `transform` call may take before the guest is stopped.
+    /// The most time one `transform` call may take before the guest is stopped.
     pub time_budget: Duration,
+    /// Time per record of a call: a call of n records may take n times this,
+    /// up to `time_budget`. So a call of one record costs little if it loops.
+    pub record_budget: Duration,
     /// Linear memory an instance may grow to.
     pub memory_bytes: usize,
 }
 
 impl Default for GuestLimits {
     fn default() -> Self {
-        GuestLimits { time_budget: Duration::from_secs(5), memory_bytes: 256 << 20 }
+        GuestLimits {
+            time_budget: Duration::from_secs(5),
+            record_budget: Duration::from_millis(10),
+            memory_bytes: 256 << 20,
+        }
+    }
+}
+
+impl GuestLimits {
+    /// What a call of `records` records may take. Time the guest spends
+    /// waiting for the host (`fetch`) does not count.
+    pub fn call_budget(&self, records: usize) -> Duration {
+        self.record_budget.saturating_mul(u32::try_from(records).unwrap_or(u32::MAX)).min(self.time_budget)
     }
 }
 

@@ -17,7 +17,7 @@ use super::instance::{State, TableGuest};
 use super::{GuestLimits, TableSettings, TransformRef};
 
 /// How often the epoch advances; time budgets are counted in these ticks.
-pub(super) const TICK: Duration = Duration::from_millis(10);
+const TICK: Duration = Duration::from_millis(10);
 
 pub struct GuestRuntime {
     engine: Engine,

@@ -200,8 +200,13 @@ pub struct Batch {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Guest {
-    /// Wall time one batch may take in a transform (default 5000).
+    /// The most time one call of a transform may take, in milliseconds
+    /// (default 5000).
     pub time_budget_ms: Option<Spanned<i64>>,
+    /// Time per record of a call, in milliseconds (default 10): a call of n
+    /// records may take n times this, up to `time_budget_ms`. Time spent
+    /// waiting for the host's `fetch` does not count.
+    pub record_budget_ms: Option<Spanned<i64>>,
     /// Linear memory one instance may use (default 256).
     pub memory_limit_mb: Option<Spanned<i64>>,
 }

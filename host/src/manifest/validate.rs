@@ -123,6 +123,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         time_budget: cx
             .int(&raw.guest.time_budget_ms, 10, 600_000)?
             .map_or(limits.time_budget, |ms| Duration::from_millis(ms as u64)),
+        record_budget: cx
+            .int(&raw.guest.record_budget_ms, 1, 600_000)?
+            .map_or(limits.record_budget, |ms| Duration::from_millis(ms as u64)),
         memory_bytes: cx.int(&raw.guest.memory_limit_mb, 1, 4096)?.map_or(limits.memory_bytes, |mb| mb << 20),
     };
 
