@@ -11,6 +11,121 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::manifest::{Location, S3Prefix};
 
+/// An S3 permission a room needs on its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `s3:ListBucket`: also what makes S3 answer 404, not 403, for a
+    /// missing object, so every room that reads objects that may not exist
+    /// needs it.
+    List,
+    Get,
+    Put,
+    Delete,
+}
+
+impl Access {
+    fn action(self) -> &'static str {
+        match self {
+            Access::List => "s3:ListBucket",
+            Access::Get => "s3:GetObject",
+            Access::Put => "s3:PutObject",
+            Access::Delete => "s3:DeleteObject",
+        }
+    }
+}
+
+/// Checks at start that the caller may do what a room will do under `at`,
+/// so a missing permission stops the run with the action and resource it
+/// lacks instead of failing later. `probe` (under `at`) names an object the
+/// check may write, read back and delete. `s3:GetObject` is checked only
+/// with `Put` (an object to read must exist: S3 does not say whether a
+/// caller could read an object that is not there).
+pub async fn check_access(
+    client: &aws_sdk_s3::Client,
+    at: &S3Prefix,
+    needs: &[Access],
+    probe: &str,
+) -> Result<()> {
+    let key = format!("{}{probe}", at.prefix);
+    let mut order = needs.to_vec();
+    order.sort_by_key(|a| {
+        [Access::List, Access::Put, Access::Get, Access::Delete].iter().position(|o| o == a)
+    });
+    for access in order {
+        let refused = match access {
+            Access::List => {
+                let list = client.list_objects_v2().bucket(&at.bucket).prefix(&at.prefix).max_keys(1);
+                list.send().await.err().map(|e| denied(&e))
+            }
+            Access::Put => {
+                let put = client.put_object().bucket(&at.bucket).key(&key).body(Vec::new().into());
+                put.send().await.err().map(|e| denied(&e))
+            }
+            Access::Get if needs.contains(&Access::Put) => {
+                client.get_object().bucket(&at.bucket).key(&key).send().await.err().map(|e| denied(&e))
+            }
+            Access::Get => None,
+            Access::Delete => {
+                client.delete_object().bucket(&at.bucket).key(&key).send().await.err().map(|e| denied(&e))
+            }
+        };
+        match refused {
+            None => {}
+            Some((true, detail)) => {
+                let resource = match access {
+                    Access::List => format!("arn:aws:s3:::{} (for keys under {:?})", at.bucket, at.prefix),
+                    _ => format!("arn:aws:s3:::{}/{}*", at.bucket, at.prefix),
+                };
+                bail!("sluice needs {} on {resource} (S3 said: {detail})", access.action());
+            }
+            Some((false, detail)) => bail!("checking {} on {at}: {detail}", access.action()),
+        }
+    }
+    Ok(())
+}
+
+/// Whether an S3 error is a refusal (403), and its text.
+fn denied<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> (bool, String)
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let refused = e.raw_response().is_some_and(|r| r.status().as_u16() == 403)
+        || aws_sdk_s3::error::ProvideErrorMetadata::code(e) == Some("AccessDenied");
+    (refused, crate::aws::describe(e))
+}
+
+/// Why an object could not be read.
+pub enum GetError {
+    Missing,
+    /// S3 refused it, and it exists (or S3 would not say).
+    Denied(String),
+    Failed(String),
+}
+
+/// Reads an object, telling a missing one from a forbidden one: S3 answers
+/// 403 for a missing object unless the caller may list the bucket (and may
+/// not say 404 even then when the listing is limited to a prefix), so a
+/// refusal is followed by a listing of the key itself, which
+/// `s3:ListBucket` on the prefix allows.
+pub async fn get_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, GetError> {
+    match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(got) => Ok(got),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Err(GetError::Missing),
+        Err(e) if denied(&e).0 => {
+            let listed = client.list_objects_v2().bucket(bucket).prefix(key).max_keys(1).send().await;
+            match listed {
+                Ok(page) if !page.contents().iter().any(|o| o.key() == Some(key)) => Err(GetError::Missing),
+                _ => Err(GetError::Denied(crate::aws::describe(&e))),
+            }
+        }
+        Err(e) => Err(GetError::Failed(crate::aws::describe(&e))),
+    }
+}
+
 pub enum ObjectStore {
     Local(PathBuf),
     S3 { client: aws_sdk_s3::Client, at: S3Prefix, runtime: Runtime },
@@ -26,6 +141,17 @@ impl ObjectStore {
                 ObjectStore::S3 { client, at: at.clone(), runtime }
             }
         })
+    }
+
+    /// Checks the S3 permissions `needs` under the folder (see
+    /// [`check_access`]); a local folder needs none.
+    pub fn check(&self, needs: &[Access], probe: &str) -> Result<()> {
+        match self {
+            ObjectStore::Local(_) => Ok(()),
+            ObjectStore::S3 { client, at, runtime } => {
+                runtime.block_on(check_access(client, at, needs, probe))
+            }
+        }
     }
 
     /// The name of the folder itself (an export's id).
@@ -67,13 +193,17 @@ impl ObjectStore {
                 Err(e) => Err(anyhow!("opening {}: {e}", self.describe(key))),
             },
             ObjectStore::S3 { client, at, runtime } => {
-                let sent = runtime.block_on(
-                    client.get_object().bucket(&at.bucket).key(format!("{}{key}", at.prefix)).send(),
-                );
+                let sent = runtime.block_on(get_object(client, &at.bucket, &format!("{}{key}", at.prefix)));
                 let got = match sent {
                     Ok(got) => got,
-                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-                    Err(e) => bail!("reading {}: {}", self.describe(key), crate::aws::describe(&e)),
+                    Err(GetError::Missing) => return Ok(None),
+                    Err(GetError::Denied(e)) => bail!(
+                        "access denied reading {}: sluice needs s3:GetObject on it, and s3:ListBucket on \
+                         bucket {} to tell a missing object from a forbidden one: {e}",
+                        self.describe(key),
+                        at.bucket
+                    ),
+                    Err(GetError::Failed(e)) => bail!("reading {}: {e}", self.describe(key)),
                 };
                 if let (Some(want), Some(have)) = (etag, got.e_tag())
                     && want.trim_matches('"') != have.trim_matches('"')

@@ -16,7 +16,7 @@ const DOC_A: &str =
 const DOC_B: &str = r#"{"k":"v"}"#;
 
 /// A bucket with the join's documents; returns its name.
-fn documents() -> String {
+pub(crate) fn documents() -> String {
     let bucket = unique_name("docs").replace('_', "-");
     let s3 = s3();
     let rt = runtime();
@@ -35,7 +35,7 @@ fn documents() -> String {
 }
 
 /// Items (DynamoDB JSON) and the URI attribute each carries.
-fn items(bucket: &str) -> Vec<(String, Value)> {
+pub(crate) fn items(bucket: &str) -> Vec<(String, Value)> {
     let uri = |key: &str| json!({ "S": format!("s3://{bucket}/{key}") });
     let mut items = vec![
         ("a".to_owned(), uri("docs/a.json")),
@@ -61,7 +61,7 @@ fn items(bucket: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn stream_records(items: &[(String, Value)]) -> Vec<String> {
+pub(crate) fn stream_records(items: &[(String, Value)]) -> Vec<String> {
     items
         .iter()
         .enumerate()
@@ -77,9 +77,9 @@ fn stream_records(items: &[(String, Value)]) -> Vec<String> {
         .collect()
 }
 
-const TABLE: &str = "[[tables]]\nsource = \"docs_items\"\ntarget = \"joined\"\ntransform = \"builtin:s3-join\"\nkeys = [\"id\"]\n";
+pub(crate) const TABLE: &str = "[[tables]]\nsource = \"docs_items\"\ntarget = \"joined\"\ntransform = \"builtin:s3-join\"\nkeys = [\"id\"]\n";
 
-fn join_section(bucket: &str) -> String {
+pub(crate) fn join_section(bucket: &str) -> String {
     format!(
         "[tables.join]\nattribute = \"doc_uri\"\nprefix = \"s3://{bucket}/docs/\"\nmax_object_bytes = 65536\n"
     )
@@ -88,7 +88,7 @@ fn join_section(bucket: &str) -> String {
 /// (id, s3_uri, raw_s3_payload, status, error) of one row.
 type Joined = (String, Option<String>, Option<String>, String, Option<String>);
 
-fn joined(db: &Path) -> Vec<Joined> {
+pub(crate) fn joined(db: &Path) -> Vec<Joined> {
     dump(db, "SELECT json_extract(keys, '$.id'), s3_uri, raw_s3_payload, s3_join_status, error FROM joined ORDER BY 1")
         .into_iter()
         .map(|r| (r[0].clone().unwrap(), r[1].clone(), r[2].clone(), r[3].clone().unwrap(), r[4].clone()))

@@ -22,7 +22,7 @@ const TABLES: &str = SOFT_AND_HARD;
 pub(crate) struct Warehouse {
     pub url: String,
     pub standin: StandIn,
-    bucket: String,
+    pub bucket: String,
 }
 
 impl Warehouse {
@@ -50,7 +50,7 @@ impl Warehouse {
         )
     }
 
-    fn staging(&self) -> String {
+    pub fn staging(&self) -> String {
         format!(
             "iam_role = \"arn:aws:iam::123456789012:role/copy\"\nstaging = \"s3://{}/sluice/\"",
             self.bucket
@@ -469,4 +469,25 @@ fn after_a_lost_response_the_batch_is_followed_up_not_sent_again() {
     let sent = w.standin.statements().iter().filter(|s| s.contains(needle)).count();
     assert_eq!(sent, batches, "each batch's transaction was created once");
     w.assert_like_oracle(&g);
+}
+
+#[test]
+fn a_staging_bucket_in_another_region_than_the_cluster_works() {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let w = Warehouse::new();
+    let bucket = unique_name("eu-stage").replace('_', "-");
+    let config =
+        CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::EuWest1).build();
+    runtime()
+        .block_on(s3().create_bucket().bucket(&bucket).create_bucket_configuration(config).send())
+        .unwrap();
+    let g = stream_of(64, 8000, 8000);
+    let dir = scratch();
+    let staging =
+        format!("iam_role = \"arn:aws:iam::123456789012:role/copy\"\nstaging = \"s3://{bucket}/sluice/\"");
+    let manifest = pipeline_into(dir.path(), &g.records, 10_000, &w.sink(&staging), TABLES);
+    run_ok(w.sluice().arg("run").arg(&manifest));
+    w.assert_like_oracle(&g);
+    let copies: Vec<String> = w.standin.statements().into_iter().filter(|s| s.starts_with("COPY")).collect();
+    assert!(!copies.is_empty() && copies.iter().all(|c| c.ends_with("REGION 'eu-west-1'")), "{copies:?}");
 }

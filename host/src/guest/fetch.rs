@@ -11,6 +11,7 @@ use lru::LruCache;
 use tokio::runtime::Runtime;
 
 use crate::manifest::{JoinPlan, S3Prefix};
+use crate::objects::{Access, GetError, check_access, get_object};
 
 /// Objects fetched at once.
 const CONCURRENCY: usize = 16;
@@ -43,6 +44,9 @@ impl Fetcher {
     pub fn new(plan: &JoinPlan) -> anyhow::Result<Arc<Self>> {
         let runtime = crate::aws::runtime("sluice-fetch", 2)?;
         let client = crate::aws::s3_client(&runtime);
+        // A missing document is `{}`, but S3 says "missing" only to callers
+        // that may list: without that, every one would read as denied.
+        runtime.block_on(check_access(&client, &plan.prefix, &[Access::List], ""))?;
         let cache = Cache { entries: LruCache::unbounded(), bytes: 0, budget: plan.cache_bytes };
         Ok(Arc::new(Fetcher { plan: plan.clone(), client, runtime, cache: Mutex::new(cache) }))
     }
@@ -113,12 +117,10 @@ impl Fetcher {
 
     async fn get(&self, at: &S3Prefix) -> Fetched {
         let max = self.plan.max_object_bytes;
-        let out = self.client.get_object().bucket(&at.bucket).key(&at.prefix).send().await.map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                FetchError::NotFound
-            } else {
-                FetchError::Failed(crate::aws::describe(&e))
-            }
+        let out = get_object(&self.client, &at.bucket, &at.prefix).await.map_err(|e| match e {
+            GetError::Missing => FetchError::NotFound,
+            GetError::Denied(e) => FetchError::Failed(format!("access denied (s3:GetObject): {e}")),
+            GetError::Failed(e) => FetchError::Failed(e),
         })?;
         if let Some(len) = out.content_length().filter(|len| *len as u64 > max) {
             return Err(FetchError::TooLarge(len as u64));

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Applied, Inspector, Sink, Status, json_line};
 use crate::manifest::{OutputMode, S3SinkPlan};
-use crate::objects::ObjectStore;
+use crate::objects::{Access, ObjectStore};
 use crate::record::{Checkpoint, DeleteMode, SinkBatch};
 
 /// Recent event ids remembered to drop duplicate deliveries.
@@ -145,6 +145,8 @@ impl S3Sink {
 impl Sink for S3Sink {
     fn prepare(&mut self, pipeline: &str, _targets: &[(String, DeleteMode)]) -> Result<()> {
         self.pipeline = pipeline.to_owned();
+        let probe = format!("_sluice/checkpoints/{pipeline}.probe");
+        self.out.check(&[Access::List, Access::Get, Access::Put, Access::Delete], &probe)?;
         if let Some(bytes) = self.out.get(&self.checkpoint_key())? {
             self.state = serde_json::from_slice(&bytes).context("reading the S3 sink's checkpoint object")?;
         }

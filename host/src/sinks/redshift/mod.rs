@@ -30,6 +30,7 @@ use super::{
 };
 use crate::ident::quote;
 use crate::manifest::RedshiftPlan;
+use crate::objects::{Access, check_access};
 use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch};
 use client::{DataApi, StatementFailed, Submission};
 use plan::{Layout, Packer, Request};
@@ -114,16 +115,32 @@ impl RedshiftSink {
         Ok(())
     }
 
-    /// The staging bucket's region, from HeadBucket (`s3:ListBucket`).
+    /// The staging bucket's region, from GetBucketLocation
+    /// (`s3:GetBucketLocation`; HeadBucket would need `s3:ListBucket` on the
+    /// whole bucket, where the staging prefix is enough for the rest).
     fn staging_region(&self) -> Result<Option<String>> {
         let (Some(s3), Some(staging)) = (self.s3.as_ref(), self.plan.staging.as_ref()) else {
             return Ok(None);
         };
-        let head =
-            self.api.runtime().block_on(s3.head_bucket().bucket(&staging.bucket).send()).map_err(|e| {
-                anyhow!("finding the region of bucket {}: {}", staging.bucket, crate::aws::describe(&e))
-            })?;
-        Ok(Some(head.bucket_region().unwrap_or("us-east-1").to_owned()))
+        let location = self
+            .api
+            .runtime()
+            .block_on(s3.get_bucket_location().bucket(&staging.bucket).send())
+            .map_err(|e| {
+            anyhow!(
+                "finding the region of bucket {} (sluice needs s3:GetBucketLocation on arn:aws:s3:::{}): {}",
+                staging.bucket,
+                staging.bucket,
+                crate::aws::describe(&e)
+            )
+        })?;
+        // No constraint is us-east-1; "EU" is the old name of eu-west-1.
+        let region = match location.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1",
+            Some("EU") => "eu-west-1",
+            Some(region) => region,
+        };
+        Ok(Some(region.to_owned()))
     }
 
     /// Dead letters used to keep at most 40 KB of their record, as text; now
@@ -251,6 +268,11 @@ impl Sink for RedshiftSink {
             .and_then(|r| r.first().cloned().flatten())
             .and_then(|e| e.parse().ok())
             .ok_or_else(|| anyhow!("Redshift returned no writer epoch"))?;
+        if let (Some(s3), Some(staging)) = (&self.s3, &self.plan.staging) {
+            let needs = [Access::List, Access::Put, Access::Delete];
+            let probe = format!("{pipeline}/probe");
+            self.api.runtime().block_on(check_access(s3, staging, &needs, &probe))?;
+        }
         self.region = self.staging_region()?;
         self.drop_leftover_stages()?;
         self.clean_staging()
