@@ -143,7 +143,7 @@ fn values_jsonb_refuses_are_dead_lettered_not_fatal() {
     assert_eq!(count(&summary, "dead-lettered"), 1, "{summary}");
     let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
     let reason: String = client.query_one("SELECT reason FROM cdc._sluice_dead_letters", &[]).unwrap().get(0);
-    assert!(reason.contains("cannot hold the NUL character"), "{reason}");
+    assert!(reason.contains("new_image holds the NUL character"), "{reason}");
 }
 
 #[test]
