@@ -35,7 +35,7 @@ pub(crate) fn documents() -> String {
 }
 
 /// Items (DynamoDB JSON) and the URI attribute each carries.
-pub(crate) fn items(bucket: &str) -> Vec<(String, Value)> {
+fn items(bucket: &str) -> Vec<(String, Value)> {
     let uri = |key: &str| json!({ "S": format!("s3://{bucket}/{key}") });
     let mut items = vec![
         ("a".to_owned(), uri("docs/a.json")),
@@ -61,7 +61,7 @@ pub(crate) fn items(bucket: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
-pub(crate) fn stream_records(items: &[(String, Value)]) -> Vec<String> {
+fn stream_records(items: &[(String, Value)]) -> Vec<String> {
     items
         .iter()
         .enumerate()
@@ -77,9 +77,9 @@ pub(crate) fn stream_records(items: &[(String, Value)]) -> Vec<String> {
         .collect()
 }
 
-pub(crate) const TABLE: &str = "[[tables]]\nsource = \"docs_items\"\ntarget = \"joined\"\ntransform = \"builtin:s3-join\"\nkeys = [\"id\"]\n";
+const TABLE: &str = "[[tables]]\nsource = \"docs_items\"\ntarget = \"joined\"\ntransform = \"builtin:s3-join\"\nkeys = [\"id\"]\n";
 
-pub(crate) fn join_section(bucket: &str) -> String {
+fn join_section(bucket: &str) -> String {
     format!(
         "[tables.join]\nattribute = \"doc_uri\"\nprefix = \"s3://{bucket}/docs/\"\nmax_object_bytes = 65536\n"
     )
@@ -137,22 +137,28 @@ fn fetched(log: &str) -> u64 {
         .sum()
 }
 
-#[test]
-fn the_join_through_stream_records_matches_the_documents_and_fetches_each_once() {
-    let bucket = documents();
-    let dir = scratch();
-    let items = items(&bucket);
-    std::fs::write(dir.path().join("stream.jsonl"), stream_records(&items).join("\n")).unwrap();
-    let manifest = dir.path().join("join.toml");
+/// The items of `bucket` as stream records in a file, and a manifest joining
+/// them into `out.db`, with `extra` sections.
+pub(crate) fn stream_manifest(dir: &Path, bucket: &str, extra: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("stream.jsonl"), stream_records(&items(bucket)).join("\n")).unwrap();
+    let manifest = dir.join("join.toml");
     std::fs::write(
         &manifest,
         format!(
             "name = \"join\"\n[source]\ntype = \"file\"\npath = \"stream.jsonl\"\n[sink]\ntype = \"sqlite\"\n\
-             path = \"out.db\"\n[batch]\nmax_records = 5\n{TABLE}{}",
-            join_section(&bucket)
+             path = \"out.db\"\n{extra}{TABLE}{}",
+            join_section(bucket)
         ),
     )
     .unwrap();
+    manifest
+}
+
+#[test]
+fn the_join_through_stream_records_matches_the_documents_and_fetches_each_once() {
+    let bucket = documents();
+    let dir = scratch();
+    let manifest = stream_manifest(dir.path(), &bucket, "[batch]\nmax_records = 5\n");
     let out = run_ok(sluice_s3().arg("run").arg(&manifest).env("SLUICE_LOG", "sluice::guest::fetch=debug"));
     assert_joined(&dir.path().join("out.db"), &bucket);
     // a, b, missing, huge, not-json: five objects in the prefix, each read

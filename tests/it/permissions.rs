@@ -10,7 +10,7 @@ use std::process::Command;
 use sluice_test_support::s3_gate::{self, Policy};
 use sluice_test_support::unique_name;
 
-use crate::join::{TABLE, documents, items, join_section, joined, stream_records};
+use crate::join::{documents, joined, stream_manifest};
 use crate::util::{runtime, s3, scratch, sluice};
 
 /// `sluice` signing S3 requests as a principal the gate restricts to `policy`.
@@ -80,17 +80,7 @@ fn the_s3_sink_runs_on_the_permissions_the_readme_lists_and_names_a_missing_one(
 fn a_join_tells_a_missing_document_from_a_forbidden_one() {
     let bucket = documents();
     let dir = scratch();
-    std::fs::write(dir.path().join("stream.jsonl"), stream_records(&items(&bucket)).join("\n")).unwrap();
-    let manifest = dir.path().join("join.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "name = \"join\"\n[source]\ntype = \"file\"\npath = \"stream.jsonl\"\n[sink]\ntype = \"sqlite\"\n\
-             path = \"out.db\"\n{TABLE}{}",
-            join_section(&bucket)
-        ),
-    )
-    .unwrap();
+    let manifest = stream_manifest(dir.path(), &bucket, "");
     // GetObject on some documents only; huge.json and not-json.txt are forbidden.
     let docs = |key: &str| format!("arn:aws:s3:::{bucket}/docs/{key}");
     let reader = Policy::new().allow("s3:GetObject", &docs("a.json")).allow("s3:GetObject", &docs("b.json"));

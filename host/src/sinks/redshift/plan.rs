@@ -187,50 +187,45 @@ impl Layout<'_> {
     /// The batch's dead letters as statements of the transaction, or `None`
     /// if they are too large for it.
     fn inline_dead_letters(&self, batch: &SinkBatch) -> Option<Unit> {
-        let s = self.schema;
-        let mut unit = Unit::default();
-        if batch.dead_letters.is_empty() {
-            return Some(unit);
-        }
         let origins: Vec<&str> = batch.dead_letters.iter().map(|d| d.origin.as_str()).collect();
-        unit.statements.push(sql::replace_keyed(
-            s,
-            "_sluice_dead_letters",
-            self.pipeline,
-            "origin",
-            &origins,
-        ));
         let tuples: Vec<String> = batch
             .dead_letters
             .iter()
             .map(|d| sql::tuple(&sql::dead_letter_cells(self.pipeline, d)))
             .collect();
-        if tuples.iter().any(|t| t.len() > ROW_BYTES) {
-            return None;
-        }
-        let columns = sql::dead_letter_columns();
-        for run in sql::insert_runs(&columns, &tuples, STATEMENT_BYTES) {
-            unit.statements.push(sql::insert(&format!("{s}._sluice_dead_letters"), &columns, &tuples[run]));
-        }
-        (unit.bytes() <= STATEMENT_BYTES).then_some(unit)
+        self.inline_replace("_sluice_dead_letters", "origin", &origins, &sql::dead_letter_columns(), &tuples)
     }
 
+    /// The batch's checkpoints as statements of the transaction, or `None`
+    /// if they are too large for it.
     fn inline_checkpoints(&self, batch: &SinkBatch) -> Option<Unit> {
-        let s = self.schema;
-        let mut unit = Unit::default();
-        if batch.checkpoints.is_empty() {
-            return Some(unit);
-        }
         let streams: Vec<&str> = batch.checkpoints.iter().map(|c| c.stream.as_str()).collect();
-        unit.statements.push(sql::replace_keyed(s, "_sluice_checkpoints", self.pipeline, "stream", &streams));
         let tuples: Vec<String> =
             batch.checkpoints.iter().map(|c| sql::checkpoint_tuple(self.pipeline, c, self.epoch)).collect();
-        let columns = sql::checkpoint_columns();
+        self.inline_replace("_sluice_checkpoints", "stream", &streams, &sql::checkpoint_columns(), &tuples)
+    }
+
+    /// Rows of one of sluice's tables replaced by key (`keys` of column
+    /// `key`): a DELETE, then INSERTs of `tuples`; `None` if too large.
+    fn inline_replace(
+        &self,
+        table: &str,
+        key: &str,
+        keys: &[&str],
+        columns: &[String],
+        tuples: &[String],
+    ) -> Option<Unit> {
+        let s = self.schema;
+        let mut unit = Unit::default();
+        if tuples.is_empty() {
+            return Some(unit);
+        }
         if tuples.iter().any(|t| t.len() > ROW_BYTES) {
             return None;
         }
-        for run in sql::insert_runs(&columns, &tuples, STATEMENT_BYTES) {
-            unit.statements.push(sql::insert(&format!("{s}._sluice_checkpoints"), &columns, &tuples[run]));
+        unit.statements.push(sql::replace_keyed(s, table, self.pipeline, key, keys));
+        for run in sql::insert_runs(columns, tuples, STATEMENT_BYTES) {
+            unit.statements.push(sql::insert(&format!("{s}.{table}"), columns, &tuples[run]));
         }
         (unit.bytes() <= STATEMENT_BYTES).then_some(unit)
     }
