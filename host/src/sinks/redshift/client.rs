@@ -61,7 +61,7 @@ impl DataApi {
     /// returns the statement id (`<id>:<n>` names the n-th of a batch).
     /// Called again after a failure, it carries on where the outcome became
     /// unknown (see [`Submission`]).
-    pub fn run(&self, submission: &mut Submission) -> Result<String, Failure> {
+    pub fn run(&self, submission: &mut Submission<'_>) -> Result<String, Failure> {
         self.runtime.block_on(async {
             let id = match submission.id.clone() {
                 Some(id) => id,
@@ -89,22 +89,20 @@ impl DataApi {
     /// nothing, so a batch never runs twice at once (two overlapping
     /// DELETE + INSERT transactions could duplicate rows: Redshift does not
     /// enforce keys).
-    async fn submit(&self, submission: &mut Submission) -> Result<String, Failure> {
+    async fn submit(&self, submission: &mut Submission<'_>) -> Result<String, Failure> {
         let token = submission.token.clone();
-        let sent = match submission.sqls.as_slice() {
+        let sent = match submission.sqls {
             [one] => addressed!(self.client.execute_statement().sql(one), self)
                 .client_token(token)
                 .send()
                 .await
                 .map(|out| out.id().map(str::to_owned))
                 .map_err(|e| {
-                    let id = e.as_service_error().and_then(|s| match s {
-                        ExecuteStatementError::ExecuteStatementException(e) => {
-                            Some(e.statement_id().to_owned())
-                        }
+                    let id = match e.as_service_error() {
+                        Some(ExecuteStatementError::ExecuteStatementException(e)) => Some(e.statement_id()),
                         _ => None,
-                    });
-                    (id, may_have_run(&e), sdk_failure("ExecuteStatement", e))
+                    };
+                    refused("ExecuteStatement", id.map(str::to_owned), e)
                 }),
             sqls => addressed!(self.client.batch_execute_statement().set_sqls(Some(sqls.to_vec())), self)
                 .client_token(token)
@@ -112,13 +110,13 @@ impl DataApi {
                 .await
                 .map(|out| out.id().map(str::to_owned))
                 .map_err(|e| {
-                    let id = e.as_service_error().and_then(|s| match s {
-                        BatchExecuteStatementError::BatchExecuteStatementException(e) => {
-                            Some(e.statement_id().to_owned())
+                    let id = match e.as_service_error() {
+                        Some(BatchExecuteStatementError::BatchExecuteStatementException(e)) => {
+                            Some(e.statement_id())
                         }
                         _ => None,
-                    });
-                    (id, may_have_run(&e), sdk_failure("BatchExecuteStatement", e))
+                    };
+                    refused("BatchExecuteStatement", id.map(str::to_owned), e)
                 }),
         };
         match sent {
@@ -195,15 +193,15 @@ enum Waited {
 
 /// One transaction's statements across the attempts to run them: the
 /// client token they are sent with and, once known, their statement id.
-pub(super) struct Submission {
-    sqls: Vec<String>,
+pub(super) struct Submission<'a> {
+    sqls: &'a [String],
     token: String,
     id: Option<String>,
 }
 
-impl Submission {
-    pub fn new(sqls: &[String]) -> Self {
-        Submission { sqls: sqls.to_vec(), token: new_token(), id: None }
+impl<'a> Submission<'a> {
+    pub fn new(sqls: &'a [String]) -> Self {
+        Submission { sqls, token: new_token(), id: None }
     }
 
     /// The statement ended, or was never created: the next attempt sends a new one.
@@ -211,6 +209,17 @@ impl Submission {
         self.token = new_token();
         self.id = None;
     }
+}
+
+/// A refused submission: the statement the error names, if any; whether it
+/// may have run; the failure.
+fn refused<E, R>(operation: &str, id: Option<String>, e: SdkError<E, R>) -> (Option<String>, bool, Failure)
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let may_have_run = may_have_run(&e);
+    (id, may_have_run, sdk_failure(operation, e))
 }
 
 /// Whether a refused submission may still have started a statement: a

@@ -322,10 +322,11 @@ impl<'a> Stager<'a> {
         let spec = &layout.targets[target];
         let columns = columns(spec);
         self.preload.statement(sql::create_batch_table(s, &quote(target), stage))?;
+        let copies = layout.plan.staging.is_some() && layout.plan.iam_role.is_some();
         let mut inserted = Vec::new();
         let mut lines = Vec::new();
         for row in rows {
-            if let (Some(_), Some(_)) = (&layout.plan.staging, &layout.plan.iam_role) {
+            if copies {
                 let line = json_line(row, &spec.extras, raw_payload(row));
                 if line.len() <= COPY_MAX_LINE {
                     lines.push(line);
