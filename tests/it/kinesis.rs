@@ -177,15 +177,16 @@ fn wait_until_reading_at_the_tip(stream: &Stream, db: &Path) {
             })
             .collect();
         stream.put(&records);
+        // Two queries: SQLite resolves every table a statement names when it
+        // prepares it, so one statement fails until the run has created the table.
         let arrived = || {
             db.exists()
+                && crate::util::scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'canary_cdc'")
+                    == 1
                 && crate::util::scalar(
                     db,
-                    &format!(
-                        "SELECT count(*) FROM sqlite_master WHERE name = 'canary_cdc' AND \
-                         (SELECT count(*) FROM canary_cdc WHERE event_id LIKE 'canary-{round}-%') = 16"
-                    ),
-                ) == 1
+                    &format!("SELECT count(*) FROM canary_cdc WHERE event_id LIKE 'canary-{round}-%'"),
+                ) == 16
         };
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
