@@ -5,32 +5,48 @@
 //! `AWS_ENDPOINT_URL` point a service elsewhere, e.g. at a local stand-in;
 //! S3 then uses path-style addressing, which local S3 servers need.
 
+use std::future::Future;
+use std::sync::OnceLock;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 use tokio::runtime::Runtime;
 
-/// A runtime for one room's SDK calls, made from blocking code.
-pub fn runtime(name: &str, workers: usize) -> std::io::Result<Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(workers).thread_name(name).enable_all().build()
+/// The process's one runtime for AWS SDK calls. Every room calls from
+/// blocking code through [`block_on`] (the sink thread, export readers, the
+/// pipeline) or spawns its tasks here (Kinesis shard readers).
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("sluice-aws")
+            .enable_all()
+            .build()
+            .expect("starting the AWS runtime")
+    })
 }
 
-/// An S3 client from the default configuration, built on `runtime`.
-pub fn s3_client(runtime: &Runtime) -> aws_sdk_s3::Client {
-    runtime.block_on(async { s3(&config().await) })
+/// Runs `future` on the AWS runtime, from blocking code.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    runtime().block_on(future)
 }
 
-pub async fn config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+/// The process's one SDK configuration, from the default chain, loaded on
+/// first use (so commands that never call AWS never look for credentials).
+pub fn config() -> &'static SdkConfig {
+    static CONFIG: OnceLock<SdkConfig> = OnceLock::new();
+    CONFIG.get_or_init(|| block_on(aws_config::defaults(BehaviorVersion::latest()).load()))
 }
 
-pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+/// An S3 client on the shared configuration.
+pub fn s3_client() -> aws_sdk_s3::Client {
     let custom_endpoint =
         std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(custom_endpoint).build();
+    let s3 = aws_sdk_s3::config::Builder::from(config()).force_path_style(custom_endpoint).build();
     aws_sdk_s3::Client::from_conf(s3)
 }
 
-pub fn redshift_data(config: &SdkConfig) -> aws_sdk_redshiftdata::Client {
-    aws_sdk_redshiftdata::Client::new(config)
+pub fn redshift_data() -> aws_sdk_redshiftdata::Client {
+    aws_sdk_redshiftdata::Client::new(config())
 }
 
 pub fn kinesis(config: &SdkConfig) -> aws_sdk_kinesis::Client {

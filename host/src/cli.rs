@@ -1,5 +1,6 @@
-//! The command line: parse, run, and map errors to exit codes (0 fine,
-//! 1 failed, 2 bad usage).
+//! The command line: parse, run, and map errors to exit codes: 0 fine,
+//! 1 failed, 2 bad usage, 3 fenced (a newer run of the pipeline took over
+//! the sink).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,16 +13,21 @@ use crate::guest::{GuestRuntime, TransformRef, cases};
 use crate::manifest::{self, Plan};
 use crate::pipeline::RunOptions;
 use crate::record::DeleteMode;
-use crate::{pipeline, sinks, telemetry};
+use crate::sinks::Fenced;
+use crate::{pipeline, telemetry};
+
+/// The exit code of a run stopped because a newer run of its pipeline took
+/// over the sink: nothing is wrong, and restarting it would fence the other.
+const FENCED: u8 = 3;
 
 /// Moves DynamoDB change data into a warehouse, with WebAssembly transforms.
 ///
 /// A pipeline is described by a TOML manifest: a source (a Kinesis stream, a
 /// DynamoDB export in S3, optionally handing over to the stream, or a file
-/// of stream records), a sink (SQLite, PostgreSQL or Redshift), and for each
-/// DynamoDB table the sink table its rows go to and the transform component
-/// that decodes them. Every change is
-/// applied only if it is newer than what the sink holds, so duplicates and
+/// of stream records), a sink (SQLite, PostgreSQL, Redshift, or JSON lines in
+/// S3 or a folder), and for each DynamoDB table the sink table its rows go to
+/// and the transform component that decodes them. Every change is applied
+/// only if it is newer than what the sink holds, so duplicates and
 /// out-of-order records are harmless, and a rerun resumes after the last
 /// committed batch.
 ///
@@ -143,7 +149,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(if e.downcast_ref::<Fenced>().is_some() { FENCED } else { 1 })
         }
     }
 }
@@ -237,7 +243,7 @@ fn describe(plan: &Plan) -> String {
 }
 
 fn status(plan: &Plan, rows: usize) -> Result<()> {
-    let status = sinks::inspect(&plan.sink)?.status(&plan.name, &plan.targets(), rows)?;
+    let status = plan.sink.inspect()?.status(&plan.name, &plan.targets(), rows)?;
     println!("pipeline {}", plan.name);
     println!("checkpoints");
     if status.checkpoints.is_empty() {

@@ -7,13 +7,15 @@
 //!   knows wasmtime);
 //! * [`sinks`]: store rows, dead letters and checkpoints atomically;
 //! * [`pipeline`]: wires the others together;
-//! * [`record`]: the types they share; [`ident`]: SQL names; [`aws`] and
+//! * [`record`]: the types they share; [`columns`]: the standard columns
+//!   of every sink table; [`ident`]: SQL names; [`aws`] and
 //!   [`objects`]: AWS clients, and S3 or a local folder behind one interface.
 //!
 //! [`generator`] writes realistic change streams for demos, tests and benchmarks.
 
 pub mod aws;
 pub mod cli;
+pub mod columns;
 pub mod generator;
 pub mod guest;
 pub mod ident;

@@ -1,15 +1,66 @@
 //! Objects under an S3 prefix, or files under a local folder, behind one
 //! blocking interface: the export source reads through it (on plain reader
-//! threads that decompress with `std::io`) and the S3 sink writes through
-//! it. S3 bodies stream through a bridge from the SDK's async reader.
+//! threads that decompress with `std::io`), the S3 sink and Redshift's
+//! staging write through it, and the S3 join's fetcher reads with
+//! [`get_bounded`]. S3 bodies stream through a bridge from the SDK's async
+//! reader. Every call runs on the process's one AWS runtime.
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Handle;
 
-use crate::manifest::{Location, S3Prefix};
+/// A folder: local, or an S3 prefix (an export's folder, the S3 sink's output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Local(PathBuf),
+    S3(S3Prefix),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(path) => write!(f, "{}", path.display()),
+            Location::S3(prefix) => write!(f, "{prefix}"),
+        }
+    }
+}
+
+/// `s3://bucket/prefix/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Prefix {
+    pub bucket: String,
+    /// Empty, or ending in `/`.
+    pub prefix: String,
+}
+
+impl std::fmt::Display for S3Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// Why a text is not an `s3://bucket/prefix/`.
+#[derive(Debug, thiserror::Error)]
+pub enum BadS3Uri {
+    #[error("{0:?} is not an s3:// URI")]
+    NotS3(String),
+    #[error("{0:?} names no bucket")]
+    NoBucket(String),
+}
+
+/// `s3://bucket/prefix/`: a bucket, and a key prefix that is empty or ends in `/`.
+pub fn parse_s3_prefix(uri: &str) -> Result<S3Prefix, BadS3Uri> {
+    let rest = uri.strip_prefix("s3://").ok_or_else(|| BadS3Uri::NotS3(uri.to_owned()))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(BadS3Uri::NoBucket(uri.to_owned()));
+    }
+    let prefix =
+        if prefix.is_empty() || prefix.ends_with('/') { prefix.to_owned() } else { format!("{prefix}/") };
+    Ok(S3Prefix { bucket: bucket.to_owned(), prefix })
+}
 
 /// An S3 permission a room needs on its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,18 +179,14 @@ pub async fn get_object(
 
 pub enum ObjectStore {
     Local(PathBuf),
-    S3 { client: aws_sdk_s3::Client, at: S3Prefix, runtime: Runtime },
+    S3 { client: aws_sdk_s3::Client, at: S3Prefix },
 }
 
 impl ObjectStore {
     pub fn open(location: &Location) -> Result<Self> {
         Ok(match location {
             Location::Local(path) => ObjectStore::Local(path.clone()),
-            Location::S3(at) => {
-                let runtime = crate::aws::runtime("sluice-s3", 2)?;
-                let client = crate::aws::s3_client(&runtime);
-                ObjectStore::S3 { client, at: at.clone(), runtime }
-            }
+            Location::S3(at) => ObjectStore::S3 { client: crate::aws::s3_client(), at: at.clone() },
         })
     }
 
@@ -148,9 +195,7 @@ impl ObjectStore {
     pub fn check(&self, needs: &[Access], probe: &str) -> Result<()> {
         match self {
             ObjectStore::Local(_) => Ok(()),
-            ObjectStore::S3 { client, at, runtime } => {
-                runtime.block_on(check_access(client, at, needs, probe))
-            }
+            ObjectStore::S3 { client, at } => crate::aws::block_on(check_access(client, at, needs, probe)),
         }
     }
 
@@ -192,7 +237,8 @@ impl ObjectStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(anyhow!("opening {}: {e}", self.describe(key))),
             },
-            ObjectStore::S3 { client, at, runtime } => {
+            ObjectStore::S3 { client, at } => {
+                let runtime = crate::aws::runtime();
                 let sent = runtime.block_on(get_object(client, &at.bucket, &format!("{}{key}", at.prefix)));
                 let got = match sent {
                     Ok(got) => got,
@@ -243,14 +289,13 @@ impl ObjectStore {
                 std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
                 std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))
             }
-            ObjectStore::S3 { client, at, runtime } => {
+            ObjectStore::S3 { client, at } => {
                 let put = client
                     .put_object()
                     .bucket(&at.bucket)
                     .key(format!("{}{key}", at.prefix))
                     .body(bytes.into());
-                runtime
-                    .block_on(put.send())
+                crate::aws::block_on(put.send())
                     .map(drop)
                     .map_err(|e| anyhow!("writing {}: {}", self.describe(key), crate::aws::describe(&e)))
             }
@@ -266,15 +311,118 @@ impl ObjectStore {
                 }
                 _ => Ok(()),
             },
-            ObjectStore::S3 { client, at, runtime } => {
+            ObjectStore::S3 { client, at } => {
                 let delete = client.delete_object().bucket(&at.bucket).key(format!("{}{key}", at.prefix));
-                runtime
-                    .block_on(delete.send())
+                crate::aws::block_on(delete.send())
                     .map(drop)
                     .map_err(|e| anyhow!("removing {}: {}", self.describe(key), crate::aws::describe(&e)))
             }
         }
     }
+}
+
+impl ObjectStore {
+    /// Removes every object under `sub` (a key prefix ending in `/`).
+    pub fn delete_prefix(&self, sub: &str) -> Result<()> {
+        match self {
+            ObjectStore::Local(root) => match std::fs::remove_dir_all(root.join(sub)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(anyhow!("removing {}: {e}", self.describe(sub)))
+                }
+                _ => Ok(()),
+            },
+            ObjectStore::S3 { client, at } => crate::aws::block_on(async {
+                let prefix = format!("{}{sub}", at.prefix);
+                let mut token = None;
+                loop {
+                    let page = client
+                        .list_objects_v2()
+                        .bucket(&at.bucket)
+                        .prefix(&prefix)
+                        .set_continuation_token(token)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            anyhow!("listing {}: {}", self.describe(sub), crate::aws::describe(&e))
+                        })?;
+                    for key in page.contents().iter().filter_map(|o| o.key()) {
+                        client.delete_object().bucket(&at.bucket).key(key).send().await.map_err(|e| {
+                            anyhow!("removing s3://{}/{key}: {}", at.bucket, crate::aws::describe(&e))
+                        })?;
+                    }
+                    token = page.next_continuation_token().map(str::to_owned);
+                    if token.is_none() {
+                        return Ok(());
+                    }
+                }
+            }),
+        }
+    }
+
+    /// The region of the folder's bucket, from GetBucketLocation
+    /// (`s3:GetBucketLocation`; HeadBucket would need `s3:ListBucket` on the
+    /// whole bucket); `None` for a local folder.
+    pub fn region(&self) -> Result<Option<String>> {
+        let ObjectStore::S3 { client, at } = self else { return Ok(None) };
+        let location =
+            crate::aws::block_on(client.get_bucket_location().bucket(&at.bucket).send()).map_err(|e| {
+                anyhow!(
+                    "finding the region of bucket {} (sluice needs s3:GetBucketLocation on arn:aws:s3:::{}): {}",
+                    at.bucket,
+                    at.bucket,
+                    crate::aws::describe(&e)
+                )
+            })?;
+        // No constraint is us-east-1; "EU" is the old name of eu-west-1.
+        let region = match location.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1",
+            Some("EU") => "eu-west-1",
+            Some(region) => region,
+        };
+        Ok(Some(region.to_owned()))
+    }
+}
+
+/// Why a bounded read found no bytes to give.
+#[derive(Debug, thiserror::Error)]
+pub enum BoundedGetError {
+    #[error("no such object")]
+    Missing,
+    #[error("access denied (s3:GetObject): {0}")]
+    Denied(String),
+    #[error("the object is {0} bytes, over the limit")]
+    TooLarge(u64),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Reads a whole object of at most `max` bytes (the S3 join's documents):
+/// a longer one is refused from its length, or after `max + 1` bytes if the
+/// length was not given.
+pub async fn get_bounded(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    max: u64,
+) -> Result<Vec<u8>, BoundedGetError> {
+    let out = get_object(client, bucket, key).await.map_err(|e| match e {
+        GetError::Missing => BoundedGetError::Missing,
+        GetError::Denied(e) => BoundedGetError::Denied(e),
+        GetError::Failed(e) => BoundedGetError::Failed(e),
+    })?;
+    if let Some(len) = out.content_length().filter(|len| *len as u64 > max) {
+        return Err(BoundedGetError::TooLarge(len as u64));
+    }
+    let mut body = out.body.into_async_read();
+    let mut bytes = Vec::new();
+    let mut limited = tokio::io::AsyncReadExt::take(&mut body, max + 1);
+    tokio::io::AsyncReadExt::read_to_end(&mut limited, &mut bytes)
+        .await
+        .map_err(|e| BoundedGetError::Failed(format!("reading the object: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(BoundedGetError::TooLarge(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Times a broken object read is resumed before the error stands.

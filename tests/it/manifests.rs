@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+use sluice::sinks::SinkConfig;
+use sluice::sources::SourceConfig;
+
 use crate::util::{run_ok, sluice, stdout};
 
 const GOOD: &str = r#"name = "m"
@@ -41,12 +44,15 @@ fn the_good_manifest_resolves_paths_from_its_folder() {
     let plan = sluice::manifest::parse(Path::new("pipelines/m.toml"), GOOD).unwrap();
     assert_eq!(
         plan.source,
-        sluice::manifest::SourcePlan::File {
+        SourceConfig::File(sluice::sources::file::Config {
             path: "pipelines/data/stream.jsonl".into(),
             written: "data/stream.jsonl".into()
-        }
+        })
     );
-    assert_eq!(plan.sink, sluice::manifest::SinkPlan::Sqlite { path: "pipelines/out/m.db".into() });
+    assert_eq!(
+        plan.sink,
+        SinkConfig::Sqlite(sluice::sinks::sqlite::Config { path: "pipelines/out/m.db".into() })
+    );
     assert_eq!(plan.batch.max_records, 500);
 }
 
@@ -148,7 +154,7 @@ fn kinesis_sources_are_checked() {
     };
     let plan =
         sluice::manifest::parse(Path::new("pipelines/m.toml"), &kinesis("start = \"latest\"")).unwrap();
-    assert!(matches!(plan.source, sluice::manifest::SourcePlan::Kinesis(_)));
+    assert!(matches!(plan.source, SourceConfig::Kinesis(_)));
     assert_error(&kinesis("start = \"earliest\""), "6:9", &["trim_horizon, latest or at_timestamp"]);
     assert_error(&kinesis("start = \"at_timestamp\""), "6:9", &["needs timestamp"]);
     assert_error(&kinesis("start = \"at_timestamp\"\ntimestamp = \"yesterday\""), "7:13", &["RFC 3339"]);
@@ -173,7 +179,7 @@ fn export_sources_are_checked() {
     };
     let then = "then = { type = \"kinesis\", stream_arn = \"arn:aws:kinesis:us-east-1:1:stream/s\", margin = \"15m\" }";
     let plan = sluice::manifest::parse(Path::new("pipelines/m.toml"), &export(then)).unwrap();
-    let sluice::manifest::SourcePlan::Export(e) = &plan.source else { panic!("{:?}", plan.source) };
+    let SourceConfig::Export(e) = &plan.source else { panic!("{:?}", plan.source) };
     assert_eq!(e.then.as_ref().unwrap().margin, std::time::Duration::from_secs(900));
     assert_eq!(e.parallel, 4);
     assert_error(&export("parallel = 0"), "6:12", &["between 1 and 64"]);

@@ -183,6 +183,7 @@ fn two_runs_starting_on_a_fresh_schema_never_fail_on_the_catalogue() {
                 finished += 1;
             } else {
                 assert!(stderr.contains("another run of pipeline"), "attempt {attempt}: {stderr}");
+                assert_eq!(out.status.code(), Some(3), "a fenced run exits 3");
             }
         }
         assert!(finished >= 1, "attempt {attempt}: neither run finished");

@@ -1,16 +1,31 @@
 //! The built-in transforms, compiled from `guests/` by `build.rs` and embedded
-//! so that an installed binary needs no `.wasm` files.
+//! so that an installed binary needs no `.wasm` files. Each states what it
+//! needs from its table's manifest entry.
 
-/// `builtin:<name>` to the component's bytes.
-pub const BUILTINS: &[(&str, &[u8])] = &[
-    ("ddb-json", include_bytes!(concat!(env!("OUT_DIR"), "/ddb-json.wasm"))),
-    ("s3-join", include_bytes!(concat!(env!("OUT_DIR"), "/s3-join.wasm"))),
+pub struct Builtin {
+    pub name: &'static str,
+    pub wasm: &'static [u8],
+    /// It reads objects through `fetch`, so its table needs `[tables.join]`.
+    pub needs_join: bool,
+}
+
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "ddb-json",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/ddb-json.wasm")),
+        needs_join: false,
+    },
+    Builtin {
+        name: "s3-join",
+        wasm: include_bytes!(concat!(env!("OUT_DIR"), "/s3-join.wasm")),
+        needs_join: true,
+    },
 ];
 
-pub fn lookup(name: &str) -> Option<&'static [u8]> {
-    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+pub fn lookup(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
 }
 
 pub fn names() -> impl Iterator<Item = &'static str> {
-    BUILTINS.iter().map(|(n, _)| *n)
+    BUILTINS.iter().map(|b| b.name)
 }

@@ -95,7 +95,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(Some(dir.path().to_path_buf()));
         let engine = Engine::default();
-        let wasm = builtin::lookup("ddb-json").unwrap();
+        let wasm = builtin::lookup("ddb-json").unwrap().wasm;
         cache.load(&engine, wasm).unwrap();
         let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(entries.len(), 1, "{entries:?}");

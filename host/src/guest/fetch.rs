@@ -7,11 +7,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::manifest::JoinPlan;
+use crate::objects::{Access, BoundedGetError, S3Prefix, check_access, get_bounded};
 use lru::LruCache;
-use tokio::runtime::Runtime;
-
-use crate::manifest::{JoinPlan, S3Prefix};
-use crate::objects::{Access, GetError, check_access, get_object};
 
 /// Objects fetched at once.
 const CONCURRENCY: usize = 16;
@@ -30,7 +28,6 @@ type Fetched = Result<Arc<Vec<u8>>, FetchError>;
 pub struct Fetcher {
     plan: JoinPlan,
     client: aws_sdk_s3::Client,
-    runtime: Runtime,
     cache: Mutex<Cache>,
 }
 
@@ -42,13 +39,12 @@ struct Cache {
 
 impl Fetcher {
     pub fn new(plan: &JoinPlan) -> anyhow::Result<Arc<Self>> {
-        let runtime = crate::aws::runtime("sluice-fetch", 2)?;
-        let client = crate::aws::s3_client(&runtime);
+        let client = crate::aws::s3_client();
         // A missing document is `{}`, but S3 says "missing" only to callers
         // that may list: without that, every one would read as denied.
-        runtime.block_on(check_access(&client, &plan.prefix, &[Access::List], ""))?;
+        crate::aws::block_on(check_access(&client, &plan.prefix, &[Access::List], ""))?;
         let cache = Cache { entries: LruCache::unbounded(), bytes: 0, budget: plan.cache_bytes };
-        Ok(Arc::new(Fetcher { plan: plan.clone(), client, runtime, cache: Mutex::new(cache) }))
+        Ok(Arc::new(Fetcher { plan: plan.clone(), client, cache: Mutex::new(cache) }))
     }
 
     /// One result per URI, in order; each distinct URI is read at most once.
@@ -75,7 +71,7 @@ impl Fetcher {
         }
         if !wanted.is_empty() {
             tracing::debug!(fetched = wanted.len(), cached = have.len(), "join: fetching objects");
-            let fetched = self.runtime.block_on(self.get_all(wanted));
+            let fetched = crate::aws::block_on(self.get_all(wanted));
             let mut cache = self.cache.lock().expect("fetch cache lock");
             for (uri, result) in fetched {
                 cache.insert(uri.clone(), result.clone());
@@ -117,25 +113,14 @@ impl Fetcher {
 
     async fn get(&self, at: &S3Prefix) -> Fetched {
         let max = self.plan.max_object_bytes;
-        let out = get_object(&self.client, &at.bucket, &at.prefix).await.map_err(|e| match e {
-            GetError::Missing => FetchError::NotFound,
-            GetError::Denied(e) => FetchError::Failed(format!("access denied (s3:GetObject): {e}")),
-            GetError::Failed(e) => FetchError::Failed(e),
-        })?;
-        if let Some(len) = out.content_length().filter(|len| *len as u64 > max) {
-            return Err(FetchError::TooLarge(len as u64));
+        match get_bounded(&self.client, &at.bucket, &at.prefix, max).await {
+            Ok(bytes) => Ok(Arc::new(bytes)),
+            Err(BoundedGetError::Missing) => Err(FetchError::NotFound),
+            Err(BoundedGetError::TooLarge(len)) => Err(FetchError::TooLarge(len)),
+            Err(e @ (BoundedGetError::Denied(_) | BoundedGetError::Failed(_))) => {
+                Err(FetchError::Failed(e.to_string()))
+            }
         }
-        // Read at most one byte past the limit, whatever the length header said.
-        let mut body = out.body.into_async_read();
-        let mut bytes = Vec::new();
-        let mut limited = tokio::io::AsyncReadExt::take(&mut body, max + 1);
-        tokio::io::AsyncReadExt::read_to_end(&mut limited, &mut bytes)
-            .await
-            .map_err(|e| FetchError::Failed(format!("reading the object: {e}")))?;
-        if bytes.len() as u64 > max {
-            return Err(FetchError::TooLarge(bytes.len() as u64));
-        }
-        Ok(Arc::new(bytes))
     }
 }
 

@@ -65,10 +65,19 @@ impl TransformRef {
         }
     }
 
+    /// Whether the transform reads objects and so needs `[tables.join]`
+    /// (known for built-ins; a custom component may fetch or not).
+    pub fn needs_join(&self) -> bool {
+        match self {
+            TransformRef::Builtin(name) => builtin::lookup(name).is_some_and(|b| b.needs_join),
+            TransformRef::File(_) => false,
+        }
+    }
+
     fn wasm(&self) -> Result<Cow<'static, [u8]>> {
         match self {
             TransformRef::Builtin(name) => {
-                Ok(Cow::Borrowed(builtin::lookup(name).expect("checked by parse")))
+                Ok(Cow::Borrowed(builtin::lookup(name).expect("checked by parse").wasm))
             }
             TransformRef::File(path) => std::fs::read(path)
                 .map(Cow::Owned)

@@ -4,9 +4,8 @@
 
 use serde::de::IgnoredAny;
 
-use crate::ident;
 use crate::record::{Change, Format, Operation, SourceRecord, Value};
-use crate::sinks::COLUMNS;
+use crate::{columns, ident};
 
 /// Longest tie-breaker accepted (Kinesis sequence numbers have up to 128 digits).
 const MAX_TIEBREAK: usize = 256;
@@ -37,7 +36,7 @@ pub(super) fn check(change: &Change, table: &str) -> Result<(), String> {
     }
     for column in &change.extra {
         let folded = ident::fold(&column.name).map_err(|why| format!("extra column: {why}"))?;
-        if folded != column.name || COLUMNS.contains(&column.name.as_str()) {
+        if folded != column.name || columns::is_standard(&column.name) {
             return Err(format!(
                 "extra column {:?} must be lower case and not a standard column",
                 column.name

@@ -2,9 +2,9 @@
 //!
 //! 1. a [source](crate::sources) cuts records into a batch with positions;
 //! 2. `router.rs` picks each record's table route and guest instance;
-//! 3. `transform.rs` runs the guests, turning outcomes into rows and dead
+//! 3. `rows.rs` runs the guests, turning outcomes into rows and dead
 //!    letters, checked by `checks.rs`, then `dedupe.rs` keeps the latest
-//!    change per item;
+//!    change per item (or every distinct change, for a sink that keeps them);
 //! 4. a [sink](crate::sinks) writes rows, dead letters and checkpoints in one
 //!    transaction, on its own thread, while the next batch is transformed.
 //!
@@ -16,8 +16,8 @@
 mod checks;
 mod dedupe;
 mod router;
+mod rows;
 mod summary;
-mod transform;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,8 +50,7 @@ pub struct RunOptions {
 /// Runs a pipeline until its source is exhausted or it is told to stop.
 pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Result<Summary> {
     let started = Instant::now();
-    let mut sink = sinks::open(&plan.sink)?;
-    sink.prepare(&plan.name, &plan.targets())?;
+    let mut sink = plan.sink.open(&plan.name, &plan.targets())?;
     let committed = sink.checkpoints()?;
     let mut source = sources::open(plan, &committed, options.exit_when_caught_up)?;
     let mut router = Router::new(plan, runtime);
@@ -90,7 +89,7 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                 summary.records += batch.records.len() as u64;
                 summary.bytes += batch.bytes as u64;
                 let number = batch.number;
-                let t = transform::batch(&mut router, batch, &plan.sink)
+                let t = rows::batch(&mut router, batch, &plan.sink)
                     .with_context(|| format!("transforming batch {number}"))?;
                 summary.skipped += t.skipped;
                 summary.superseded += t.superseded;

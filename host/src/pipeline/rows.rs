@@ -1,14 +1,14 @@
 //! One batch through the guests: records in, rows and dead letters out.
+//! (The guests' own `transform` runs in [`crate::guest`].)
 
 use anyhow::Result;
 
 use super::router::Router;
 use super::{checks, dedupe};
-use crate::manifest::SinkPlan;
 use crate::record::{
     Batch, DeadLetter, Format, MAX_MESSAGE_BYTES, Outcome, Row, SinkBatch, SourceRecord, message,
 };
-use crate::sinks;
+use crate::sinks::SinkConfig;
 
 pub(super) struct Transformed {
     pub sink: SinkBatch,
@@ -19,7 +19,7 @@ pub(super) struct Transformed {
 /// Rows the sink would refuse become dead letters first; then sinks that
 /// record history get every distinct change, the others only the latest per
 /// item. In that order, a refused change never hides an earlier valid one.
-pub(super) fn batch(router: &mut Router, batch: Batch, sink_plan: &SinkPlan) -> Result<Transformed> {
+pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig) -> Result<Transformed> {
     let mut sink = SinkBatch {
         number: batch.number,
         records: batch.records.len() as u64,
@@ -69,7 +69,7 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_plan: &SinkPlan) -> 
                             origin: record.origin(),
                             raw: record.payload,
                         };
-                        match sinks::refuses(sink_plan, &row) {
+                        match sink_config.refuses(&row) {
                             None => rows.push(row),
                             Some(reason) => sink.dead_letters.push(DeadLetter::new(
                                 Some(&table),
@@ -95,7 +95,7 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_plan: &SinkPlan) -> 
             }
         }
     }
-    let (rows, superseded) = if sink_plan.keeps_every_change() {
+    let (rows, superseded) = if sink_config.capabilities().keeps_every_change {
         dedupe::distinct_changes(rows)
     } else {
         dedupe::latest_per_item(rows)

@@ -1,62 +1,70 @@
-//! Sinks store rows, dead letters and checkpoints, all of one batch in one
-//! transaction, and give the checkpoints back on the next start. How that
-//! makes a run effectively-once is explained in `CHECKPOINTS.md`.
+//! Sinks store rows, dead letters and checkpoints, and give the checkpoints
+//! back on the next start. How that makes a run effectively-once is
+//! explained in `CHECKPOINTS.md`.
 //!
-//! Every sink keeps the same promises:
-//! * a row is replaced only by a change whose order is newer or equal;
-//! * a delete either marks the row (`soft`) or removes it and keeps a
-//!   tombstone (`hard`), so an older change cannot bring the item back;
-//! * a newer run fences out an older one still writing (a writer epoch).
+//! Each sink is a folder: `config.rs` (its manifest section, checked and
+//! resolved), the sink itself in `mod.rs`, and a read-only `Inspect` for
+//! `sluice status`. Adding one means a folder, a variant of [`SinkConfig`],
+//! and its `type` in `manifest/validate.rs`.
+//!
+//! What each sink promises is in its [`Capabilities`]; all of them replace a
+//! row only by a change whose order is newer or equal, and keep a deleted
+//! item deleted against older changes (a soft-deleted row or a tombstone).
 
-mod postgres;
-mod redshift;
+pub mod postgres;
+pub mod redshift;
 mod retry;
-mod s3;
-mod sqlite;
+pub mod s3;
+pub mod sqlite;
 
 use std::collections::HashMap;
 
 use anyhow::Result;
 
-pub use postgres::PostgresSink;
-pub use redshift::RedshiftSink;
-pub use s3::S3Sink;
-pub use sqlite::SqliteSink;
+use crate::columns::{self, Cell};
+use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch, Value};
 
-use crate::manifest::SinkPlan;
-use crate::record::{Checkpoint, DeleteMode, Operation, Row, SinkBatch, Value};
+/// The sink a manifest names, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkConfig {
+    Sqlite(sqlite::Config),
+    Postgres(postgres::Config),
+    Redshift(redshift::Config),
+    S3(s3::Config),
+}
 
-/// The standard columns of every target table: the seed's layout, then what
-/// ordering needs. Extra columns from guests may not reuse these names.
-pub const COLUMNS: &[&str] = &[
-    "table_name",
-    "keys",
-    "event_id",
-    "last_event_name",
-    "approx_creation_timestamp_millis",
-    "new_image",
-    "old_image",
-    "error",
-    "has_parsing_error",
-    "is_deleted",
-    "is_ttl_delete",
-    "raw_payload_size_bytes",
-    "raw_payload",
-    "change_micros",
-    "change_seq",
-    "source_position",
-];
+/// What a sink guarantees, stated by the sink (the README's table says the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// A batch's rows, dead letters and checkpoints commit together or not at all.
+    pub transactional: bool,
+    /// A newer run of the pipeline stops an older one still writing.
+    pub fenced: bool,
+    /// It stores every distinct change of a batch, not only the latest per item.
+    pub keeps_every_change: bool,
+}
 
+/// A sink ready to write: its tables exist and, where it is fenced, it holds
+/// the pipeline's writer epoch.
 pub trait Sink: Send {
-    /// Creates missing tables and claims the pipeline's writer epoch, which
-    /// fences out any older run of the same pipeline.
-    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()>;
-
     /// The checkpoints committed so far, to resume from.
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>>;
 
-    /// Writes a batch's rows, dead letters and checkpoints atomically.
+    /// Writes a batch's rows, dead letters and checkpoints, atomically where
+    /// the sink is transactional. A newer run's fence is a [`Fenced`] error.
     fn write(&mut self, batch: &SinkBatch) -> Result<Applied>;
+}
+
+/// Another run of the pipeline took over the sink; this one must stop
+/// without writing. The CLI exits with its own code for it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "another run of pipeline {pipeline:?} started (writer epoch {theirs}, ours {ours}); stopping so only one run writes"
+)]
+pub struct Fenced {
+    pub pipeline: String,
+    pub ours: i64,
+    pub theirs: i64,
 }
 
 /// Reads what a sink holds, for `sluice status`, and nothing else: no DDL,
@@ -110,30 +118,82 @@ pub struct TableStatus {
     pub sample: Vec<(String, bool, Option<String>)>,
 }
 
-/// Opens the sink a plan names.
-pub fn open(plan: &SinkPlan) -> Result<Box<dyn Sink>> {
-    match plan {
-        SinkPlan::Sqlite { path } => Ok(Box::new(SqliteSink::open(path)?)),
-        SinkPlan::Postgres(p) => Ok(Box::new(PostgresSink::open(p)?)),
-        SinkPlan::Redshift(r) => Ok(Box::new(RedshiftSink::open(r)?)),
-        SinkPlan::S3(o) => Ok(Box::new(S3Sink::open(o)?)),
+impl SinkConfig {
+    /// Opens the sink for pipeline `pipeline`: creates what is missing and
+    /// claims the writer epoch, which fences out any older run.
+    pub fn open(&self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Box<dyn Sink>> {
+        Ok(match self {
+            SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteSink::open(c, pipeline, targets)?),
+            SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::open(c, pipeline, targets)?),
+            SinkConfig::Redshift(c) => Box::new(redshift::RedshiftSink::open(c, pipeline, targets)?),
+            SinkConfig::S3(c) => Box::new(s3::S3Sink::open(c, pipeline)?),
+        })
+    }
+
+    /// Opens a read-only view of the sink.
+    pub fn inspect(&self) -> Result<Box<dyn Inspector>> {
+        Ok(match self {
+            SinkConfig::Sqlite(c) => Box::new(sqlite::Inspect::open(c)?),
+            SinkConfig::Postgres(c) => Box::new(postgres::Inspect::open(c)?),
+            SinkConfig::Redshift(c) => Box::new(redshift::Inspect::open(c)?),
+            SinkConfig::S3(c) => Box::new(s3::Inspect::open(c)?),
+        })
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        match self {
+            SinkConfig::Sqlite(_) | SinkConfig::Postgres(_) | SinkConfig::Redshift(_) => {
+                Capabilities { transactional: true, fenced: true, keeps_every_change: false }
+            }
+            SinkConfig::S3(c) => s3::capabilities(c),
+        }
+    }
+
+    /// Why the sink cannot store a row, if it cannot (a value the database
+    /// would refuse). The pipeline asks before it reduces a batch to the
+    /// latest change per item, so that a refused change costs its own record
+    /// and never hides an earlier valid change to the same item.
+    pub fn refuses(&self, row: &Row) -> Option<String> {
+        match self {
+            SinkConfig::Postgres(_) => postgres::refuses(row),
+            SinkConfig::Redshift(c) => redshift::refuses(row, c.super_max_string_bytes),
+            SinkConfig::Sqlite(_) | SinkConfig::S3(_) => None,
+        }
+    }
+
+    /// The longest sink table name the sink keeps apart from others.
+    pub fn max_target_bytes(&self) -> usize {
+        match self {
+            SinkConfig::Postgres(_) => postgres::MAX_NAME_BYTES,
+            _ => usize::MAX,
+        }
+    }
+
+    /// The longest partition name (a file source's path) the sink's
+    /// checkpoints and dead letters keep.
+    pub fn max_partition_bytes(&self) -> usize {
+        match self {
+            SinkConfig::Redshift(_) => redshift::MAX_PARTITION_BYTES,
+            _ => usize::MAX,
+        }
     }
 }
 
-/// Opens a read-only view of the sink a plan names.
-pub fn inspect(plan: &SinkPlan) -> Result<Box<dyn Inspector>> {
-    match plan {
-        SinkPlan::Sqlite { path } => Ok(Box::new(sqlite::Inspect::open(path)?)),
-        SinkPlan::Postgres(p) => Ok(Box::new(postgres::Inspect::open(p)?)),
-        SinkPlan::Redshift(r) => Ok(Box::new(redshift::Inspect::open(r)?)),
-        SinkPlan::S3(o) => Ok(Box::new(s3::Inspect::open(o)?)),
+impl std::fmt::Display for SinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkConfig::Sqlite(c) => c.fmt(f),
+            SinkConfig::Postgres(c) => c.fmt(f),
+            SinkConfig::Redshift(c) => c.fmt(f),
+            SinkConfig::S3(c) => c.fmt(f),
+        }
     }
 }
 
 /// What a sink keeps about one target table.
 pub(crate) struct TargetTable {
     pub deletes: DeleteMode,
-    /// Columns beyond [`COLUMNS`], in the order guests brought them.
+    /// Columns beyond the [standard ones](columns::STANDARD), in the order guests brought them.
     pub extras: Vec<String>,
 }
 
@@ -154,18 +214,6 @@ pub(crate) fn missing_columns<'a>(
         }
     }
     missing
-}
-
-/// Why the sink a plan names cannot store a row, if it cannot (a value the
-/// database would refuse). The pipeline asks before it reduces a batch to the
-/// latest change per item, so that a refused change costs its own record and
-/// never hides an earlier valid change to the same item.
-pub fn refuses(plan: &SinkPlan, row: &Row) -> Option<String> {
-    match plan {
-        SinkPlan::Postgres(_) => postgres::refuses(row),
-        SinkPlan::Redshift(r) => redshift::refuses(row, r.super_max_string_bytes),
-        SinkPlan::Sqlite { .. } | SinkPlan::S3(_) => None,
-    }
 }
 
 /// The first of a row's text values that holds a NUL character, which
@@ -241,43 +289,24 @@ pub(crate) fn raw_text(raw: &[u8]) -> Option<&str> {
 }
 
 /// One row as a JSON line (Redshift's COPY staging, the S3 sink): keys are
-/// column names, documents are embedded as JSON, not as strings.
+/// column names, documents are embedded as JSON, not as strings;
+/// `raw_payload` is the record as the sink keeps it.
 pub(crate) fn json_line(row: &Row, extras: &[String], raw_payload: Option<&str>) -> String {
-    let c = &row.change;
-    let deleted = c.operation.is_delete();
-    let text =
-        |v: Option<&str>| v.map_or_else(|| "null".to_owned(), |s| serde_json::Value::from(s).to_string());
-    let document = |v: Option<&str>| v.unwrap_or("null").to_owned();
-    let mut fields = vec![
-        text(Some(&c.table)),
-        text(Some(&c.key)),
-        text(Some(&c.event_id)),
-        text(Some(&c.event_name)),
-        (c.order.micros / 1000).to_string(),
-        document(if deleted { None } else { c.new_image.as_deref() }),
-        document(c.old_image.as_deref()),
-        text(c.error.as_deref()),
-        c.error.is_some().to_string(),
-        deleted.to_string(),
-        (c.operation == Operation::TtlDelete).to_string(),
-        row.raw.len().to_string(),
-        text(raw_payload),
-        c.order.micros.to_string(),
-        text(Some(&c.order.tiebreak)),
-        text(Some(&row.origin)),
-    ];
-    for name in extras {
-        fields.push(match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
-            None | Some(Value::Null) => "null".to_owned(),
-            Some(Value::Bool(b)) => b.to_string(),
-            Some(Value::Integer(i)) => i.to_string(),
-            Some(Value::Text(t)) => text(Some(t)),
-            Some(Value::Json(j)) => j.clone(),
-        });
-    }
-    let names = COLUMNS.iter().map(|c| c.to_string()).chain(extras.iter().cloned());
-    let members: Vec<String> =
-        names.zip(fields).map(|(n, v)| format!("{}:{v}", serde_json::Value::from(n))).collect();
+    let text = |t: &str| serde_json::Value::from(t).to_string();
+    let members: Vec<String> = columns::names(extras)
+        .zip(columns::cells(row, extras))
+        .map(|(name, cell)| {
+            let value = match cell {
+                Cell::Null => "null".to_owned(),
+                Cell::Text(t) => text(t),
+                Cell::Json(j) => j.to_owned(),
+                Cell::Bool(b) => b.to_string(),
+                Cell::Int(i) => i.to_string(),
+                Cell::Raw(_) => raw_payload.map_or_else(|| "null".to_owned(), text),
+            };
+            format!("{}:{value}", text(name))
+        })
+        .collect();
     format!("{{{}}}", members.join(","))
 }
 

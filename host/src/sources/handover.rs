@@ -6,8 +6,9 @@
 
 use anyhow::Result;
 
-use super::{ExportSource, KinesisSource, Source};
-use crate::manifest::{HandOver, KinesisStart};
+use super::Source;
+use super::export::{ExportSource, HandOver};
+use super::kinesis::{KinesisSource, Start};
 use crate::record::{Batch, BatchLimits, Checkpoint};
 
 pub struct ExportThenStream {
@@ -43,15 +44,15 @@ impl Source for ExportThenStream {
                 return Ok(Some(batch));
             }
             let from = export.as_of - self.then.margin;
-            let mut plan = self.then.kinesis.clone();
-            plan.start = KinesisStart::AtTimestamp(from);
+            let mut stream = self.then.kinesis.clone();
+            stream.start = Start::AtTimestamp(from);
             tracing::info!(
-                stream = plan.stream_arn,
+                stream = stream.stream_arn,
                 "export loaded; shards without a checkpoint are read from {} (exportTime - {})",
                 humantime::format_rfc3339_millis(from),
                 humantime::format_duration(self.then.margin)
             );
-            self.stream = Some(KinesisSource::open(&plan, &self.committed, self.exit_when_caught_up)?);
+            self.stream = Some(KinesisSource::open(&stream, &self.committed, self.exit_when_caught_up)?);
             self.export = None;
         }
         self.stream.as_mut().expect("opened once the export is loaded").next_batch(limits)

@@ -2,23 +2,27 @@
 //! reached after it. A source knows nothing of guests or sinks: it is handed
 //! the checkpoints the sink committed and resumes right after them, and is
 //! told when later ones are committed.
+//!
+//! Each source is a folder: `config.rs` (its manifest section, checked and
+//! resolved) beside the source itself. Adding one means a folder, a variant
+//! of [`SourceConfig`], and its `type` in `manifest/validate.rs`.
 
-mod export;
-mod file;
+pub mod export;
+pub mod file;
 mod handover;
-mod kinesis;
+pub mod kinesis;
 
 use std::sync::Arc;
 
 use anyhow::Result;
 use serde::Serialize;
 
-pub use export::ExportSource;
-pub use file::FileSource;
-pub use handover::ExportThenStream;
-pub use kinesis::KinesisSource;
+use export::ExportSource;
+use file::FileSource;
+use handover::ExportThenStream;
+use kinesis::KinesisSource;
 
-use crate::manifest::{Plan, SourcePlan};
+use crate::manifest::Plan;
 use crate::record::{Batch, BatchLimits, Checkpoint};
 
 pub trait Source: Send {
@@ -32,17 +36,35 @@ pub trait Source: Send {
     fn committed(&mut self, _checkpoints: &[Checkpoint]) {}
 }
 
+/// The source a manifest names, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    File(file::Config),
+    Kinesis(kinesis::Config),
+    Export(export::Config),
+}
+
+impl std::fmt::Display for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceConfig::File(c) => c.fmt(f),
+            SourceConfig::Kinesis(c) => c.fmt(f),
+            SourceConfig::Export(c) => c.fmt(f),
+        }
+    }
+}
+
 /// Opens the source a plan names, resuming from committed checkpoints.
 /// `exit_when_caught_up` makes an endless source (a stream) end once it
 /// has read everything there is.
 pub fn open(plan: &Plan, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Box<dyn Source>> {
     match &plan.source {
-        SourcePlan::File { path, written } => {
-            let resume = committed.iter().find(|c| c.stream == *written);
-            Ok(Box::new(FileSource::open(path, written, resume)?))
+        SourceConfig::File(f) => {
+            let resume = committed.iter().find(|c| c.stream == f.written);
+            Ok(Box::new(FileSource::open(&f.path, &f.written, resume)?))
         }
-        SourcePlan::Kinesis(k) => Ok(Box::new(KinesisSource::open(k, committed, exit_when_caught_up)?)),
-        SourcePlan::Export(e) => {
+        SourceConfig::Kinesis(k) => Ok(Box::new(KinesisSource::open(k, committed, exit_when_caught_up)?)),
+        SourceConfig::Export(e) => {
             let export = ExportSource::open(plan, e, committed)?;
             Ok(match &e.then {
                 Some(then) => {

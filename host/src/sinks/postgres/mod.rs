@@ -8,27 +8,30 @@
 //! landed, the retry changes nothing, because every change is applied only
 //! if it is at least as new as what is stored.
 
+mod config;
 mod sql;
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use postgres::error::SqlState;
 use postgres::{Client, Transaction};
 
 use super::retry::{Failure, retrying};
 use super::{
-    Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, nul_in_document,
+    Applied, Fenced, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, nul_in_document,
     nul_in_text, raw_text,
 };
+pub use config::{Config, MAX_NAME_BYTES, Secret, Section, redact_url};
+
+use crate::columns::{self, Cell};
 use crate::ident::quote;
-use crate::manifest::{PostgresPlan, redact_url};
 use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch, Value};
 
 pub struct PostgresSink {
-    plan: PostgresPlan,
+    config: Config,
     /// The quoted schema.
     schema: String,
     client: Option<Client>,
@@ -40,21 +43,62 @@ pub struct PostgresSink {
 impl PostgresSink {
     /// Connects on first use, so that a server still starting is waited for
     /// like one that goes away mid-run.
-    pub fn open(plan: &PostgresPlan) -> Result<Self> {
-        Ok(PostgresSink {
-            schema: quote(&plan.schema),
-            plan: plan.clone(),
+    /// Then creates what is missing and claims the pipeline's writer epoch.
+    pub fn open(config: &Config, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Self> {
+        let mut sink = PostgresSink {
+            schema: quote(&config.schema),
+            config: config.clone(),
             client: None,
             pipeline: String::new(),
             epoch: 0,
             targets: HashMap::new(),
-        })
+        };
+        sink.prepare(pipeline, targets)?;
+        Ok(sink)
+    }
+
+    /// Creates sluice's tables and the targets, reads their extra columns,
+    /// and claims the writer epoch.
+    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
+        let s = self.schema.clone();
+        let mut ddl = vec![sql::state_schema(&s)];
+        ddl.extend(targets.iter().map(|(name, _)| sql::create_target(&s, name)));
+        self.retrying("creating sluice's tables", |sink| {
+            let mut tx = sink.client()?.transaction().map_err(classify)?;
+            tx.batch_execute(sql::DDL_LOCK).map_err(classify)?;
+            for statement in &ddl {
+                tx.batch_execute(statement).map_err(classify)?;
+            }
+            tx.commit().map_err(classify)
+        })?;
+        let schema = self.config.schema.clone();
+        for (name, deletes) in targets {
+            let rows = self.retrying("reading the tables' columns", |sink| {
+                let client = sink.client()?;
+                client
+                    .query(
+                        "SELECT column_name FROM information_schema.columns \
+                         WHERE table_schema = $1 AND table_name = $2",
+                        &[&schema, name],
+                    )
+                    .map_err(classify)
+            })?;
+            let extras =
+                rows.iter().map(|r| r.get::<_, String>(0)).filter(|c| !columns::is_standard(c)).collect();
+            self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
+        }
+        self.epoch = self.retrying("claiming the writer epoch", |sink| {
+            let client = sink.client()?;
+            client.query_one(&sql::claim_epoch(&s), &[&pipeline]).map(|r| r.get(0)).map_err(classify)
+        })?;
+        self.pipeline = pipeline.to_owned();
+        Ok(())
     }
 
     /// The connection, opened (again) if needed.
     fn client(&mut self) -> Result<&mut Client, Failure> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(connect(&self.plan)?);
+            self.client = Some(connect(&self.config)?);
         }
         Ok(self.client.as_mut().expect("just connected"))
     }
@@ -85,11 +129,8 @@ impl PostgresSink {
         let s = &self.schema;
         let epoch: i64 = tx.query_one(&sql::fence(s), &[&self.pipeline]).map_err(classify)?.get(0);
         if epoch != self.epoch {
-            return Err(Failure::Stop(anyhow!(
-                "another run of pipeline {:?} started (writer epoch {epoch}, ours {}); stopping so only one run writes",
-                self.pipeline,
-                self.epoch
-            )));
+            let fenced = Fenced { pipeline: self.pipeline.clone(), ours: self.epoch, theirs: epoch };
+            return Err(Failure::Stop(fenced.into()));
         }
         let mut applied = Applied::default();
         let mut by_target: Vec<(&str, Vec<&Row>)> = Vec::new();
@@ -134,8 +175,7 @@ fn apply(
     stage: &str,
 ) -> Result<Applied, Failure> {
     let t = quote(target);
-    let columns: Vec<String> =
-        COLUMNS.iter().map(|c| c.to_string()).chain(spec.extras.iter().map(|e| quote(e))).collect();
+    let columns = columns::sql_names(&spec.extras);
     tx.batch_execute(&sql::create_stage(s, &t, stage)).map_err(classify)?;
     let mut data = Vec::with_capacity(rows.len() * 2048);
     for row in rows {
@@ -165,42 +205,18 @@ fn apply(
 /// One row in COPY's text format: tab-separated, `\N` for NULL, and
 /// backslash, tab, newline and carriage return escaped.
 fn copy_row(out: &mut Vec<u8>, row: &Row, extras: &[String]) {
-    let c = &row.change;
-    let deleted = c.operation.is_delete();
-    let raw = raw_text(&row.raw);
-    let millis = (c.order.micros / 1000).to_string();
-    let micros = c.order.micros.to_string();
-    let size = row.raw.len().to_string();
-    let flag = |b: bool| Some(if b { "t" } else { "f" });
-    let fields: [Option<&str>; 16] = [
-        Some(&c.table),
-        Some(&c.key),
-        Some(&c.event_id),
-        Some(&c.event_name),
-        Some(&millis),
-        if deleted { None } else { c.new_image.as_deref() },
-        c.old_image.as_deref(),
-        c.error.as_deref(),
-        flag(c.error.is_some()),
-        flag(deleted),
-        flag(c.operation == crate::record::Operation::TtlDelete),
-        Some(&size),
-        raw,
-        Some(&micros),
-        Some(&c.order.tiebreak),
-        Some(&row.origin),
-    ];
-    let extra_values: Vec<Option<String>> = extras
-        .iter()
-        .map(|name| match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(b)) => Some(if *b { "t" } else { "f" }.to_owned()),
-            Some(Value::Integer(i)) => Some(i.to_string()),
-            Some(Value::Text(v) | Value::Json(v)) => Some(v.clone()),
-        })
-        .collect();
-    let all = fields.into_iter().chain(extra_values.iter().map(Option::as_deref));
-    for (i, field) in all.enumerate() {
+    for (i, cell) in columns::cells(row, extras).enumerate() {
+        let number;
+        let field = match cell {
+            Cell::Null => None,
+            Cell::Text(t) | Cell::Json(t) => Some(t),
+            Cell::Bool(b) => Some(if b { "t" } else { "f" }),
+            Cell::Int(n) => {
+                number = n.to_string();
+                Some(number.as_str())
+            }
+            Cell::Raw(raw) => raw_text(raw),
+        };
         if i > 0 {
             out.push(b'\t');
         }
@@ -247,13 +263,13 @@ fn classify(e: postgres::Error) -> Failure {
 
 /// Connects; a server that is down or starting is worth waiting for, a bad
 /// URL or a refused login is not.
-fn connect(plan: &PostgresPlan) -> Result<Client, Failure> {
-    let url = plan.url.reveal().map_err(|e| Failure::Stop(anyhow::Error::msg(e)))?;
+fn connect(config: &Config) -> Result<Client, Failure> {
+    let url = config.url.reveal().map_err(|e| Failure::Stop(e.into()))?;
     let shown = redact_url(&url);
-    let config: postgres::Config =
+    let parsed: postgres::Config =
         url.parse().with_context(|| format!("reading the PostgreSQL URL {shown}")).map_err(Failure::Stop)?;
-    let tls = tls(plan.ca_file.as_deref()).map_err(Failure::Stop)?;
-    config.connect(tls).map_err(|e| match classify(e) {
+    let tls = tls(config.ca_file.as_deref()).map_err(Failure::Stop)?;
+    parsed.connect(tls).map_err(|e| match classify(e) {
         Failure::Retry(e) => Failure::Retry(e.context(format!("connecting to {shown}"))),
         Failure::Stop(e) => Failure::Stop(e.context(format!("connecting to {shown}"))),
     })
@@ -284,45 +300,6 @@ fn tls(ca_file: Option<&std::path::Path>) -> Result<tokio_postgres_rustls::MakeR
 }
 
 impl Sink for PostgresSink {
-    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
-        let s = self.schema.clone();
-        let mut ddl = vec![sql::state_schema(&s)];
-        ddl.extend(targets.iter().map(|(name, _)| sql::create_target(&s, name)));
-        self.retrying("creating sluice's tables", |sink| {
-            let mut tx = sink.client()?.transaction().map_err(classify)?;
-            tx.batch_execute(sql::DDL_LOCK).map_err(classify)?;
-            for statement in &ddl {
-                tx.batch_execute(statement).map_err(classify)?;
-            }
-            tx.commit().map_err(classify)
-        })?;
-        let schema = self.plan.schema.clone();
-        for (name, deletes) in targets {
-            let rows = self.retrying("reading the tables' columns", |sink| {
-                let client = sink.client()?;
-                client
-                    .query(
-                        "SELECT column_name FROM information_schema.columns \
-                         WHERE table_schema = $1 AND table_name = $2",
-                        &[&schema, name],
-                    )
-                    .map_err(classify)
-            })?;
-            let extras = rows
-                .iter()
-                .map(|r| r.get::<_, String>(0))
-                .filter(|c| !COLUMNS.contains(&c.as_str()))
-                .collect();
-            self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
-        }
-        self.epoch = self.retrying("claiming the writer epoch", |sink| {
-            let client = sink.client()?;
-            client.query_one(&sql::claim_epoch(&s), &[&pipeline]).map(|r| r.get(0)).map_err(classify)
-        })?;
-        self.pipeline = pipeline.to_owned();
-        Ok(())
-    }
-
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
         let s = self.schema.clone();
         let pipeline = self.pipeline.clone();
@@ -348,15 +325,15 @@ impl Sink for PostgresSink {
 
 /// `sluice status` on PostgreSQL: every query in one read-only transaction,
 /// and tables that do not exist yet read as empty.
-pub(super) struct Inspect {
+pub struct Inspect {
     client: Client,
     schema: String,
 }
 
 impl Inspect {
-    pub fn open(plan: &PostgresPlan) -> Result<Self> {
-        let client = connect(plan).map_err(Failure::into_error)?;
-        Ok(Inspect { client, schema: plan.schema.clone() })
+    pub fn open(config: &Config) -> Result<Self> {
+        let client = connect(config).map_err(Failure::into_error)?;
+        Ok(Inspect { client, schema: config.schema.clone() })
     }
 }
 

@@ -2,8 +2,8 @@
 //! read (and reviewed) together. `s` is the quoted schema, `t` the quoted
 //! target table, `stage` the batch's temporary staging table.
 
+use crate::columns::{self, Kind};
 use crate::ident::quote;
-use crate::sinks::COLUMNS;
 
 /// Serialises sluice's DDL: `CREATE ... IF NOT EXISTS` is not safe against
 /// a concurrent `CREATE`, so two runs starting on a fresh schema took turns
@@ -71,15 +71,15 @@ END $$;"
     )
 }
 
-/// The PostgreSQL type of each standard column.
-fn column_type(column: &str) -> &'static str {
-    match column {
-        "new_image" | "old_image" => "jsonb",
-        "error" | "raw_payload" => "text",
-        "approx_creation_timestamp_millis" | "change_micros" => "bigint NOT NULL",
-        "raw_payload_size_bytes" => "integer NOT NULL",
-        "has_parsing_error" | "is_deleted" | "is_ttl_delete" => "boolean NOT NULL",
-        _ => "text NOT NULL",
+/// The PostgreSQL type of each kind of standard column.
+fn column_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text { .. } => "text NOT NULL",
+        Kind::Message | Kind::Raw => "text",
+        Kind::Document => "jsonb",
+        Kind::BigInt => "bigint NOT NULL",
+        Kind::Int => "integer NOT NULL",
+        Kind::Flag => "boolean NOT NULL",
     }
 }
 
@@ -87,7 +87,8 @@ fn column_type(column: &str) -> &'static str {
 /// `target` is the unquoted name, which names its index.
 pub fn create_target(s: &str, target: &str) -> String {
     let t = quote(target);
-    let columns: Vec<String> = COLUMNS.iter().map(|c| format!("{c} {}", column_type(c))).collect();
+    let columns: Vec<String> =
+        columns::STANDARD.iter().map(|c| format!("{} {}", c.name, column_type(c.kind))).collect();
     format!(
         "CREATE TABLE IF NOT EXISTS {s}.{t} ({});
 {}

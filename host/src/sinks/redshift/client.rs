@@ -10,9 +10,8 @@ use aws_sdk_redshiftdata::operation::batch_execute_statement::BatchExecuteStatem
 use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
 use aws_sdk_redshiftdata::operation::execute_statement::ExecuteStatementError;
 use aws_sdk_redshiftdata::types::{Field, StatusString};
-use tokio::runtime::Runtime;
 
-use crate::manifest::{RedshiftAuth, RedshiftCompute, RedshiftPlan};
+use super::{Auth, Compute, Config};
 use crate::sinks::retry::Failure;
 
 /// Longest slice of a failed statement quoted in an error.
@@ -23,38 +22,32 @@ macro_rules! addressed {
     ($request:expr, $api:expr) => {{
         let request = $request.database(&$api.database);
         let request = match &$api.compute {
-            RedshiftCompute::Workgroup(w) => request.workgroup_name(w),
-            RedshiftCompute::Cluster(c) => request.cluster_identifier(c),
+            Compute::Workgroup(w) => request.workgroup_name(w),
+            Compute::Cluster(c) => request.cluster_identifier(c),
         };
         match &$api.auth {
-            RedshiftAuth::SecretArn(a) => request.secret_arn(a),
-            RedshiftAuth::DbUser(u) => request.db_user(u),
-            RedshiftAuth::Iam => request,
+            Auth::SecretArn(a) => request.secret_arn(a),
+            Auth::DbUser(u) => request.db_user(u),
+            Auth::Iam => request,
         }
     }};
 }
 
 pub(super) struct DataApi {
     client: aws_sdk_redshiftdata::Client,
-    runtime: Runtime,
     database: String,
-    compute: RedshiftCompute,
-    auth: RedshiftAuth,
+    compute: Compute,
+    auth: Auth,
 }
 
 impl DataApi {
-    pub fn new(plan: &RedshiftPlan, runtime: Runtime, config: &aws_config::SdkConfig) -> Self {
+    pub fn new(config: &Config) -> Self {
         DataApi {
-            client: crate::aws::redshift_data(config),
-            runtime,
-            database: plan.database.clone(),
-            compute: plan.compute.clone(),
-            auth: plan.auth.clone(),
+            client: crate::aws::redshift_data(),
+            database: config.database.clone(),
+            compute: config.compute.clone(),
+            auth: config.auth.clone(),
         }
-    }
-
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
     }
 
     /// Runs statements as one transaction and waits for them to finish;
@@ -62,7 +55,7 @@ impl DataApi {
     /// Called again after a failure, it carries on where the outcome became
     /// unknown (see [`Submission`]).
     pub fn run(&self, submission: &mut Submission<'_>) -> Result<String, Failure> {
-        self.runtime.block_on(async {
+        crate::aws::block_on(async {
             let id = match submission.id.clone() {
                 Some(id) => id,
                 None => {
@@ -137,7 +130,7 @@ impl DataApi {
     /// The rows a finished statement (or `<id>:<n>` sub-statement) returned,
     /// every field as text (`None` for NULL).
     pub fn rows(&self, id: &str) -> Result<Vec<Vec<Option<String>>>, Failure> {
-        self.runtime.block_on(async {
+        crate::aws::block_on(async {
             let mut rows = Vec::new();
             let mut token = None;
             loop {

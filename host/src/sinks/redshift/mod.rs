@@ -3,7 +3,7 @@
 //! A batch is checked against the writer epoch, staged (each target's rows
 //! in a table of their own), applied (staged rows older than what is stored
 //! are dropped, the rest replace the stored ones), and committed with its
-//! dead letters and checkpoints. `plan.rs` fits that into requests of at
+//! dead letters and checkpoints. `script.rs` fits that into requests of at
 //! most 40 statements and 100 KB of SQL: one transaction for almost every
 //! batch, and for larger ones, staging requests first (COPY from S3, or
 //! INSERTs with large values sent in pieces), then the transaction.
@@ -16,32 +16,36 @@
 //! rather than costing the row. Dead letters keep their whole record (VARBYTE).
 
 mod client;
-mod plan;
+mod config;
+mod script;
 mod sql;
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 
 use super::retry::retrying;
 use super::{
-    Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, nul_in_document,
+    Applied, Fenced, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, nul_in_document,
     nul_in_text,
 };
+pub use config::{Auth, Compute, Config, MAX_PARTITION_BYTES, Section};
+
+use crate::columns;
 use crate::ident::quote;
-use crate::manifest::RedshiftPlan;
-use crate::objects::{Access, check_access};
+use crate::objects::{Access, Location, ObjectStore};
 use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch};
 use client::{DataApi, StatementFailed, Submission};
-use plan::{Layout, Packer, Request};
+use script::{Layout, Packer, Request};
 use sql::{MAX_SUPER, MAX_VARCHAR};
 
 pub struct RedshiftSink {
-    plan: RedshiftPlan,
+    config: Config,
     /// The quoted schema.
     schema: String,
     api: DataApi,
-    s3: Option<aws_sdk_s3::Client>,
+    /// Where large batches are staged for COPY, if anywhere.
+    staging: Option<ObjectStore>,
     /// The staging bucket's region, which COPY must be told.
     region: Option<String>,
     pipeline: String,
@@ -50,20 +54,55 @@ pub struct RedshiftSink {
 }
 
 impl RedshiftSink {
-    pub fn open(plan: &RedshiftPlan) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let config = runtime.block_on(crate::aws::config());
-        let s3 = plan.staging.as_ref().map(|_| crate::aws::s3(&config));
-        Ok(RedshiftSink {
-            schema: quote(&plan.schema),
-            api: DataApi::new(plan, runtime, &config),
-            s3,
+    /// Opens the sink: creates what is missing, claims the writer epoch and
+    /// clears what a crashed run left behind.
+    pub fn open(config: &Config, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Self> {
+        let staging = match &config.staging {
+            Some(at) => Some(ObjectStore::open(&Location::S3(at.clone()))?),
+            None => None,
+        };
+        let mut sink = RedshiftSink {
+            schema: quote(&config.schema),
+            api: DataApi::new(config),
+            staging,
             region: None,
-            plan: plan.clone(),
+            config: config.clone(),
             pipeline: String::new(),
             epoch: 0,
             targets: HashMap::new(),
-        })
+        };
+        sink.prepare(pipeline, targets)?;
+        Ok(sink)
+    }
+
+    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
+        self.pipeline = pipeline.to_owned();
+        self.keep_old_dead_letters()?;
+        let mut ddl = sql::state_tables(&self.schema);
+        ddl.extend(targets.iter().map(|(t, _)| sql::create_target(&self.schema, &quote(t))));
+        self.run_all("creating sluice's tables", ddl)?;
+        let names: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
+        let columns =
+            self.query("reading the tables' columns", &sql::columns_of(&self.config.schema, &names))?;
+        for (name, deletes) in targets {
+            let extras = columns
+                .iter()
+                .filter(|r| r.first().cloned().flatten().as_deref() == Some(name.as_str()))
+                .filter_map(|r| r.get(1).cloned().flatten())
+                .filter(|c| !columns::is_standard(c))
+                .collect();
+            self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
+        }
+        let finished = self.run("claiming the writer epoch", &sql::claim_epoch(&self.schema, pipeline))?;
+        let id = format!("{finished}:3");
+        let rows = retrying(self, "reading the writer epoch", |sink| sink.api.rows(&id), |_| {})?;
+        self.epoch = first_number(&rows).ok_or_else(|| anyhow!("Redshift returned no writer epoch"))?;
+        if let Some(staging) = &self.staging {
+            staging.check(&[Access::List, Access::Put, Access::Delete], &format!("{pipeline}/probe"))?;
+        }
+        self.region = self.staging_region()?;
+        self.drop_leftover_stages()?;
+        self.clean_staging()
     }
 
     /// Runs statements as one transaction, retrying transient failures.
@@ -88,7 +127,10 @@ impl RedshiftSink {
 
     /// Runs one request; reads what it applied.
     fn run_request(&mut self, what: &str, request: &Request) -> Result<Applied> {
-        let id = self.run(what, &request.statements).map_err(|e| self.fenced(e))?;
+        let id = match self.run(what, &request.statements) {
+            Ok(id) => id,
+            Err(e) => return Err(self.fenced(e)),
+        };
         let mut applied = Applied::default();
         for &(at, staged) in &request.counts {
             let id = format!("{id}:{at}");
@@ -115,32 +157,12 @@ impl RedshiftSink {
         Ok(())
     }
 
-    /// The staging bucket's region, from GetBucketLocation
-    /// (`s3:GetBucketLocation`; HeadBucket would need `s3:ListBucket` on the
-    /// whole bucket, where the staging prefix is enough for the rest).
+    /// The staging bucket's region, which COPY must be told.
     fn staging_region(&self) -> Result<Option<String>> {
-        let (Some(s3), Some(staging)) = (self.s3.as_ref(), self.plan.staging.as_ref()) else {
-            return Ok(None);
-        };
-        let location = self
-            .api
-            .runtime()
-            .block_on(s3.get_bucket_location().bucket(&staging.bucket).send())
-            .map_err(|e| {
-            anyhow!(
-                "finding the region of bucket {} (sluice needs s3:GetBucketLocation on arn:aws:s3:::{}): {}",
-                staging.bucket,
-                staging.bucket,
-                crate::aws::describe(&e)
-            )
-        })?;
-        // No constraint is us-east-1; "EU" is the old name of eu-west-1.
-        let region = match location.location_constraint().map(|c| c.as_str()) {
-            None | Some("") => "us-east-1",
-            Some("EU") => "eu-west-1",
-            Some(region) => region,
-        };
-        Ok(Some(region.to_owned()))
+        match &self.staging {
+            Some(staging) => staging.region(),
+            None => Ok(None),
+        }
     }
 
     /// Dead letters used to keep at most 40 KB of their record, as text; now
@@ -149,7 +171,7 @@ impl RedshiftSink {
     fn keep_old_dead_letters(&mut self) -> Result<()> {
         let columns = self.query(
             "reading the dead letters' columns",
-            &sql::columns_of(&self.plan.schema, &["_sluice_dead_letters"]),
+            &sql::columns_of(&self.config.schema, &["_sluice_dead_letters"]),
         )?;
         if columns.iter().any(|r| r.get(1).cloned().flatten().as_deref() == Some("raw_encoding")) {
             tracing::warn!(
@@ -166,9 +188,9 @@ impl RedshiftSink {
     /// Drops the staging tables a crashed run of this pipeline left behind
     /// (named after an older writer epoch).
     fn drop_leftover_stages(&mut self) -> Result<()> {
-        let ours = format!("_{}_", plan::pipeline_tag(&self.pipeline));
+        let ours = format!("_{}_", script::pipeline_tag(&self.pipeline));
         let current = format!("{ours}{}_", self.epoch);
-        let tables = self.query("listing tables", &sql::tables_in(&self.plan.schema))?;
+        let tables = self.query("listing tables", &sql::tables_in(&self.config.schema))?;
         let leftovers: Vec<String> = tables
             .into_iter()
             .filter_map(|r| r.into_iter().next().flatten())
@@ -181,103 +203,38 @@ impl RedshiftSink {
         self.run_all("dropping old staging tables", leftovers)
     }
 
-    /// A division by zero in the first statement is the epoch fence.
-    fn fenced(&self, e: anyhow::Error) -> anyhow::Error {
-        match e.downcast_ref::<StatementFailed>() {
-            Some(f) if f.index == Some(0) && f.error.to_ascii_lowercase().contains("division by zero") => {
-                anyhow!(
-                    "another run of pipeline {:?} started (its writer epoch is newer than ours, {}); \
-                 stopping so only one run writes",
-                    self.pipeline,
-                    self.epoch
-                )
+    /// When a request's first statement (the fence) fails, whether a newer
+    /// run has claimed the pipeline: read from the epoch itself, not from
+    /// the error's text.
+    fn fenced(&mut self, e: anyhow::Error) -> anyhow::Error {
+        if e.downcast_ref::<StatementFailed>().is_none_or(|f| f.index != Some(0)) {
+            return e;
+        }
+        let epoch = sql::writer_epoch(&self.schema, &self.pipeline);
+        let theirs = self.query("reading the writer epoch", &epoch).ok().and_then(|rows| first_number(&rows));
+        match theirs {
+            Some(theirs) if theirs != self.epoch => {
+                Fenced { pipeline: self.pipeline.clone(), ours: self.epoch, theirs }.into()
             }
             _ => e,
         }
     }
 
     fn upload(&mut self, key: &str, body: &[u8]) -> Result<()> {
-        let (s3, staging) =
-            (self.s3.as_ref().expect("staging has a client"), self.plan.staging.as_ref().expect("staged"));
-        self.api
-            .runtime()
-            .block_on(s3.put_object().bucket(&staging.bucket).key(key).body(body.to_vec().into()).send())
-            .with_context(|| format!("staging a batch at s3://{}/{key}", staging.bucket))?;
-        Ok(())
+        self.staging.as_ref().expect("staging is configured").put(key, body.to_vec())
     }
 
     /// Removes staged objects under this pipeline's prefix: after a commit,
     /// and at start for those a crashed run left behind.
     fn clean_staging(&mut self) -> Result<()> {
-        let (Some(s3), Some(staging)) = (self.s3.as_ref(), self.plan.staging.as_ref()) else { return Ok(()) };
-        let prefix = format!("{}{}/", staging.prefix, self.pipeline);
-        self.api.runtime().block_on(async {
-            let mut token = None;
-            loop {
-                let page = s3
-                    .list_objects_v2()
-                    .bucket(&staging.bucket)
-                    .prefix(&prefix)
-                    .set_continuation_token(token)
-                    .send()
-                    .await
-                    .with_context(|| format!("listing s3://{}/{prefix}", staging.bucket))?;
-                for object in page.contents() {
-                    if let Some(key) = object.key() {
-                        s3.delete_object()
-                            .bucket(&staging.bucket)
-                            .key(key)
-                            .send()
-                            .await
-                            .with_context(|| format!("removing s3://{}/{key}", staging.bucket))?;
-                    }
-                }
-                token = page.next_continuation_token().map(str::to_owned);
-                if token.is_none() {
-                    return Ok(());
-                }
-            }
-        })
+        match &self.staging {
+            Some(staging) => staging.delete_prefix(&format!("{}/", self.pipeline)),
+            None => Ok(()),
+        }
     }
 }
 
 impl Sink for RedshiftSink {
-    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
-        self.pipeline = pipeline.to_owned();
-        self.keep_old_dead_letters()?;
-        let mut ddl = sql::state_tables(&self.schema);
-        ddl.extend(targets.iter().map(|(t, _)| sql::create_target(&self.schema, &quote(t))));
-        self.run_all("creating sluice's tables", ddl)?;
-        let names: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
-        let columns =
-            self.query("reading the tables' columns", &sql::columns_of(&self.plan.schema, &names))?;
-        for (name, deletes) in targets {
-            let extras = columns
-                .iter()
-                .filter(|r| r.first().cloned().flatten().as_deref() == Some(name.as_str()))
-                .filter_map(|r| r.get(1).cloned().flatten())
-                .filter(|c| !COLUMNS.contains(&c.as_str()))
-                .collect();
-            self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
-        }
-        let finished = self.run("claiming the writer epoch", &sql::claim_epoch(&self.schema, pipeline))?;
-        let id = format!("{finished}:3");
-        let rows = retrying(self, "reading the writer epoch", |sink| sink.api.rows(&id), |_| {})?;
-        self.epoch = rows
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
-            .and_then(|e| e.parse().ok())
-            .ok_or_else(|| anyhow!("Redshift returned no writer epoch"))?;
-        if let (Some(s3), Some(staging)) = (&self.s3, &self.plan.staging) {
-            let needs = [Access::List, Access::Put, Access::Delete];
-            let probe = format!("{pipeline}/probe");
-            self.api.runtime().block_on(check_access(s3, staging, &needs, &probe))?;
-        }
-        self.region = self.staging_region()?;
-        self.drop_leftover_stages()?;
-        self.clean_staging()
-    }
-
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
         let rows = self.query("reading checkpoints", &sql::checkpoints(&self.schema, &self.pipeline))?;
         Ok(rows
@@ -295,39 +252,39 @@ impl Sink for RedshiftSink {
         let rows: Vec<&Row> = batch.rows.iter().collect();
         self.add_columns(&rows)?;
         let layout = Layout {
-            plan: &self.plan,
+            config: &self.config,
             schema: &self.schema,
             targets: &self.targets,
             pipeline: &self.pipeline,
             epoch: self.epoch,
             region: self.region.as_deref(),
         };
-        let plan = layout.plan(batch)?;
-        if !plan.preload.is_empty() || plan.apply.len() > 1 {
+        let script = layout.script(batch)?;
+        if !script.preload.is_empty() || script.apply.len() > 1 {
             tracing::info!(
                 batch = batch.number,
-                staged = plan.preload.len(),
-                transactions = plan.apply.len(),
+                staged = script.preload.len(),
+                transactions = script.apply.len(),
                 "the batch is too large for one request"
             );
         }
-        for (key, body) in &plan.uploads {
+        for (key, body) in &script.uploads {
             self.upload(key, body)?;
         }
         let what = format!("writing batch {}", batch.number);
-        for request in &plan.preload {
+        for request in &script.preload {
             self.run_request(&what, request)?;
         }
         let mut applied = Applied { dead_lettered: batch.dead_letters.len() as u64, ..Default::default() };
-        let last = plan.apply.len() - 1;
-        for (i, request) in plan.apply.iter().enumerate() {
+        let last = script.apply.len() - 1;
+        for (i, request) in script.apply.iter().enumerate() {
             if i == last {
                 fail::fail_point!("sink::before_commit", |_| std::process::abort());
             }
             applied += self.run_request(&what, request)?;
         }
         fail::fail_point!("sink::after_commit", |_| std::process::abort());
-        if !plan.uploads.is_empty() {
+        if !script.uploads.is_empty() {
             self.clean_staging()?;
         }
         Ok(applied)
@@ -337,16 +294,14 @@ impl Sink for RedshiftSink {
 /// `sluice status` on Redshift: SELECTs only, each result row bounded (the
 /// Data API returns at most 64 KB per row), and tables that do not exist yet
 /// read as empty.
-pub(super) struct Inspect {
+pub struct Inspect {
     api: DataApi,
-    plan: RedshiftPlan,
+    config: Config,
 }
 
 impl Inspect {
-    pub fn open(plan: &RedshiftPlan) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let config = runtime.block_on(crate::aws::config());
-        Ok(Inspect { api: DataApi::new(plan, runtime, &config), plan: plan.clone() })
+    pub fn open(config: &Config) -> Result<Self> {
+        Ok(Inspect { api: DataApi::new(config), config: config.clone() })
     }
 
     fn query(&mut self, what: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>> {
@@ -361,9 +316,9 @@ impl Inspector for Inspect {
         targets: &[(String, DeleteMode)],
         sample_rows: usize,
     ) -> Result<Status> {
-        let s = quote(&self.plan.schema);
+        let s = quote(&self.config.schema);
         let existing: Vec<String> = self
-            .query("listing tables", &sql::tables_in(&self.plan.schema))?
+            .query("listing tables", &sql::tables_in(&self.config.schema))?
             .into_iter()
             .filter_map(|r| r.into_iter().next().flatten())
             .collect();
@@ -491,4 +446,9 @@ pub(super) fn refuses(row: &Row, super_max_string: usize) -> Option<String> {
         }
     }
     None
+}
+
+/// The first column of the first row, as a number.
+fn first_number(rows: &[Vec<Option<String>>]) -> Option<i64> {
+    rows.first().and_then(|r| r.first().cloned().flatten()).and_then(|e| e.parse().ok())
 }

@@ -22,11 +22,12 @@ use std::io::Write as _;
 use anyhow::{Result, bail};
 use sha2::{Digest, Sha256};
 
-use super::sql::{self, Cell, MAX_BATCH_STATEMENTS, MAX_REQUEST_BYTES, MAX_VARCHAR};
+use super::Config;
+use super::sql::{self, Cell, MAX_BATCH_STATEMENTS, MAX_REQUEST_BYTES};
+use crate::columns;
 use crate::ident::quote;
-use crate::manifest::RedshiftPlan;
 use crate::record::{DeadLetter, DeleteMode, Row, SinkBatch};
-use crate::sinks::{COLUMNS, TargetTable, json_line, raw_text};
+use crate::sinks::{TargetTable, json_line};
 
 /// A staged row's tuple may take this much SQL; the largest values of a
 /// longer one are sent in pieces.
@@ -39,7 +40,7 @@ const COPY_MAX_LINE: usize = 4_000_000;
 
 /// What the statements are written for.
 pub(super) struct Layout<'a> {
-    pub plan: &'a RedshiftPlan,
+    pub config: &'a Config,
     /// The quoted schema.
     pub schema: &'a str,
     pub targets: &'a HashMap<String, TargetTable>,
@@ -60,7 +61,7 @@ pub(super) struct Request {
 
 /// A batch's requests, in the order they run.
 #[derive(Debug, Default)]
-pub(super) struct Plan {
+pub(super) struct Script {
     /// Gzip JSON-lines objects to put in S3 (key, bytes) first.
     pub uploads: Vec<(String, Vec<u8>)>,
     /// Requests that stage rows outside the batch's transaction.
@@ -131,7 +132,7 @@ impl Packer {
 
 impl Layout<'_> {
     /// The batch's requests; see the module comment.
-    pub fn plan(&self, batch: &SinkBatch) -> Result<Plan> {
+    pub fn script(&self, batch: &SinkBatch) -> Result<Script> {
         let mut groups: Vec<(&str, Vec<&Row>)> = Vec::new();
         for row in &batch.rows {
             match groups.iter_mut().find(|(t, _)| *t == &*row.target) {
@@ -148,7 +149,7 @@ impl Layout<'_> {
                 for unit in units {
                     apply.push(unit)?;
                 }
-                return Ok(Plan { apply: apply.finish(), ..Plan::default() });
+                return Ok(Script { apply: apply.finish(), ..Script::default() });
             }
         }
         self.staged(batch, &groups, fence)
@@ -161,16 +162,16 @@ impl Layout<'_> {
         let mut units = Vec::new();
         for (i, (target, rows)) in groups.iter().enumerate() {
             let spec = &self.targets[*target];
-            let columns = columns(spec);
+            let columns = columns::sql_names(&spec.extras);
             let mut tuples = Vec::with_capacity(rows.len());
             for row in rows {
-                let tuple = sql::tuple(&sql::cells(row, &spec.extras, raw_payload(row)));
+                let tuple = sql::tuple(&sql::cells(row, &spec.extras));
                 if tuple.len() > ROW_BYTES {
                     return None;
                 }
                 tuples.push(tuple);
             }
-            let stage = quote(&format!("{}_{}", self.plan.staging_table, i + 1));
+            let stage = quote(&format!("{}_{}", self.config.staging_table, i + 1));
             let mut unit =
                 Unit { statements: vec![sql::create_stage(s, &quote(target), &stage)], count: None };
             for run in sql::insert_runs(&columns, &tuples, STATEMENT_BYTES) {
@@ -231,7 +232,7 @@ impl Layout<'_> {
     }
 
     /// Stages the batch in tables of its own, then applies it.
-    fn staged(&self, batch: &SinkBatch, groups: &[(&str, Vec<&Row>)], fence: String) -> Result<Plan> {
+    fn staged(&self, batch: &SinkBatch, groups: &[(&str, Vec<&Row>)], fence: String) -> Result<Script> {
         let s = self.schema;
         let mut stager = Stager::new(self, batch.number, fence.clone());
         let mut apply = Packer::new(Some(fence));
@@ -239,7 +240,13 @@ impl Layout<'_> {
             let stage = stager.table("stage", i + 1);
             let staged = stager.target(target, &stage, rows)?;
             let mut unit = Unit::default();
-            self.apply(&mut unit, target, &format!("{s}.{stage}"), &columns(&self.targets[*target]), staged);
+            self.apply(
+                &mut unit,
+                target,
+                &format!("{s}.{stage}"),
+                &columns::sql_names(&self.targets[*target].extras),
+                staged,
+            );
             apply.push(unit)?;
         }
         match self.inline_dead_letters(batch) {
@@ -320,14 +327,14 @@ impl<'a> Stager<'a> {
         let layout = self.layout;
         let s = layout.schema;
         let spec = &layout.targets[target];
-        let columns = columns(spec);
+        let columns = columns::sql_names(&spec.extras);
         self.preload.statement(sql::create_batch_table(s, &quote(target), stage))?;
-        let copies = layout.plan.staging.is_some() && layout.plan.iam_role.is_some();
+        let copies = layout.config.staging.is_some() && layout.config.iam_role.is_some();
         let mut inserted = Vec::new();
         let mut lines = Vec::new();
         for row in rows {
             if copies {
-                let line = json_line(row, &spec.extras, raw_payload(row));
+                let line = json_line(row, &spec.extras, sql::raw_payload(&row.raw));
                 if line.len() <= COPY_MAX_LINE {
                     lines.push(line);
                     continue;
@@ -337,13 +344,13 @@ impl<'a> Stager<'a> {
         }
         if !lines.is_empty() {
             let (staging, role) =
-                (layout.plan.staging.as_ref().expect("staging"), layout.plan.iam_role.as_ref());
+                (layout.config.staging.as_ref().expect("staging"), layout.config.iam_role.as_ref());
             let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             for line in &lines {
                 writeln!(gz, "{line}")?;
             }
-            let key = format!("{}{}/batch-{}/{target}.json.gz", staging.prefix, layout.pipeline, self.tag);
-            let uri = format!("s3://{}/{key}", staging.bucket);
+            let key = format!("{}/batch-{}/{target}.json.gz", layout.pipeline, self.tag);
+            let uri = format!("{staging}{key}");
             let region = layout.region.expect("the staging bucket's region is known");
             let copy =
                 sql::copy_stage(&format!("{s}.{stage}"), &columns, &uri, role.expect("a role"), region);
@@ -357,10 +364,8 @@ impl<'a> Stager<'a> {
                 sql::literal(&row.change.key)
             )
         };
-        let staged: Vec<(Vec<Cell>, String)> = inserted
-            .iter()
-            .map(|row| (sql::cells(row, &spec.extras, raw_payload(row)), which(row)))
-            .collect();
+        let staged: Vec<(Vec<Cell>, String)> =
+            inserted.iter().map(|row| (sql::cells(row, &spec.extras), which(row))).collect();
         self.insert(stage, &columns, staged)?;
         Ok(rows.len() as u64)
     }
@@ -442,23 +447,12 @@ impl<'a> Stager<'a> {
     }
 
     /// The batch's plan: this staging, then `apply`.
-    fn finish(mut self, apply: Vec<Request>) -> Result<Plan> {
+    fn finish(mut self, apply: Vec<Request>) -> Result<Script> {
         if let Some(pieces) = self.pieces.take() {
             self.preload.statement(sql::drop_stage(&format!("{}.{pieces}", self.layout.schema)))?;
         }
-        Ok(Plan { uploads: self.uploads, preload: self.preload.finish(), apply })
+        Ok(Script { uploads: self.uploads, preload: self.preload.finish(), apply })
     }
-}
-
-/// The target's columns: the standard ones, then its extras (quoted).
-fn columns(spec: &TargetTable) -> Vec<String> {
-    COLUMNS.iter().map(|c| c.to_string()).chain(spec.extras.iter().map(|e| quote(e))).collect()
-}
-
-/// The raw record for `raw_payload`, when a VARCHAR(65535) holds it; the
-/// column is NULL otherwise (its size stays in `raw_payload_size_bytes`).
-fn raw_payload(row: &Row) -> Option<&str> {
-    raw_text(&row.raw).filter(|r| r.len() <= MAX_VARCHAR)
 }
 
 /// Names one batch's staging tables: a digest of the pipeline's name (names
@@ -486,14 +480,15 @@ mod tests {
     use sqlparser::parser::Parser;
 
     use super::*;
-    use crate::manifest::{RedshiftAuth, RedshiftCompute, S3Prefix};
+    use crate::objects::S3Prefix;
     use crate::record::{Change, Checkpoint, Column, Operation, Order, Value};
+    use crate::sinks::redshift::{Auth, Compute};
 
-    fn plan(staging: bool) -> RedshiftPlan {
-        RedshiftPlan {
+    fn config(staging: bool) -> Config {
+        Config {
             database: "dev".into(),
-            compute: RedshiftCompute::Workgroup("wg1".into()),
-            auth: RedshiftAuth::SecretArn("arn:aws:secretsmanager:us-east-1:1:secret:x".into()),
+            compute: Compute::Workgroup("wg1".into()),
+            auth: Auth::SecretArn("arn:aws:secretsmanager:us-east-1:1:secret:x".into()),
             schema: "cdc".into(),
             iam_role: staging.then(|| "arn:aws:iam::1:role/copy".into()),
             staging: staging.then(|| S3Prefix { bucket: "stage-bucket".into(), prefix: "sluice/".into() }),
@@ -576,17 +571,17 @@ mod tests {
         }
     }
 
-    fn layout_plan(staging: bool, targets: &HashMap<String, TargetTable>, batch: &SinkBatch) -> Plan {
-        let plan = plan(staging);
+    fn layout_script(staging: bool, targets: &HashMap<String, TargetTable>, batch: &SinkBatch) -> Script {
+        let config = config(staging);
         let layout = Layout {
-            plan: &plan,
+            config: &config,
             schema: "\"cdc\"",
             targets,
             pipeline: "demo",
             epoch: 7,
             region: Some("eu-west-1"),
         };
-        let planned = layout.plan(batch).unwrap();
+        let planned = layout.script(batch).unwrap();
         for request in planned.preload.iter().chain(&planned.apply) {
             let bytes: usize = request.statements.iter().map(String::len).sum();
             assert!(
@@ -600,15 +595,15 @@ mod tests {
         planned
     }
 
-    /// The plan as text, statements over 400 bytes shortened.
-    fn render(plan: &Plan) -> String {
+    /// The script as text, statements over 400 bytes shortened.
+    fn render(script: &Script) -> String {
         let mut text = String::new();
-        for (key, body) in &plan.uploads {
+        for (key, body) in &script.uploads {
             let mut lines = String::new();
             std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut lines).unwrap();
-            text += &format!("-- staged s3://stage-bucket/{key} ({} rows)\n", lines.lines().count());
+            text += &format!("-- staged s3://stage-bucket/sluice/{key} ({} rows)\n", lines.lines().count());
         }
-        let requests = [("staging request", &plan.preload), ("transaction", &plan.apply)];
+        let requests = [("staging request", &script.preload), ("transaction", &script.apply)];
         for (what, list) in requests {
             for (i, request) in list.iter().enumerate() {
                 text += &format!("-- {what} {} of {}; counts at {:?}\n", i + 1, list.len(), request.counts);
@@ -645,7 +640,7 @@ mod tests {
 
     #[test]
     fn a_small_batch_is_one_transaction() {
-        let plan = layout_plan(false, &targets(0), &sample(0, 1));
+        let plan = layout_script(false, &targets(0), &sample(0, 1));
         assert!(plan.preload.is_empty() && plan.uploads.is_empty());
         assert_eq!(plan.apply.len(), 1);
         golden("batch-inserts", &render(&plan));
@@ -653,7 +648,7 @@ mod tests {
 
     #[test]
     fn a_batch_too_large_for_a_request_goes_through_s3_and_copy() {
-        let plan = layout_plan(true, &targets(0), &sample(60_000, 300));
+        let plan = layout_script(true, &targets(0), &sample(60_000, 300));
         assert_eq!(plan.uploads.len(), 2, "one object per target");
         assert_eq!(plan.apply.len(), 1, "applied in one transaction");
         let copies = plan.preload.iter().flat_map(|r| &r.statements).filter(|s| s.starts_with("COPY"));
@@ -665,7 +660,7 @@ mod tests {
     #[test]
     fn without_staging_a_large_batch_is_staged_over_several_requests_then_applied_at_once() {
         // A document of a 400 KB item: far larger than one request.
-        let plan = layout_plan(false, &targets(0), &sample(400_000, 300));
+        let plan = layout_script(false, &targets(0), &sample(400_000, 300));
         assert!(plan.uploads.is_empty());
         assert!(plan.preload.len() > 5, "{} staging requests", plan.preload.len());
         assert_eq!(plan.apply.len(), 1, "applied in one transaction");
@@ -689,7 +684,7 @@ mod tests {
                 ),
             })
             .collect();
-        let plan = layout_plan(false, &targets(0), &batch);
+        let plan = layout_script(false, &targets(0), &batch);
         assert_eq!(plan.apply.len(), 1);
         let checkpoint_statements =
             plan.apply[0].statements.iter().filter(|s| s.contains("_sluice_checkpoints")).count();
@@ -702,7 +697,7 @@ mod tests {
         let mut batch = sample(0, 1);
         batch.rows =
             (0..50).map(|i| row(&format!("t{i}"), "k", 1_000_000 + i, Operation::Upsert, vec![])).collect();
-        let plan = layout_plan(false, &targets, &batch);
+        let plan = layout_script(false, &targets, &batch);
         assert!(plan.apply.len() > 1);
         let last = plan.apply.last().unwrap();
         assert!(last.statements.iter().any(|s| s.contains("_sluice_checkpoints")));

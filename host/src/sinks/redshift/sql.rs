@@ -9,9 +9,10 @@
 //! Values travel as literals, because BatchExecuteStatement takes no
 //! parameters; [`literal`] escapes them.
 
+use crate::columns::{self, Kind as Column};
 use crate::ident::quote;
 use crate::record::{Checkpoint, DeadLetter, Row, Value};
-use crate::sinks::COLUMNS;
+use crate::sinks::raw_text;
 
 /// The Data API's "maximum query statement size is 100 KB", read the strict
 /// way under both readings: for all the SQL of one request together, and
@@ -47,19 +48,22 @@ pub fn literal(s: &str) -> String {
     out
 }
 
-/// The Redshift type of each standard column: the seed's layout.
-pub fn column_type(column: &str) -> &'static str {
-    match column {
-        "table_name" | "event_id" | "change_seq" => "VARCHAR(256) NOT NULL",
-        "last_event_name" => "VARCHAR(64) NOT NULL",
-        "keys" => "VARCHAR(65535) NOT NULL",
-        "source_position" => "VARCHAR(1024) NOT NULL",
-        "new_image" | "old_image" => "SUPER",
-        "error" | "raw_payload" => "VARCHAR(65535)",
-        "approx_creation_timestamp_millis" | "change_micros" => "BIGINT NOT NULL",
-        "raw_payload_size_bytes" => "INTEGER NOT NULL",
-        _ => "BOOLEAN NOT NULL",
+/// The Redshift type of each kind of standard column: the seed's layout.
+pub fn column_type(kind: Column) -> String {
+    match kind {
+        Column::Text { max_bytes } => format!("VARCHAR({max_bytes}) NOT NULL"),
+        Column::Message | Column::Raw => format!("VARCHAR({MAX_VARCHAR})"),
+        Column::Document => "SUPER".to_owned(),
+        Column::BigInt => "BIGINT NOT NULL".to_owned(),
+        Column::Int => "INTEGER NOT NULL".to_owned(),
+        Column::Flag => "BOOLEAN NOT NULL".to_owned(),
     }
+}
+
+/// The raw record for `raw_payload`, when a VARCHAR(65535) holds it; the
+/// column is NULL otherwise (its size stays in `raw_payload_size_bytes`).
+pub fn raw_payload(raw: &[u8]) -> Option<&str> {
+    raw_text(raw).filter(|r| r.len() <= MAX_VARCHAR)
 }
 
 /// The type of an extra column, from its first non-null value.
@@ -102,7 +106,8 @@ pub fn state_tables(s: &str) -> Vec<String> {
 }
 
 pub fn create_target(s: &str, t: &str) -> String {
-    let columns: Vec<String> = COLUMNS.iter().map(|c| format!("{c} {}", column_type(c))).collect();
+    let columns: Vec<String> =
+        columns::STANDARD.iter().map(|c| format!("{} {}", c.name, column_type(c.kind))).collect();
     format!("CREATE TABLE IF NOT EXISTS {s}.{t} ({}, PRIMARY KEY (table_name, keys))", columns.join(", "))
 }
 
@@ -122,13 +127,19 @@ pub fn claim_epoch(s: &str, pipeline: &str) -> Vec<String> {
         format!(
             "UPDATE {s}._sluice_writers SET epoch = epoch + 1, started_at = GETDATE() WHERE pipeline = {p}"
         ),
-        format!("SELECT epoch FROM {s}._sluice_writers WHERE pipeline = {p}"),
+        writer_epoch(s, pipeline),
     ]
 }
 
+/// The pipeline's current writer epoch.
+pub fn writer_epoch(s: &str, pipeline: &str) -> String {
+    format!("SELECT epoch FROM {s}._sluice_writers WHERE pipeline = {}", literal(pipeline))
+}
+
 /// Fails the whole transaction (division by zero) when a newer run has
-/// claimed the pipeline. The error names no table, so the sink recognises it
-/// by its position: always the first statement of a batch.
+/// claimed the pipeline: Redshift cannot abort a transaction from a
+/// comparison. It is always a batch's first statement; when that fails, the
+/// sink reads the epoch again to tell a fence from any other failure.
 pub fn fence(s: &str, pipeline: &str, epoch: i64) -> String {
     format!(
         "SELECT 1 / (CASE WHEN epoch = {epoch} THEN 1 ELSE 0 END) FROM {s}._sluice_writers WHERE pipeline = {}",
@@ -222,41 +233,24 @@ impl<'a> Cell<'a> {
     }
 }
 
-/// A row's cells, one per column of `columns(extras)`.
-pub fn cells<'a>(row: &'a Row, extras: &[String], raw_payload: Option<&'a str>) -> Vec<Cell<'a>> {
-    let c = &row.change;
-    let deleted = c.operation.is_delete();
-    let text = |v: Option<&'a str>| Cell::value(v.map(str::as_bytes), Kind::Text);
-    let document = |v: Option<&'a str>| Cell::value(v.map(str::as_bytes), Kind::Json);
-    let flag = |b: bool| Cell::small(if b { "TRUE" } else { "FALSE" }.to_owned());
-    let mut cells = vec![
-        Cell::small(literal(&c.table)),
-        Cell::small(literal(&c.key)),
-        Cell::small(literal(&c.event_id)),
-        Cell::small(literal(&c.event_name)),
-        Cell::small((c.order.micros / 1000).to_string()),
-        document(if deleted { None } else { c.new_image.as_deref() }),
-        document(c.old_image.as_deref()),
-        text(c.error.as_deref()),
-        flag(c.error.is_some()),
-        flag(deleted),
-        flag(c.operation == crate::record::Operation::TtlDelete),
-        Cell::small(row.raw.len().to_string()),
-        text(raw_payload),
-        Cell::small(c.order.micros.to_string()),
-        Cell::small(literal(&c.order.tiebreak)),
-        Cell::small(literal(&row.origin)),
-    ];
-    for name in extras {
-        cells.push(match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
-            None | Some(Value::Null) => Cell::small("NULL".to_owned()),
-            Some(Value::Bool(b)) => flag(*b),
-            Some(Value::Integer(i)) => Cell::small(i.to_string()),
-            Some(Value::Text(t)) => text(Some(t)),
-            Some(Value::Json(j)) => document(Some(j)),
-        });
-    }
-    cells
+/// A row's cells, one per column of `columns::sql_names(extras)`. The
+/// standard columns of bounded text (the key among them) stay in the
+/// statement, so a staged row can be found by its key while its large
+/// values are sent in pieces.
+pub fn cells<'a>(row: &'a Row, extras: &'a [String]) -> Vec<Cell<'a>> {
+    let bounded = |i: usize| columns::STANDARD.get(i).is_some_and(|c| matches!(c.kind, Column::Text { .. }));
+    columns::cells(row, extras)
+        .enumerate()
+        .map(|(i, cell)| match cell {
+            columns::Cell::Null => Cell::small("NULL".to_owned()),
+            columns::Cell::Text(t) if bounded(i) => Cell::small(literal(t)),
+            columns::Cell::Text(t) => Cell::value(Some(t.as_bytes()), Kind::Text),
+            columns::Cell::Json(j) => Cell::value(Some(j.as_bytes()), Kind::Json),
+            columns::Cell::Bool(b) => Cell::small(if b { "TRUE" } else { "FALSE" }.to_owned()),
+            columns::Cell::Int(n) => Cell::small(n.to_string()),
+            columns::Cell::Raw(raw) => Cell::value(raw_payload(raw).map(str::as_bytes), Kind::Text),
+        })
+        .collect()
 }
 
 /// Cells as a VALUES tuple.

@@ -14,8 +14,11 @@
 //! A run that dies between 1 and 3 leaves objects no checkpoint covers; the
 //! next run finds the intent newer than the checkpoint and deletes them
 //! before writing, then reads the same records again as the same batch
-//! number. So a replay never leaves a change twice. Only one run per
-//! pipeline may write: there is no writer fencing here.
+//! number. So a replay never leaves a change twice.
+//!
+//! This sink is not fenced (see [`capabilities`]): S3 offers no transaction
+//! that could check a writer epoch and write the checkpoint at once, so only
+//! one run per pipeline may write, and keeping it so is the operator's job.
 //!
 //! In `changes` mode a change delivered twice (Kinesis does) is written
 //! once if its copies arrive within the last `WINDOW` event ids; the window
@@ -28,8 +31,11 @@ use std::io::{Read, Write};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{Applied, Inspector, Sink, Status, json_line};
-use crate::manifest::{OutputMode, S3SinkPlan};
+mod config;
+
+pub use config::{Config, OutputMode, Section};
+
+use super::{Applied, Capabilities, Inspector, Sink, Status, json_line};
 use crate::objects::{Access, ObjectStore};
 use crate::record::{Checkpoint, DeleteMode, SinkBatch};
 
@@ -65,17 +71,48 @@ struct Intent {
 }
 
 impl S3Sink {
-    pub fn open(plan: &S3SinkPlan) -> Result<Self> {
-        let out = ObjectStore::open(&plan.location)?;
-        Ok(S3Sink {
+    /// Opens the sink and clears what a run that died mid-batch wrote.
+    pub fn open(config: &Config, pipeline: &str) -> Result<Self> {
+        let out = ObjectStore::open(&config.location)?;
+        let mut sink = S3Sink {
             out,
-            gzip: plan.gzip,
-            mode: plan.mode,
-            pipeline: String::new(),
+            gzip: config.gzip,
+            mode: config.mode,
+            pipeline: pipeline.to_owned(),
             state: State::default(),
             recent: VecDeque::new(),
             recent_set: HashSet::new(),
-        })
+        };
+        sink.prepare()?;
+        Ok(sink)
+    }
+
+    /// Checks permissions, reads the checkpoint, removes the objects of a
+    /// batch that was not committed, and seeds the duplicate window.
+    fn prepare(&mut self) -> Result<()> {
+        let probe = format!("_sluice/checkpoints/{}.probe", self.pipeline);
+        self.out.check(&[Access::List, Access::Get, Access::Put, Access::Delete], &probe)?;
+        if let Some(bytes) = self.out.get(&self.checkpoint_key())? {
+            self.state = serde_json::from_slice(&bytes).context("reading the S3 sink's checkpoint object")?;
+        }
+        if let Some(bytes) = self.out.get(&self.intent_key())? {
+            let intent: Intent =
+                serde_json::from_slice(&bytes).context("reading the S3 sink's intent object")?;
+            if intent.batch > self.state.batch {
+                tracing::info!(
+                    batch = intent.batch,
+                    objects = intent.keys.len(),
+                    "removing the objects of a batch that was not committed"
+                );
+                for key in &intent.keys {
+                    self.out.delete(key)?;
+                }
+            }
+        }
+        if self.mode == OutputMode::Changes {
+            self.remember_last_batch()?;
+        }
+        Ok(())
     }
 
     /// Remembers an event id; false if it was seen lately.
@@ -143,33 +180,6 @@ impl S3Sink {
 }
 
 impl Sink for S3Sink {
-    fn prepare(&mut self, pipeline: &str, _targets: &[(String, DeleteMode)]) -> Result<()> {
-        self.pipeline = pipeline.to_owned();
-        let probe = format!("_sluice/checkpoints/{pipeline}.probe");
-        self.out.check(&[Access::List, Access::Get, Access::Put, Access::Delete], &probe)?;
-        if let Some(bytes) = self.out.get(&self.checkpoint_key())? {
-            self.state = serde_json::from_slice(&bytes).context("reading the S3 sink's checkpoint object")?;
-        }
-        if let Some(bytes) = self.out.get(&self.intent_key())? {
-            let intent: Intent =
-                serde_json::from_slice(&bytes).context("reading the S3 sink's intent object")?;
-            if intent.batch > self.state.batch {
-                tracing::info!(
-                    batch = intent.batch,
-                    objects = intent.keys.len(),
-                    "removing the objects of a batch that was not committed"
-                );
-                for key in &intent.keys {
-                    self.out.delete(key)?;
-                }
-            }
-        }
-        if self.mode == OutputMode::Changes {
-            self.remember_last_batch()?;
-        }
-        Ok(())
-    }
-
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
         let positions = self.state.positions.iter();
         Ok(positions
@@ -241,13 +251,13 @@ impl Sink for S3Sink {
 
 /// `sluice status` on S3: reads the checkpoint object, nothing else (in
 /// particular, never the clean-up a run does before writing).
-pub(super) struct Inspect {
+pub struct Inspect {
     out: ObjectStore,
 }
 
 impl Inspect {
-    pub fn open(plan: &S3SinkPlan) -> Result<Self> {
-        Ok(Inspect { out: ObjectStore::open(&plan.location)? })
+    pub fn open(config: &Config) -> Result<Self> {
+        Ok(Inspect { out: ObjectStore::open(&config.location)? })
     }
 }
 
@@ -274,4 +284,14 @@ impl Inspector for Inspect {
 
 fn checkpoint_key(pipeline: &str) -> String {
     format!("_sluice/checkpoints/{pipeline}.json")
+}
+
+/// Unfenced and without transactions; in `changes` mode it keeps every
+/// distinct change of a batch, which is this sink's history-keeping policy.
+pub fn capabilities(config: &Config) -> Capabilities {
+    Capabilities {
+        transactional: false,
+        fenced: false,
+        keeps_every_change: config.mode == OutputMode::Changes,
+    }
 }

@@ -6,16 +6,21 @@
 //! The ordering guard is SQL, so it holds whatever order rows arrive in:
 //! an upsert's `DO UPDATE ... WHERE` compares orders as row values.
 
+mod config;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
-use rusqlite::types::ToSql;
+use anyhow::{Context, Result};
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 
-use super::{Applied, COLUMNS, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, raw_text};
+use super::{Applied, Fenced, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, raw_text};
+pub use config::{Config, Section};
+
+use crate::columns::{self, Cell, Kind};
 use crate::ident::quote;
-use crate::record::{Checkpoint, DeleteMode, Operation, Row, SinkBatch, Value};
+use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch, Value};
 
 /// sluice's own tables, created on first use.
 const STATE_SCHEMA: &str = "
@@ -54,14 +59,25 @@ CREATE TABLE IF NOT EXISTS _sluice_tombstones (
 );
 ";
 
-/// The SQLite type of each standard column.
-fn column_type(column: &str) -> &'static str {
-    match column {
-        "new_image" | "old_image" | "error" => "TEXT",
-        "approx_creation_timestamp_millis" | "raw_payload_size_bytes" | "change_micros" => "INTEGER NOT NULL",
-        "has_parsing_error" | "is_deleted" | "is_ttl_delete" => "BOOLEAN NOT NULL",
-        _ => "TEXT NOT NULL",
+/// The SQLite type of each kind of standard column.
+fn column_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Text { .. } => "TEXT NOT NULL",
+        Kind::Message | Kind::Document | Kind::Raw => "TEXT",
+        Kind::BigInt | Kind::Int => "INTEGER NOT NULL",
+        Kind::Flag => "BOOLEAN NOT NULL",
     }
+}
+
+/// A cell as an SQLite value, borrowed from the row.
+fn sql_value(cell: Cell<'_>) -> ToSqlOutput<'_> {
+    ToSqlOutput::Borrowed(match cell {
+        Cell::Null => ValueRef::Null,
+        Cell::Text(t) | Cell::Json(t) => ValueRef::Text(t.as_bytes()),
+        Cell::Bool(b) => ValueRef::Integer(i64::from(b)),
+        Cell::Int(i) => ValueRef::Integer(i),
+        Cell::Raw(raw) => raw_text(raw).map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes())),
+    })
 }
 
 /// An order as an SQL row value: (micros, sequence length, sequence), so
@@ -88,7 +104,19 @@ pub struct SqliteSink {
 }
 
 impl SqliteSink {
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens (creating if missing) the database, its tables, and the
+    /// pipeline's writer epoch.
+    pub fn open(config: &Config, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Self> {
+        let mut sink = Self::connect(&config.path)?;
+        for (name, deletes) in targets {
+            sink.create_target(name, *deletes)
+                .with_context(|| format!("creating table {name} in {}", sink.path.display()))?;
+        }
+        sink.claim_epoch(pipeline)?;
+        Ok(sink)
+    }
+
+    fn connect(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -121,7 +149,8 @@ impl SqliteSink {
     }
 
     fn create_target(&mut self, name: &str, deletes: DeleteMode) -> Result<()> {
-        let columns: Vec<String> = COLUMNS.iter().map(|c| format!("{c} {}", column_type(c))).collect();
+        let columns: Vec<String> =
+            columns::STANDARD.iter().map(|c| format!("{} {}", c.name, column_type(c.kind))).collect();
         self.conn.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (table_name, keys))",
             quote(name),
@@ -131,7 +160,7 @@ impl SqliteSink {
         let mut stmt = self.conn.prepare(&format!("PRAGMA table_info({})", quote(name)))?;
         for column in stmt.query_map([], |r| r.get::<_, String>(1))? {
             let column = column?;
-            if !COLUMNS.contains(&column.as_str()) {
+            if !columns::is_standard(&column) {
                 extras.push(column);
             }
         }
@@ -184,13 +213,10 @@ fn same_event(new: &str, old: &str) -> String {
 
 fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String]) -> String {
     let t = quote(table);
-    let names: Vec<String> =
-        COLUMNS.iter().map(|c| c.to_string()).chain(extras.iter().map(|e| quote(e))).collect();
+    let names = columns::sql_names(extras);
     let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
     let updates: Vec<String> = names[2..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
-    let param = |column: &str| {
-        format!("?{}", COLUMNS.iter().position(|c| *c == column).expect("a standard column") + 1)
-    };
+    let param = |column: &str| format!("?{}", columns::position(column) + 1);
     // In hard mode a newer tombstone keeps the item deleted.
     let guard = match deletes {
         DeleteMode::Soft => "true".to_owned(),
@@ -218,14 +244,6 @@ fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String]) -> String {
 }
 
 impl Sink for SqliteSink {
-    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
-        for (name, deletes) in targets {
-            self.create_target(name, *deletes)
-                .with_context(|| format!("creating table {name} in {}", self.path.display()))?;
-        }
-        self.claim_epoch(pipeline)
-    }
-
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
         let mut stmt =
             self.conn.prepare("SELECT stream, position FROM _sluice_checkpoints WHERE pipeline = ?1")?;
@@ -242,11 +260,7 @@ impl Sink for SqliteSink {
                 r.get(0)
             })?;
         if epoch != self.epoch {
-            bail!(
-                "another run of pipeline {:?} started (writer epoch {epoch}, ours {}); stopping so only one run writes",
-                self.pipeline,
-                self.epoch
-            );
+            return Err(Fenced { pipeline: self.pipeline.clone(), ours: self.epoch, theirs: epoch }.into());
         }
         let mut applied = Applied::default();
         for row in &batch.rows {
@@ -292,12 +306,13 @@ impl Sink for SqliteSink {
 
 /// `sluice status` on a SQLite file: opened read-only, and not at all if
 /// the file does not exist (a pipeline that never ran leaves no file behind).
-pub(super) struct Inspect {
+pub struct Inspect {
     conn: Option<Connection>,
 }
 
 impl Inspect {
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(config: &Config) -> Result<Self> {
+        let path = &config.path;
         if !path.exists() {
             return Ok(Inspect { conn: None });
         }
@@ -381,48 +396,12 @@ impl Inspector for Inspect {
 /// deletes come here too. Returns whether it was applied.
 fn upsert(tx: &Transaction, statement: &str, target: &TargetTable, row: &Row) -> Result<bool> {
     let c = &row.change;
-    let deleted = c.operation.is_delete();
-    let raw = raw_text(&row.raw);
-    let micros = c.order.micros as i64;
-    let millis = micros / 1000;
-    let has_error = c.error.is_some();
-    let ttl = c.operation == Operation::TtlDelete;
-    let size = row.raw.len() as i64;
-    let new_image = if deleted { None } else { c.new_image.as_deref() };
-    let mut values: Vec<&dyn ToSql> = vec![
-        &c.table,
-        &c.key,
-        &c.event_id,
-        &c.event_name,
-        &millis,
-        &new_image,
-        &c.old_image,
-        &c.error,
-        &has_error,
-        &deleted,
-        &ttl,
-        &size,
-        &raw,
-        &micros,
-        &c.order.tiebreak,
-        &row.origin,
-    ];
-    let extra: Vec<rusqlite::types::Value> = target
-        .extras
-        .iter()
-        .map(|name| match c.extra.iter().find(|col| col.name == *name).map(|col| &col.value) {
-            None | Some(Value::Null) => rusqlite::types::Value::Null,
-            Some(Value::Bool(b)) => rusqlite::types::Value::Integer(i64::from(*b)),
-            Some(Value::Integer(i)) => rusqlite::types::Value::Integer(*i),
-            Some(Value::Text(s) | Value::Json(s)) => rusqlite::types::Value::Text(s.clone()),
-        })
-        .collect();
-    values.extend(extra.iter().map(|v| v as &dyn ToSql));
+    let mut values: Vec<ToSqlOutput> = columns::cells(row, &target.extras).map(sql_value).collect();
     let target_name: &str = &row.target;
     if target.deletes == DeleteMode::Hard {
-        values.push(&target_name);
+        values.push(ToSqlOutput::Borrowed(ValueRef::Text(target_name.as_bytes())));
     }
-    let changed = tx.prepare_cached(statement)?.execute(values.as_slice())?;
+    let changed = tx.prepare_cached(statement)?.execute(rusqlite::params_from_iter(values))?;
     if changed > 0 && target.deletes == DeleteMode::Hard {
         tx.prepare_cached(
             "DELETE FROM _sluice_tombstones WHERE target = ?1 AND table_name = ?2 AND keys = ?3",
@@ -464,7 +443,7 @@ fn hard_delete(tx: &Transaction, row: &Row) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Change, Order};
+    use crate::record::{Change, Operation, Order};
 
     fn row(key: &str, micros: u64, operation: Operation) -> Row {
         Row {
@@ -495,22 +474,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let targets = [("t".to_owned(), DeleteMode::Soft)];
-        let mut old = SqliteSink::open(&path).unwrap();
-        old.prepare("p", &targets).unwrap();
+        let config = Config { path };
+        let mut old = SqliteSink::open(&config, "p", &targets).unwrap();
         old.write(&batch(1, vec![row("{\"k\":1}", 1, Operation::Upsert)])).unwrap();
 
-        let mut new = SqliteSink::open(&path).unwrap();
-        new.prepare("p", &targets).unwrap();
+        let mut new = SqliteSink::open(&config, "p", &targets).unwrap();
         let err = old.write(&batch(2, vec![row("{\"k\":1}", 2, Operation::Upsert)])).unwrap_err();
-        assert!(err.to_string().contains("another run of pipeline \"p\" started"), "{err}");
+        let fenced = err.downcast_ref::<Fenced>().expect("a fence");
+        assert_eq!((fenced.ours, fenced.theirs), (1, 2));
         new.write(&batch(1, vec![row("{\"k\":1}", 3, Operation::Upsert)])).unwrap();
     }
 
     #[test]
     fn soft_deletes_keep_the_row_and_clear_the_image() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = SqliteSink::open(&dir.path().join("s.db")).unwrap();
-        sink.prepare("p", &[("t".to_owned(), DeleteMode::Soft)]).unwrap();
+        let config = Config { path: dir.path().join("s.db") };
+        let mut sink = SqliteSink::open(&config, "p", &[("t".to_owned(), DeleteMode::Soft)]).unwrap();
         let applied = sink.write(&batch(1, vec![row("{\"k\":1}", 5, Operation::Upsert)])).unwrap();
         assert_eq!(applied.upserted, 1);
         let applied = sink.write(&batch(2, vec![row("{\"k\":1}", 7, Operation::TtlDelete)])).unwrap();

@@ -10,6 +10,7 @@
 //! committed and whether the file is done. A resumed load skips done files
 //! and the committed lines of the others.
 
+mod config;
 mod layout;
 mod progress;
 mod reader;
@@ -23,8 +24,10 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+pub use config::{Config, HandOver, Section};
+
 use super::{Positions, Source};
-use crate::manifest::{ExportPlan, Plan};
+use crate::manifest::Plan;
 use crate::objects::ObjectStore;
 use crate::record::{Batch, BatchLimits, Checkpoint, ExportInfo};
 use progress::Progress;
@@ -56,7 +59,7 @@ pub struct ExportSource {
 }
 
 impl ExportSource {
-    pub fn open(plan: &Plan, export: &ExportPlan, committed: &[Checkpoint]) -> Result<Self> {
+    pub fn open(plan: &Plan, export: &Config, committed: &[Checkpoint]) -> Result<Self> {
         let store = ObjectStore::open(&export.location)?;
         let export_id = store.folder_name();
         let summary =

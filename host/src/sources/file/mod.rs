@@ -13,6 +13,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+mod config;
+
+pub use config::{Config, Section};
+
 use super::{Source, blank_after_trimming};
 use crate::record::{Batch, BatchLimits, Checkpoint, Format, SourceRecord};
 

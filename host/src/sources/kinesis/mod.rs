@@ -12,6 +12,7 @@
 //! whether the shard was read to its end. Sequence numbers are compared by
 //! length, then as text: they are decimal strings of 56 digits or more.
 
+mod config;
 mod lineage;
 mod reader;
 
@@ -21,11 +22,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 use super::{Positions, Source};
-use crate::manifest::{KinesisPlan, KinesisStart};
+
+pub use config::{Config, Section, Start};
+
 use crate::record::{Batch, BatchLimits, Checkpoint, SourceRecord};
 use lineage::{Lineage, Ready, Shard};
 use reader::{Mode, Reader, StartAt};
@@ -132,7 +134,8 @@ struct Shared {
 }
 
 pub struct KinesisSource {
-    runtime: Runtime,
+    /// The coordinator task; aborting it stops every shard reader too.
+    coordinator: tokio::task::AbortHandle,
     events: mpsc::Receiver<Event>,
     /// Shards whose end the sink committed, for the coordinator.
     commits: mpsc::UnboundedSender<String>,
@@ -144,13 +147,12 @@ pub struct KinesisSource {
 }
 
 impl KinesisSource {
-    pub fn open(plan: &KinesisPlan, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Self> {
-        let runtime = crate::aws::runtime("sluice-kinesis", 1)?;
-        let stream_name: Arc<str> = plan
+    pub fn open(config: &Config, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Self> {
+        let stream_name: Arc<str> = config
             .stream_arn
             .rsplit_once("stream/")
             .map(|(_, name)| name)
-            .ok_or_else(|| anyhow!("{} is not a Kinesis stream ARN", plan.stream_arn))?
+            .ok_or_else(|| anyhow!("{} is not a Kinesis stream ARN", config.stream_arn))?
             .into();
         let prefix = format!("{stream_name}/");
         let mut positions = HashMap::new();
@@ -159,30 +161,28 @@ impl KinesisSource {
                 .with_context(|| format!("reading the checkpoint of {}: {:?}", c.stream, c.position))?;
             positions.insert(c.stream[prefix.len()..].to_owned(), position);
         }
-        let client = runtime.block_on(async {
-            let config = crate::aws::config().await;
-            let config = match &plan.role_arn {
-                Some(role) => crate::aws::assume_role(&config, role).await,
-                None => config,
-            };
-            crate::aws::kinesis(&config)
-        });
+        // The shared SDK configuration is loaded before entering the runtime.
+        let sdk = crate::aws::config();
+        let client = match &config.role_arn {
+            Some(role) => crate::aws::kinesis(&crate::aws::block_on(crate::aws::assume_role(sdk, role))),
+            None => crate::aws::kinesis(sdk),
+        };
         let (events_tx, events) = mpsc::channel(CHANNEL);
         let (commits, commits_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared { status: Arc::default(), settled: Mutex::new(false) });
         let coordinator = Coordinator {
             client,
-            consumer: plan.consumer.clone(),
-            stream_arn: plan.stream_arn.clone(),
+            consumer: config.consumer.clone(),
+            stream_arn: config.stream_arn.clone(),
             stream_name: stream_name.clone(),
-            start: plan.start.clone(),
+            start: config.start.clone(),
             positions,
             events: events_tx,
             shared: shared.clone(),
         };
-        runtime.spawn(coordinator.run(commits_rx));
+        let coordinator = crate::aws::runtime().spawn(coordinator.run(commits_rx)).abort_handle();
         Ok(KinesisSource {
-            runtime,
+            coordinator,
             events,
             commits,
             shared,
@@ -191,6 +191,12 @@ impl KinesisSource {
             batches: 0,
             last_progress: Instant::now(),
         })
+    }
+}
+
+impl Drop for KinesisSource {
+    fn drop(&mut self) {
+        self.coordinator.abort();
     }
 }
 
@@ -207,7 +213,7 @@ impl Source for KinesisSource {
                 Err(mpsc::error::TryRecvError::Empty) if wait.is_zero() => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     let events = &mut self.events;
-                    match self.runtime.block_on(async { tokio::time::timeout(wait, events.recv()).await }) {
+                    match crate::aws::block_on(async { tokio::time::timeout(wait, events.recv()).await }) {
                         Ok(Some(event)) => event,
                         Ok(None) => bail!("the Kinesis readers stopped"),
                         Err(_) => break,
@@ -269,7 +275,7 @@ struct Coordinator {
     consumer: Option<String>,
     stream_arn: String,
     stream_name: Arc<str>,
-    start: KinesisStart,
+    start: Start,
     positions: HashMap<String, Position>,
     events: mpsc::Sender<Event>,
     shared: Arc<Shared>,
@@ -291,14 +297,17 @@ impl Coordinator {
         let mut lineage = Lineage::new(ended);
         let mut relist = tokio::time::interval(RELIST_EVERY);
         let mut first_listing = true;
+        // Owned here, so that aborting the coordinator aborts every reader.
+        let mut readers = tokio::task::JoinSet::new();
         loop {
+            while readers.try_join_next().is_some() {}
             tokio::select! {
                 _ = relist.tick() => match self.list_shards().await {
                     Ok(shards) => {
                         for s in shards.iter().filter(|s| s.closed) {
                             self.shared.status.closed(&s.id);
                         }
-                        let skip: Vec<String> = if first_listing && self.start == KinesisStart::Latest {
+                        let skip: Vec<String> = if first_listing && self.start == Start::Latest {
                             // Starting at the tip: the history of shards already closed
                             // (and never read) is passed over. Only at start: a shard
                             // that closes later was split or merged while being read.
@@ -323,9 +332,9 @@ impl Coordinator {
                     Some(Position { after: Some(seq), .. }) => StartAt::After(seq.clone()),
                     _ if after_parent => StartAt::TrimHorizon,
                     _ => match &self.start {
-                        KinesisStart::TrimHorizon => StartAt::TrimHorizon,
-                        KinesisStart::Latest => StartAt::Latest,
-                        KinesisStart::AtTimestamp(t) => {
+                        Start::TrimHorizon => StartAt::TrimHorizon,
+                        Start::Latest => StartAt::Latest,
+                        Start::AtTimestamp(t) => {
                             StartAt::Timestamp(aws_sdk_kinesis::primitives::DateTime::from(*t))
                         }
                     },
@@ -350,7 +359,7 @@ impl Coordinator {
                     events: self.events.clone(),
                     status: self.shared.status.clone(),
                 };
-                tokio::spawn(reader.run());
+                readers.spawn(reader.run());
             }
             *self.shared.settled.lock().expect("settled lock") = !lineage.waiting();
         }
