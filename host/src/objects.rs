@@ -319,9 +319,7 @@ impl ObjectStore {
             }
         }
     }
-}
 
-impl ObjectStore {
     /// Removes every object under `sub` (a key prefix ending in `/`).
     pub fn delete_prefix(&self, sub: &str) -> Result<()> {
         match self {

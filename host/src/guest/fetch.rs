@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use lru::LruCache;
+
 use crate::manifest::JoinPlan;
 use crate::objects::{Access, BoundedGetError, S3Prefix, check_access, get_bounded};
-use lru::LruCache;
 
 /// Objects fetched at once.
 const CONCURRENCY: usize = 16;

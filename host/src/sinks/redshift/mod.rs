@@ -100,7 +100,10 @@ impl RedshiftSink {
         if let Some(staging) = &self.staging {
             staging.check(&[Access::List, Access::Put, Access::Delete], &format!("{pipeline}/probe"))?;
         }
-        self.region = self.staging_region()?;
+        self.region = match &self.staging {
+            Some(staging) => staging.region()?,
+            None => None,
+        };
         self.drop_leftover_stages()?;
         self.clean_staging()
     }
@@ -155,14 +158,6 @@ impl RedshiftSink {
             self.run(what, &request.statements)?;
         }
         Ok(())
-    }
-
-    /// The staging bucket's region, which COPY must be told.
-    fn staging_region(&self) -> Result<Option<String>> {
-        match &self.staging {
-            Some(staging) => staging.region(),
-            None => Ok(None),
-        }
     }
 
     /// Dead letters used to keep at most 40 KB of their record, as text; now
@@ -220,10 +215,6 @@ impl RedshiftSink {
         }
     }
 
-    fn upload(&mut self, key: &str, body: &[u8]) -> Result<()> {
-        self.staging.as_ref().expect("staging is configured").put(key, body.to_vec())
-    }
-
     /// Removes staged objects under this pipeline's prefix: after a commit,
     /// and at start for those a crashed run left behind.
     fn clean_staging(&mut self) -> Result<()> {
@@ -268,8 +259,9 @@ impl Sink for RedshiftSink {
                 "the batch is too large for one request"
             );
         }
-        for (key, body) in &script.uploads {
-            self.upload(key, body)?;
+        let staged = !script.uploads.is_empty();
+        for (key, body) in script.uploads {
+            self.staging.as_ref().expect("uploads only with staging").put(&key, body)?;
         }
         let what = format!("writing batch {}", batch.number);
         for request in &script.preload {
@@ -284,7 +276,7 @@ impl Sink for RedshiftSink {
             applied += self.run_request(&what, request)?;
         }
         fail::fail_point!("sink::after_commit", |_| std::process::abort());
-        if !script.uploads.is_empty() {
+        if staged {
             self.clean_staging()?;
         }
         Ok(applied)
