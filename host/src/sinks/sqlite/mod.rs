@@ -504,4 +504,21 @@ mod tests {
             .unwrap();
         assert_eq!((deleted, ttl, image, event.as_str()), (true, true, None, "e7"));
     }
+
+    #[test]
+    fn a_record_that_is_not_text_keeps_its_size_and_a_null_raw_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { path: dir.path().join("s.db") };
+        let mut sink = SqliteSink::open(&config, "p", &[("t".to_owned(), DeleteMode::Soft)]).unwrap();
+        let mut binary = row("{\"k\":1}", 5, Operation::Upsert);
+        binary.raw = vec![0xff, 0x00, 0xfe];
+        assert_eq!(sink.write(&batch(1, vec![binary])).unwrap().upserted, 1);
+        let (raw, size): (Option<String>, i64) = sink
+            .conn
+            .query_row("SELECT raw_payload, raw_payload_size_bytes FROM t", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((raw, size), (None, 3));
+    }
 }
