@@ -58,9 +58,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         }
     };
     let source = match raw.source.kind.get_ref().as_str() {
-        "file" => {
-            SourceConfig::File(cx.section::<raw::SourceSection<file::Section>>()?.source.resolve(&cx, &sink)?)
-        }
+        "file" => SourceConfig::File(
+            cx.section::<raw::SourceSection<file::Section>>()?
+                .source
+                .resolve(&cx, sink.max_partition_bytes())?,
+        ),
         "kinesis" => {
             SourceConfig::Kinesis(cx.section::<raw::SourceSection<kinesis::Section>>()?.source.resolve(&cx)?)
         }

@@ -6,7 +6,6 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::manifest::{Context, ManifestError};
-use crate::sinks::SinkConfig;
 
 /// `[source] type = "file"`: one stream record (a Kinesis record's data) per
 /// line; blank lines are skipped.
@@ -28,9 +27,9 @@ pub struct Config {
 }
 
 impl Section {
-    /// The path as written names the file's partition, which `sink` keeps.
-    pub fn resolve(self, cx: &Context, sink: &SinkConfig) -> Result<Config, ManifestError> {
-        let max = sink.max_partition_bytes();
+    /// The path as written names the file's partition, which the sink keeps
+    /// in at most `max` bytes.
+    pub fn resolve(self, cx: &Context, max: usize) -> Result<Config, ManifestError> {
         if self.path.get_ref().len() > max {
             return Err(cx.err(
                 &self.path,
