@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use sluice::generator::{self, GenOptions};
 use sluice::guest::{GuestLimits, GuestRuntime, TableSettings, TransformRef};
-use sluice::record::{Format, SourceRecord};
+use sluice::record::{Outcome, SourceRecord};
+use sluice::sources::ChangeRecords;
 
 const BATCH: usize = 500;
 
@@ -38,16 +39,12 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         };
         let mut guest = runtime.instantiate(&transform, settings, limits)?;
+        let mut changes = ChangeRecords::default();
         let mut records: Vec<SourceRecord> = generated
             .records
             .iter()
             .enumerate()
-            .map(|(i, r)| SourceRecord {
-                payload: r.as_bytes().to_vec(),
-                stream: "bench".into(),
-                sequence: (i + 1).to_string(),
-                format: Format::StreamChange,
-            })
+            .map(|(i, r)| changes.record(r.as_bytes().to_vec(), "bench".into(), (i + 1).to_string()))
             .collect();
         let poisoned = String::from_utf8(records[BATCH / 2].payload.clone())?;
         let start = poisoned.find(r#""eventID":""#).expect("an event id") + 11;
@@ -57,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         let began = Instant::now();
         let outcomes = guest.transform(1, &mut records)?;
         let took = began.elapsed();
-        let failed = outcomes.iter().filter(|o| o.is_err()).count();
+        let failed = outcomes.iter().filter(|o| matches!(o, Outcome::Fault(_))).count();
         println!("{fault:<8} {:>10.2} {failed:>14}", took.as_secs_f64());
     }
     Ok(())

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use sluice::generator::{self, GenOptions};
 use sluice::guest::{GuestLimits, GuestRuntime, TableSettings, TransformRef};
-use sluice::record::{Format, SourceRecord};
+use sluice::record::{Outcome, SourceRecord};
+use sluice::sources::ChangeRecords;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -42,22 +43,18 @@ fn main() -> anyhow::Result<()> {
     });
 
     let mut runtime = GuestRuntime::with_cache(None)?;
-    let transform = TransformRef::parse("builtin:ddb-json", ".".as_ref()).map_err(anyhow::Error::msg)?;
+    let transform = TransformRef::parse("builtin:ddb-json", ".".as_ref())?;
     let settings =
         TableSettings { source_table: "bench".into(), target_table: "bench".into(), ..Default::default() };
     let stream: std::sync::Arc<str> = "bench".into();
+    let mut changes = ChangeRecords::default();
     let mut batches: Vec<Vec<SourceRecord>> = records
         .chunks(BATCH)
         .map(|chunk| {
             chunk
                 .iter()
                 .enumerate()
-                .map(|(i, r)| SourceRecord {
-                    payload: r.as_bytes().to_vec(),
-                    stream: stream.clone(),
-                    sequence: i.to_string(),
-                    format: Format::StreamChange,
-                })
+                .map(|(i, r)| changes.record(r.as_bytes().to_vec(), stream.clone(), i.to_string()))
                 .collect()
         })
         .collect();
@@ -66,7 +63,7 @@ fn main() -> anyhow::Result<()> {
         Ok(best_of(|| {
             for (n, batch) in batches.iter_mut().enumerate() {
                 let outcomes = guest.transform(n as u64, batch).expect("the guest runs");
-                assert!(outcomes.iter().all(Result::is_ok));
+                assert!(!outcomes.iter().any(|o| matches!(o, Outcome::Fault(_))));
             }
         }))
     };

@@ -13,12 +13,15 @@ use crate::guest::{GuestRuntime, TransformRef, cases};
 use crate::manifest::{self, Plan};
 use crate::pipeline::RunOptions;
 use crate::record::DeleteMode;
-use crate::sinks::Fenced;
+use crate::sinks::{self, SinkError};
 use crate::{pipeline, telemetry};
 
 /// The exit code of a run stopped because a newer run of its pipeline took
 /// over the sink: nothing is wrong, and restarting it would fence the other.
 const FENCED: u8 = 3;
+/// The exit code of a run whose sink kept failing transiently (unreachable,
+/// throttling) through its retries: running again later resumes.
+const SINK_UNAVAILABLE: u8 = 4;
 
 /// Moves DynamoDB change data into a warehouse, with WebAssembly transforms.
 ///
@@ -149,7 +152,11 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(if e.downcast_ref::<Fenced>().is_some() { FENCED } else { 1 })
+            ExitCode::from(match e.downcast_ref::<SinkError>() {
+                Some(SinkError::Fenced(_)) => FENCED,
+                Some(SinkError::Transient(_)) => SINK_UNAVAILABLE,
+                Some(SinkError::Fatal(_)) | None => 1,
+            })
         }
     }
 }
@@ -243,7 +250,9 @@ fn describe(plan: &Plan) -> String {
 }
 
 fn status(plan: &Plan, rows: usize) -> Result<()> {
-    let status = plan.sink.inspect()?.status(&plan.name, &plan.targets(), rows)?;
+    let targets = plan.targets();
+    let asked = sinks::Asked { pipeline: &plan.name, targets: &targets, sample_rows: rows };
+    let status = plan.sink.inspect()?.status(&asked)?;
     println!("pipeline {}", plan.name);
     println!("checkpoints");
     if status.checkpoints.is_empty() {
@@ -269,7 +278,7 @@ fn status(plan: &Plan, rows: usize) -> Result<()> {
 }
 
 fn guest_test(component: &str, dir: &Path, bless: bool) -> Result<ExitCode> {
-    let transform = TransformRef::parse(component, Path::new(".")).map_err(anyhow::Error::msg)?;
+    let transform = TransformRef::parse(component, Path::new("."))?;
     let mut runtime = GuestRuntime::new()?;
     let verdicts = cases::run(&mut runtime, &transform, dir, bless)
         .with_context(|| format!("testing {transform} on {}", dir.display()))?;

@@ -9,27 +9,34 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct SourceRecord {
     pub payload: Vec<u8>,
-    /// The stream within the source: a file path, a shard id.
-    pub stream: Arc<str>,
-    /// The record's place in its stream, a decimal string growing in arrival
+    /// The DynamoDB table, as the source found it: the one an export is of,
+    /// or the `tableName` a stream change names.
+    pub table: Result<Arc<str>, UnreadableTable>,
+    /// The partition of the source it was read from: a file, a shard, an
+    /// export's data file. Checkpoints keep a position per partition.
+    pub partition: Arc<str>,
+    /// The record's place in its partition, a decimal string growing in arrival
     /// order (a line number, a Kinesis sequence number).
     pub sequence: String,
     pub format: Format,
 }
 
-/// What a record's payload is: it decides how a guest decodes the record
-/// and where the host finds its DynamoDB table.
+/// A record whose DynamoDB table cannot be read; it becomes a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read the record's tableName: {0}")]
+pub struct UnreadableTable(pub String);
+
+/// What a record's payload is: it decides how a guest decodes the record.
 #[derive(Debug, Clone)]
 pub enum Format {
-    /// A "Kinesis Data Streams for DynamoDB" change record, naming its table.
+    /// A "Kinesis Data Streams for DynamoDB" change record.
     StreamChange,
-    /// A line of an export's data file; the export names the table.
+    /// A line of an export's data file.
     ExportLine(Arc<ExportInfo>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportInfo {
-    pub table: String,
     /// `exportTime`, microseconds since the Unix epoch.
     pub export_micros: u64,
     pub incremental: bool,
@@ -38,15 +45,17 @@ pub struct ExportInfo {
 impl SourceRecord {
     /// Where the record came from, for people: `data/stream.jsonl:42`.
     pub fn origin(&self) -> String {
-        format!("{}:{}", self.stream, self.sequence)
+        format!("{}:{}", self.partition, self.sequence)
     }
 }
 
-/// How far a source has been read in one stream. Committed with the rows the
+/// How far a source has been read in one partition. Committed with the rows the
 /// records produced, and handed back to the source on the next start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
-    pub stream: String,
+    /// The partition; the sinks' `stream` column, named so before sluice
+    /// read more than one kind of source.
+    pub partition: String,
     /// Source-specific and opaque to sinks.
     pub position: String,
 }
@@ -163,8 +172,13 @@ pub struct Change {
 )]
 pub enum Outcome {
     Row(Change),
+    /// The transform chose to make no row (a table it does not serve).
     Skip(String),
+    /// The transform refused the record, saying why.
     Error(String),
+    /// The transform failed on this very record: it trapped, or ran out of
+    /// memory or time. Told apart from `Error` for `sluice guest test`.
+    Fault(String),
 }
 
 /// A change on its way to a sink table.

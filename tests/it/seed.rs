@@ -16,7 +16,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use sluice::guest::{GuestLimits, GuestRuntime, TableSettings, TransformRef};
-use sluice::record::{Format, Operation, Outcome, SourceRecord};
+use sluice::record::{Operation, Outcome};
+use sluice::sources::ChangeRecords;
 
 use crate::util::{dump, pipeline, run_ok, scratch, sluice};
 
@@ -50,13 +51,8 @@ fn seed_records_become_the_seed_rows_without_its_defects() {
         let raw = json(&std::fs::read_to_string(seed_dir().join(format!("raw/{name}.json"))).unwrap());
         let seed = json(&std::fs::read_to_string(seed_dir().join(format!("parsed/{name}.json"))).unwrap());
         let payload = serde_json::to_vec(&raw).unwrap();
-        let mut records = vec![SourceRecord {
-            payload,
-            stream: "seed".into(),
-            sequence: "1".into(),
-            format: Format::StreamChange,
-        }];
-        let outcome = guest.transform(1, &mut records).unwrap().remove(0).unwrap();
+        let mut records = vec![ChangeRecords::default().record(payload, "seed".into(), "1".into())];
+        let outcome = guest.transform(1, &mut records).unwrap().remove(0);
         let Outcome::Row(row) = outcome else { panic!("{name}: {outcome:?}") };
 
         assert_eq!(row.event_id, seed["event_id"].as_str().unwrap(), "{name}");

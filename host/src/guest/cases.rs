@@ -54,14 +54,16 @@ pub fn run(
             TableSettings { source_table: name.clone(), target_table: "cases".into(), ..Default::default() };
         let mut guest = runtime.instantiate(transform, settings, GuestLimits::default())?;
         let text = std::fs::read_to_string(&input).with_context(|| format!("reading {}", input.display()))?;
-        let stream: std::sync::Arc<str> = name.as_str().into();
+        let partition: std::sync::Arc<str> = name.as_str().into();
+        // The guest is configured as table `name`; its records are routed so.
         let mut records: Vec<SourceRecord> = text
             .lines()
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())
             .map(|(i, line)| SourceRecord {
                 payload: line.as_bytes().to_vec(),
-                stream: stream.clone(),
+                table: Ok(partition.clone()),
+                partition: partition.clone(),
                 sequence: (i + 1).to_string(),
                 format: Format::StreamChange,
             })
@@ -98,12 +100,12 @@ pub fn run(
 }
 
 /// An outcome in the case-file form.
-pub fn render(result: &Result<Outcome, String>) -> Json {
-    match result {
-        Err(fault) => json!({ "fault": fault }),
-        Ok(Outcome::Skip(reason)) => json!({ "skip": reason }),
-        Ok(Outcome::Error(reason)) => json!({ "error": reason }),
-        Ok(Outcome::Row(c)) => {
+pub fn render(outcome: &Outcome) -> Json {
+    match outcome {
+        Outcome::Fault(fault) => json!({ "fault": fault }),
+        Outcome::Skip(reason) => json!({ "skip": reason }),
+        Outcome::Error(reason) => json!({ "error": reason }),
+        Outcome::Row(c) => {
             let extra: serde_json::Map<String, Json> = c
                 .extra
                 .iter()

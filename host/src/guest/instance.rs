@@ -172,15 +172,11 @@ impl TableGuest {
         &self.transform
     }
 
-    /// Transforms a batch into one result per record: the outcome, or the
-    /// reason the guest failed on that very record. Failures are narrowed
-    /// down on fresh instances (see `isolate.rs`); an `Err` means no fresh
-    /// instance could be started.
-    pub fn transform(
-        &mut self,
-        batch: u64,
-        records: &mut [SourceRecord],
-    ) -> Result<Vec<Result<Outcome, String>>> {
+    /// Transforms a batch into one outcome per record; a record the guest
+    /// fails on gets [`Outcome::Fault`]. Failures are narrowed down on fresh
+    /// instances (see `isolate.rs`); an `Err` means no fresh instance could
+    /// be started.
+    pub fn transform(&mut self, batch: u64, records: &mut [SourceRecord]) -> Result<Vec<Outcome>> {
         let wit: Vec<types::SourceRecord> = records
             .iter_mut()
             .map(|r| types::SourceRecord {
@@ -201,7 +197,7 @@ impl TableGuest {
             record.payload = w.payload;
             record.sequence = w.sequence;
         }
-        Ok(result?.into_iter().map(|r| r.map(outcome)).collect())
+        result
     }
 
     /// One call with its time budget, no isolation.
@@ -296,7 +292,7 @@ fn spawn(
     Ok((store, instance, stderr))
 }
 
-fn outcome(o: types::Outcome) -> Outcome {
+pub(super) fn outcome(o: types::Outcome) -> Outcome {
     match o {
         types::Outcome::Row(r) => Outcome::Row(Change {
             table: r.table,

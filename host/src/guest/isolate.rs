@@ -15,13 +15,16 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::bindings::types;
-use super::instance::{Fault, TableGuest};
+use super::instance::{Fault, TableGuest, outcome};
+use crate::record::Outcome;
 
-type Results = Vec<Result<types::Outcome, String>>;
-
-pub(super) fn run(guest: &mut TableGuest, batch: u64, records: &[types::SourceRecord]) -> Result<Results> {
+pub(super) fn run(
+    guest: &mut TableGuest,
+    batch: u64,
+    records: &[types::SourceRecord],
+) -> Result<Vec<Outcome>> {
     let fault = match guest.call(records) {
-        Ok(outcomes) => return Ok(outcomes.into_iter().map(Ok).collect()),
+        Ok(outcomes) => return Ok(outcomes.into_iter().map(outcome).collect()),
         Err(fault) => fault,
     };
     let started = Instant::now();
@@ -39,7 +42,7 @@ pub(super) fn run(guest: &mut TableGuest, batch: u64, records: &[types::SourceRe
     tracing::info!(
         table = guest.table(),
         batch,
-        isolated = results.iter().filter(|r| r.is_err()).count(),
+        isolated = results.iter().filter(|o| matches!(o, Outcome::Fault(_))).count(),
         calls = calls.made,
         timed_out = calls.timed_out,
         took = ?started.elapsed(),
@@ -75,16 +78,16 @@ fn narrow(
     records: &[types::SourceRecord],
     fault: Fault,
     calls: &mut Calls,
-) -> Result<Results> {
+) -> Result<Vec<Outcome>> {
     if records.len() == 1 {
-        return Ok(vec![Err(fault.reason)]);
+        return Ok(vec![Outcome::Fault(fault.reason)]);
     }
     let mut results = Vec::with_capacity(records.len());
     if fault.timed_out {
         for record in records {
             results.push(match calls.call(guest, std::slice::from_ref(record))? {
-                Ok(mut outcomes) => Ok(outcomes.remove(0)),
-                Err(fault) => Err(fault.reason),
+                Ok(mut outcomes) => outcome(outcomes.remove(0)),
+                Err(fault) => Outcome::Fault(fault.reason),
             });
         }
         return Ok(results);
@@ -92,7 +95,7 @@ fn narrow(
     let (left, right) = records.split_at(records.len() / 2);
     for piece in [left, right] {
         match calls.call(guest, piece)? {
-            Ok(outcomes) => results.extend(outcomes.into_iter().map(Ok)),
+            Ok(outcomes) => results.extend(outcomes.into_iter().map(outcome)),
             Err(fault) => results.extend(narrow(guest, piece, fault, calls)?),
         }
     }

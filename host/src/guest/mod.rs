@@ -54,13 +54,10 @@ impl TransformRef {
     pub const DEFAULT: &'static str = "builtin:ddb-json";
 
     /// Reads `builtin:<name>` or a path, relative paths taken from `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+    pub fn parse(text: &str, base: &Path) -> Result<Self, UnknownBuiltin> {
         match text.strip_prefix("builtin:") {
             Some(name) if builtin::lookup(name).is_some() => Ok(TransformRef::Builtin(name.to_owned())),
-            Some(name) => Err(format!(
-                "there is no built-in transform {name:?}; the built-ins are: {}",
-                builtin::names().map(|n| format!("builtin:{n}")).collect::<Vec<_>>().join(", ")
-            )),
+            Some(name) => Err(UnknownBuiltin(name.to_owned())),
             None => Ok(TransformRef::File(base.join(text))),
         }
     }
@@ -94,6 +91,14 @@ impl fmt::Display for TransformRef {
         }
     }
 }
+
+/// A `builtin:` name that names no built-in transform.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "there is no built-in transform {0:?}; the built-ins are: {list}",
+    list = builtin::names().map(|n| format!("builtin:{n}")).collect::<Vec<_>>().join(", ")
+)]
+pub struct UnknownBuiltin(String);
 
 /// What an instance may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -196,8 +196,8 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// An error pointing at a value.
-    pub fn err<T>(&self, at: &Spanned<T>, message: impl Into<String>) -> ManifestError {
-        ManifestError::at(self.path, self.text, Some(at.span()), message)
+    pub fn err<T>(&self, at: &Spanned<T>, message: impl std::fmt::Display) -> ManifestError {
+        ManifestError::at(self.path, self.text, Some(at.span()), message.to_string())
     }
 
     /// An error about the manifest as a whole (a missing field).
@@ -233,7 +233,7 @@ impl Context<'_> {
 
     /// An `s3://bucket/prefix/`.
     pub fn s3_prefix(&self, uri: &Spanned<String>) -> Result<S3Prefix, ManifestError> {
-        parse_s3_prefix(uri.get_ref()).map_err(|why| self.err(uri, why.to_string()))
+        parse_s3_prefix(uri.get_ref()).map_err(|why| self.err(uri, why))
     }
 
     /// An `s3://` prefix or a local folder relative to the manifest.

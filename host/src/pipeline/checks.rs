@@ -4,22 +4,38 @@
 
 use serde::de::IgnoredAny;
 
-use crate::record::{Change, Format, Operation, SourceRecord, Value};
+use crate::record::{Change, Operation, Value};
 use crate::{columns, ident};
 
 /// Longest tie-breaker accepted (Kinesis sequence numbers have up to 128 digits).
 const MAX_TIEBREAK: usize = 256;
 
+/// Why a row a guest returned cannot go to a sink.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Unusable {
+    #[error("the row is for table {row:?}, but the record was routed as table {routed:?}")]
+    WrongTable { row: String, routed: String },
+    #[error("the key is not a JSON object: {0:?}")]
+    KeyNotObject(String),
+    #[error("the {what} is not valid JSON: {error}")]
+    NotJson { what: String, error: serde_json::Error },
+    #[error("an upsert row has no new-image")]
+    UpsertWithoutImage,
+    #[error("the order's tie-breaker is longer than {MAX_TIEBREAK} bytes")]
+    LongTiebreak,
+    #[error("extra column: {0}")]
+    BadColumnName(#[from] ident::BadName),
+    #[error("extra column {0:?} must be lower case and not a standard column")]
+    ColumnName(String),
+}
+
 /// Checks a row the guest made from a record of DynamoDB table `table`.
-pub(super) fn check(change: &Change, table: &str) -> Result<(), String> {
+pub(super) fn check(change: &Change, table: &str) -> Result<(), Unusable> {
     if change.table != table {
-        return Err(format!(
-            "the row is for table {:?}, but the record was routed as table {table:?}",
-            change.table
-        ));
+        return Err(Unusable::WrongTable { row: change.table.clone(), routed: table.into() });
     }
     if !change.key.starts_with('{') {
-        return Err(format!("the key is not a JSON object: {:?}", change.key));
+        return Err(Unusable::KeyNotObject(change.key.clone()));
     }
     json(&change.key, "key")?;
     if let Some(image) = &change.new_image {
@@ -29,18 +45,14 @@ pub(super) fn check(change: &Change, table: &str) -> Result<(), String> {
         json(image, "old-image")?;
     }
     if change.operation == Operation::Upsert && change.new_image.is_none() {
-        return Err("an upsert row has no new-image".into());
+        return Err(Unusable::UpsertWithoutImage);
     }
     if change.order.tiebreak.len() > MAX_TIEBREAK {
-        return Err(format!("the order's tie-breaker is longer than {MAX_TIEBREAK} bytes"));
+        return Err(Unusable::LongTiebreak);
     }
     for column in &change.extra {
-        let folded = ident::fold(&column.name).map_err(|why| format!("extra column: {why}"))?;
-        if folded != column.name || columns::is_standard(&column.name) {
-            return Err(format!(
-                "extra column {:?} must be lower case and not a standard column",
-                column.name
-            ));
+        if ident::fold(&column.name)? != column.name || columns::is_standard(&column.name) {
+            return Err(Unusable::ColumnName(column.name.clone()));
         }
         if let Value::Json(text) = &column.value {
             json(text, &column.name)?;
@@ -49,16 +61,8 @@ pub(super) fn check(change: &Change, table: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn json(text: &str, what: &str) -> Result<(), String> {
+fn json(text: &str, what: &str) -> Result<(), Unusable> {
     serde_json::from_str::<IgnoredAny>(text)
         .map(drop)
-        .map_err(|e| format!("the {what} is not valid JSON: {e}"))
-}
-
-/// Whether the stream records of a batch carry their time in milliseconds,
-/// judged by the first one; `None` if the batch holds none (or it does not
-/// decode). A stream's precision is one setting for all its records.
-pub(super) fn millisecond_precision(records: &[SourceRecord]) -> Option<bool> {
-    let first = records.iter().find(|r| matches!(r.format, Format::StreamChange))?;
-    ddb_core::micro_precision(&first.payload).ok().map(|micro| !micro)
+        .map_err(|error| Unusable::NotJson { what: what.into(), error })
 }

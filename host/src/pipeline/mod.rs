@@ -65,7 +65,6 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
             .spawn_scoped(scope, move || write_all(sink.as_mut(), rx, acks, started))
             .context("starting the sink thread")?;
         let read = (|| -> Result<()> {
-            let mut precision_known = false;
             while !options.stop.load(Ordering::Relaxed) {
                 for checkpoints in committed.try_iter() {
                     source.committed(&checkpoints);
@@ -73,17 +72,6 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                 let Some(batch) = source.next_batch(&plan.batch)? else { break };
                 if batch.records.is_empty() && batch.checkpoints.is_empty() {
                     continue;
-                }
-                if !precision_known && let Some(millis) = checks::millisecond_precision(&batch.records) {
-                    precision_known = true;
-                    if millis {
-                        tracing::warn!(
-                            "the stream's records carry ApproximateCreationDateTime in milliseconds: \
-                             changes to one item within a millisecond are ordered by sequence number, \
-                             so a change delivered again after a newer one can win over it; switch the \
-                             stream to MICROSECOND (see the README, \"Streaming from Kinesis\")"
-                        );
-                    }
                 }
                 summary.batches += 1;
                 summary.records += batch.records.len() as u64;

@@ -1,13 +1,13 @@
 //! One batch through the guests: records in, rows and dead letters out.
 //! (The guests' own `transform` runs in [`crate::guest`].)
 
+use std::sync::Arc;
+
 use anyhow::Result;
 
 use super::router::Router;
 use super::{checks, dedupe};
-use crate::record::{
-    Batch, DeadLetter, Format, MAX_MESSAGE_BYTES, Outcome, Row, SinkBatch, SourceRecord, message,
-};
+use crate::record::{Batch, DeadLetter, MAX_MESSAGE_BYTES, Outcome, Row, SinkBatch, SourceRecord, message};
 use crate::sinks::SinkConfig;
 
 pub(super) struct Transformed {
@@ -29,37 +29,35 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
     let mut skipped = 0;
 
     // Group by DynamoDB table, keeping arrival order within each group.
-    let mut groups: Vec<(String, Vec<SourceRecord>)> = Vec::new();
+    let mut groups: Vec<(Arc<str>, Vec<SourceRecord>)> = Vec::new();
     for record in batch.records {
-        let table = match &record.format {
-            Format::StreamChange => ddb_core::table_name(&record.payload),
-            Format::ExportLine(export) => Ok(export.table.clone()),
-        };
-        match table {
-            Ok(table) => match groups.iter_mut().find(|(t, _)| *t == table) {
+        match &record.table {
+            Ok(table) => match groups.iter_mut().find(|(t, _)| t == table) {
                 Some((_, records)) => records.push(record),
-                None => groups.push((table, vec![record])),
+                None => groups.push((table.clone(), vec![record])),
             },
             Err(e) => {
-                sink.dead_letters.push(dead(None, record, format!("cannot read the record's tableName: {e}")))
+                let reason = e.to_string();
+                sink.dead_letters.push(dead(None, record, reason))
             }
         }
     }
 
     let mut rows = Vec::new();
     for (table, mut records) in groups {
-        let Some((target, guest)) = router.guest(&table)? else {
+        let table = &*table;
+        let Some((target, guest)) = router.guest(table)? else {
             for record in records {
                 let reason =
                     format!("table {table:?} has no [[tables]] entry and the manifest has no [defaults]");
-                sink.dead_letters.push(dead(Some(&table), record, reason));
+                sink.dead_letters.push(dead(Some(table), record, reason));
             }
             continue;
         };
-        let results = guest.transform(batch.number, &mut records)?;
-        for (record, result) in records.into_iter().zip(results) {
-            match result {
-                Ok(Outcome::Row(mut change)) => match checks::check(&change, &table) {
+        let outcomes = guest.transform(batch.number, &mut records)?;
+        for (record, outcome) in records.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Row(mut change) => match checks::check(&change, table) {
                     Ok(()) => {
                         // The transform's message about the row: kept, storable everywhere.
                         change.error = change.error.map(|e| message(&e, MAX_MESSAGE_BYTES));
@@ -72,7 +70,7 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
                         match sink_config.refuses(&row) {
                             None => rows.push(row),
                             Some(reason) => sink.dead_letters.push(DeadLetter::new(
-                                Some(&table),
+                                Some(table),
                                 row.origin,
                                 &reason,
                                 row.raw,
@@ -80,17 +78,17 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
                         }
                     }
                     Err(why) => sink.dead_letters.push(dead(
-                        Some(&table),
+                        Some(table),
                         record,
                         format!("the transform returned an unusable row: {why}"),
                     )),
                 },
-                Ok(Outcome::Skip(reason)) => {
+                Outcome::Skip(reason) => {
                     skipped += 1;
                     tracing::debug!(table, origin = record.origin(), "skipped: {reason}");
                 }
-                Ok(Outcome::Error(reason)) | Err(reason) => {
-                    sink.dead_letters.push(dead(Some(&table), record, reason))
+                Outcome::Error(reason) | Outcome::Fault(reason) => {
+                    sink.dead_letters.push(dead(Some(table), record, reason))
                 }
             }
         }

@@ -48,16 +48,49 @@ pub struct Capabilities {
 /// the pipeline's writer epoch.
 pub trait Sink: Send {
     /// The checkpoints committed so far, to resume from.
-    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>>;
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, SinkError>;
 
     /// Writes a batch's rows, dead letters and checkpoints, atomically where
-    /// the sink is transactional. A newer run's fence is a [`Fenced`] error.
-    fn write(&mut self, batch: &SinkBatch) -> Result<Applied>;
+    /// the sink is transactional.
+    fn write(&mut self, batch: &SinkBatch) -> Result<Applied, SinkError>;
+}
+
+/// Why a sink could not open, read its checkpoints or write a batch. Of a
+/// batch that failed nothing is committed, whatever the kind, so the next
+/// run starts after the last checkpoint. The CLI exits with a code per kind.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A newer run of the pipeline took over the sink.
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+    /// The sink failed as services do while briefly away (a lost
+    /// connection, throttling, a restart) for the whole retry window: a
+    /// later run may well succeed.
+    #[error(transparent)]
+    Transient(anyhow::Error),
+    /// The sink refused the work: a later run fails the same way until the
+    /// cause (a permission, a full disk, a schema) is fixed.
+    #[error(transparent)]
+    Fatal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for SinkError {
+    /// Sorts a sink's error by the typed error it carries: a [`Fenced`], or
+    /// retries that gave up ([`retry::GaveUp`]); anything else is fatal.
+    fn from(e: anyhow::Error) -> Self {
+        if let Some(fenced) = e.downcast_ref::<Fenced>() {
+            SinkError::Fenced(fenced.clone())
+        } else if e.downcast_ref::<retry::GaveUp>().is_some() {
+            SinkError::Transient(e)
+        } else {
+            SinkError::Fatal(e)
+        }
+    }
 }
 
 /// Another run of the pipeline took over the sink; this one must stop
-/// without writing. The CLI exits with its own code for it.
-#[derive(Debug, thiserror::Error)]
+/// without writing.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error(
     "another run of pipeline {pipeline:?} started (writer epoch {theirs}, ours {ours}); stopping so only one run writes"
 )]
@@ -71,12 +104,17 @@ pub struct Fenced {
 /// no writer epoch, no clean-up, no file or table created. Safe while a run
 /// is writing, and on a pipeline that never ran.
 pub trait Inspector {
-    fn status(
-        &mut self,
-        pipeline: &str,
-        targets: &[(String, DeleteMode)],
-        sample_rows: usize,
-    ) -> Result<Status>;
+    fn status(&mut self, asked: &Asked) -> Result<Status>;
+}
+
+/// What `sluice status` asks a sink about.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub pipeline: &'a str,
+    /// The sink tables the manifest routes to, and how they delete.
+    pub targets: &'a [(String, DeleteMode)],
+    /// How many rows of each table to show.
+    pub sample_rows: usize,
 }
 
 /// What a batch did to the sink.
@@ -100,7 +138,7 @@ impl std::ops::AddAssign for Applied {
 
 #[derive(Debug, Default)]
 pub struct Status {
-    /// (stream, position, committed at)
+    /// (partition, position, committed at)
     pub checkpoints: Vec<(String, String, String)>,
     pub tables: Vec<TableStatus>,
     pub dead_letters: u64,
@@ -121,7 +159,7 @@ pub struct TableStatus {
 impl SinkConfig {
     /// Opens the sink for pipeline `pipeline`: creates what is missing and
     /// claims the writer epoch, which fences out any older run.
-    pub fn open(&self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Box<dyn Sink>> {
+    pub fn open(&self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Box<dyn Sink>, SinkError> {
         Ok(match self {
             SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteSink::open(c, pipeline, targets)?),
             SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::open(c, pipeline, targets)?),
@@ -313,6 +351,21 @@ pub(crate) fn json_line(row: &Row, extras: &[String], raw_payload: Option<&str>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_sorted_by_the_typed_error_they_carry_not_their_text() {
+        let fenced = anyhow::Error::new(Fenced { pipeline: "p".into(), ours: 1, theirs: 2 });
+        let fenced = SinkError::from(fenced.context("writing batch 7"));
+        assert!(matches!(fenced, SinkError::Fenced(Fenced { ours: 1, theirs: 2, .. })), "{fenced:?}");
+
+        let gave_up = anyhow::anyhow!("connection refused").context(retry::GaveUp("writing batch 7".into()));
+        let transient = SinkError::from(gave_up.context("in the sink"));
+        assert!(matches!(transient, SinkError::Transient(_)), "{transient:?}");
+        assert!(format!("{transient:#}").contains("still failing after"), "{transient:#}");
+
+        let refused = anyhow::anyhow!("permission denied for schema cdc; still failing after a while");
+        assert!(matches!(SinkError::from(refused), SinkError::Fatal(_)));
+    }
 
     #[test]
     fn finds_only_real_nul_escapes() {

@@ -8,6 +8,17 @@ use anyhow::Result;
 /// How long a sink keeps retrying one unit of work before it gives up.
 const RETRY_FOR: Duration = Duration::from_secs(300);
 
+/// Transient failures that outlasted the retry window: the error's
+/// context that makes it a [`SinkError::Transient`](super::SinkError).
+#[derive(Debug)]
+pub(super) struct GaveUp(pub String);
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: still failing after {RETRY_FOR:?}, giving up", self.0)
+    }
+}
+
 /// Why an attempt failed, and whether another attempt may succeed.
 pub(super) enum Failure {
     /// Transient: a lost connection, a restart, throttling, a serialization conflict.
@@ -42,7 +53,7 @@ pub(super) fn retrying<S, T>(
             Err(Failure::Retry(e)) => e,
         };
         if started.elapsed() > RETRY_FOR {
-            return Err(e.context(format!("{what}: still failing after {RETRY_FOR:?}, giving up")));
+            return Err(e.context(GaveUp(what.to_owned())));
         }
         tracing::warn!("{what}: {e:#}; retrying in {pause:?}");
         reset(state);

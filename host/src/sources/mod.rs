@@ -7,6 +7,7 @@
 //! resolved) beside the source itself. Adding one means a folder, a variant
 //! of [`SourceConfig`], and its `type` in `manifest/validate.rs`.
 
+mod changes;
 pub mod export;
 pub mod file;
 mod handover;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use serde::Serialize;
 
+pub use changes::ChangeRecords;
 use export::ExportSource;
 use file::FileSource;
 use handover::ExportThenStream;
@@ -60,7 +62,7 @@ impl std::fmt::Display for SourceConfig {
 pub fn open(plan: &Plan, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Box<dyn Source>> {
     match &plan.source {
         SourceConfig::File(f) => {
-            let resume = committed.iter().find(|c| c.stream == f.written);
+            let resume = committed.iter().find(|c| c.partition == f.written);
             Ok(Box::new(FileSource::open(&f.path, &f.written, resume)?))
         }
         SourceConfig::Kinesis(k) => Ok(Box::new(KinesisSource::open(k, committed, exit_when_caught_up)?)),
@@ -76,8 +78,8 @@ pub fn open(plan: &Plan, committed: &[Checkpoint], exit_when_caught_up: bool) ->
     }
 }
 
-/// The last position reached in each stream of a batch being cut, for the
-/// sources that read several streams at once (shards, data files).
+/// The last position reached in each partition of a batch being cut, for
+/// the sources that read several at once (shards, data files).
 struct Positions<P>(Vec<(Arc<str>, P)>);
 
 impl<P: Serialize> Positions<P> {
@@ -85,10 +87,10 @@ impl<P: Serialize> Positions<P> {
         Positions(Vec::new())
     }
 
-    fn set(&mut self, stream: &Arc<str>, position: P) {
-        match self.0.iter_mut().find(|(s, _)| s == stream) {
+    fn set(&mut self, partition: &Arc<str>, position: P) {
+        match self.0.iter_mut().find(|(s, _)| s == partition) {
             Some((_, p)) => *p = position,
-            None => self.0.push((stream.clone(), position)),
+            None => self.0.push((partition.clone(), position)),
         }
     }
 
@@ -101,9 +103,9 @@ impl<P: Serialize> Positions<P> {
     fn seal(self, batch: &mut Batch, batches: &mut u64) {
         *batches += 1;
         batch.number = *batches;
-        for (stream, position) in self.0 {
+        for (partition, position) in self.0 {
             let position = serde_json::to_string(&position).expect("positions serialise");
-            batch.checkpoints.push(Checkpoint { stream: stream.to_string(), position });
+            batch.checkpoints.push(Checkpoint { partition: partition.to_string(), position });
         }
     }
 }

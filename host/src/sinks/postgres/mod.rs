@@ -21,8 +21,8 @@ use postgres::{Client, Transaction};
 
 use super::retry::{Failure, retrying};
 use super::{
-    Applied, Fenced, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, nul_in_document,
-    nul_in_text, raw_text,
+    Applied, Asked, Fenced, Inspector, Sink, SinkError, Status, TableStatus, TargetTable, missing_columns,
+    nul_in_document, nul_in_text, raw_text,
 };
 pub use config::{Config, MAX_NAME_BYTES, Secret, Section, redact_url};
 
@@ -155,7 +155,7 @@ impl PostgresSink {
         }
         let statement = tx.prepare(&sql::checkpoint(s)).map_err(classify)?;
         for c in &batch.checkpoints {
-            tx.execute(&statement, &[&self.pipeline, &c.stream, &c.position, &self.epoch])
+            tx.execute(&statement, &[&self.pipeline, &c.partition, &c.position, &self.epoch])
                 .map_err(classify)?;
         }
         fail::fail_point!("sink::before_commit", |_| std::process::abort());
@@ -300,10 +300,10 @@ fn tls(ca_file: Option<&std::path::Path>) -> Result<tokio_postgres_rustls::MakeR
 }
 
 impl Sink for PostgresSink {
-    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, SinkError> {
         let s = self.schema.clone();
         let pipeline = self.pipeline.clone();
-        self.retrying("reading checkpoints", |sink| {
+        Ok(self.retrying("reading checkpoints", |sink| {
             let client = sink.client()?;
             let rows = client
                 .query(
@@ -311,15 +311,15 @@ impl Sink for PostgresSink {
                     &[&pipeline],
                 )
                 .map_err(classify)?;
-            Ok(rows.iter().map(|r| Checkpoint { stream: r.get(0), position: r.get(1) }).collect())
-        })
+            Ok(rows.iter().map(|r| Checkpoint { partition: r.get(0), position: r.get(1) }).collect())
+        })?)
     }
 
-    fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
-        self.retrying(&format!("writing batch {}", batch.number), |sink| {
+    fn write(&mut self, batch: &SinkBatch) -> Result<Applied, SinkError> {
+        Ok(self.retrying(&format!("writing batch {}", batch.number), |sink| {
             sink.add_columns(&batch.rows)?;
             sink.write_once(batch)
-        })
+        })?)
     }
 }
 
@@ -338,12 +338,8 @@ impl Inspect {
 }
 
 impl Inspector for Inspect {
-    fn status(
-        &mut self,
-        pipeline: &str,
-        targets: &[(String, DeleteMode)],
-        sample_rows: usize,
-    ) -> Result<Status> {
+    fn status(&mut self, asked: &Asked) -> Result<Status> {
+        let Asked { pipeline, targets, sample_rows } = *asked;
         let schema = self.schema.clone();
         let s = quote(&schema);
         let mut tx = self.client.build_transaction().read_only(true).start()?;

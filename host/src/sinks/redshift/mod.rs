@@ -26,8 +26,8 @@ use anyhow::{Result, anyhow};
 
 use super::retry::retrying;
 use super::{
-    Applied, Fenced, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, nul_in_document,
-    nul_in_text,
+    Applied, Asked, Fenced, Inspector, Sink, SinkError, Status, TableStatus, TargetTable, missing_columns,
+    nul_in_document, nul_in_text,
 };
 pub use config::{Auth, Compute, Config, MAX_PARTITION_BYTES, Section};
 
@@ -226,20 +226,20 @@ impl RedshiftSink {
 }
 
 impl Sink for RedshiftSink {
-    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, SinkError> {
         let rows = self.query("reading checkpoints", &sql::checkpoints(&self.schema, &self.pipeline))?;
         Ok(rows
             .into_iter()
             .filter_map(|r| match r.as_slice() {
                 [Some(stream), Some(position), ..] => {
-                    Some(Checkpoint { stream: stream.clone(), position: position.clone() })
+                    Some(Checkpoint { partition: stream.clone(), position: position.clone() })
                 }
                 _ => None,
             })
             .collect())
     }
 
-    fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
+    fn write(&mut self, batch: &SinkBatch) -> Result<Applied, SinkError> {
         let rows: Vec<&Row> = batch.rows.iter().collect();
         self.add_columns(&rows)?;
         let layout = Layout {
@@ -302,12 +302,8 @@ impl Inspect {
 }
 
 impl Inspector for Inspect {
-    fn status(
-        &mut self,
-        pipeline: &str,
-        targets: &[(String, DeleteMode)],
-        sample_rows: usize,
-    ) -> Result<Status> {
+    fn status(&mut self, asked: &Asked) -> Result<Status> {
+        let Asked { pipeline, targets, sample_rows } = *asked;
         let s = quote(&self.config.schema);
         let existing: Vec<String> = self
             .query("listing tables", &sql::tables_in(&self.config.schema))?

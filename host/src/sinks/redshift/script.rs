@@ -200,7 +200,7 @@ impl Layout<'_> {
     /// The batch's checkpoints as statements of the transaction, or `None`
     /// if they are too large for it.
     fn inline_checkpoints(&self, batch: &SinkBatch) -> Option<Unit> {
-        let streams: Vec<&str> = batch.checkpoints.iter().map(|c| c.stream.as_str()).collect();
+        let streams: Vec<&str> = batch.checkpoints.iter().map(|c| c.partition.as_str()).collect();
         let tuples: Vec<String> =
             batch.checkpoints.iter().map(|c| sql::checkpoint_tuple(self.pipeline, c, self.epoch)).collect();
         self.inline_replace("_sluice_checkpoints", "stream", &streams, &sql::checkpoint_columns(), &tuples)
@@ -558,7 +558,7 @@ mod tests {
             number: 3,
             rows,
             checkpoints: vec![Checkpoint {
-                stream: "stream.jsonl".into(),
+                partition: "stream.jsonl".into(),
                 position: r#"{"offset":9,"line":4}"#.into(),
             }],
             dead_letters: vec![DeadLetter {
@@ -678,7 +678,7 @@ mod tests {
         let mut batch = sample(0, 1);
         batch.checkpoints = (0..64)
             .map(|i| Checkpoint {
-                stream: format!("cdc-stream/shardId-{i:012}"),
+                partition: format!("cdc-stream/shardId-{i:012}"),
                 position: format!(
                     r#"{{"after":"49590338271490256608559692538361571095921575989136588{i:03}","ended":false}}"#
                 ),

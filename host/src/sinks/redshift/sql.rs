@@ -467,7 +467,12 @@ pub fn checkpoint_columns() -> Vec<String> {
 }
 
 pub fn checkpoint_tuple(pipeline: &str, c: &Checkpoint, epoch: i64) -> String {
-    format!("({}, {}, {}, {epoch}, GETDATE())", literal(pipeline), literal(&c.stream), literal(&c.position))
+    format!(
+        "({}, {}, {}, {epoch}, GETDATE())",
+        literal(pipeline),
+        literal(&c.partition),
+        literal(&c.position)
+    )
 }
 
 /// Rows of one of sluice's tables replaced by key: the stored rows with the

@@ -35,9 +35,9 @@ mod config;
 
 pub use config::{Config, OutputMode, Section};
 
-use super::{Applied, Capabilities, Inspector, Sink, Status, json_line};
+use super::{Applied, Asked, Capabilities, Inspector, Sink, SinkError, Status, json_line};
 use crate::objects::{Access, ObjectStore};
-use crate::record::{Checkpoint, DeleteMode, SinkBatch};
+use crate::record::{Checkpoint, SinkBatch};
 
 /// Recent event ids remembered to drop duplicate deliveries.
 const WINDOW: usize = 100_000;
@@ -180,14 +180,14 @@ impl S3Sink {
 }
 
 impl Sink for S3Sink {
-    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, SinkError> {
         let positions = self.state.positions.iter();
         Ok(positions
-            .map(|(stream, position)| Checkpoint { stream: stream.clone(), position: position.clone() })
+            .map(|(stream, position)| Checkpoint { partition: stream.clone(), position: position.clone() })
             .collect())
     }
 
-    fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
+    fn write(&mut self, batch: &SinkBatch) -> Result<Applied, SinkError> {
         let number = self.state.batch + 1;
         let now = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
         let day = &now[..10];
@@ -231,7 +231,7 @@ impl Sink for S3Sink {
         }
 
         let intent = Intent { batch: number, keys: objects.keys().cloned().collect() };
-        self.out.put(&self.intent_key(), serde_json::to_vec(&intent)?)?;
+        self.out.put(&self.intent_key(), serde_json::to_vec(&intent).expect("an intent serialises"))?;
         for (key, lines) in &objects {
             let bytes = self.encode(lines)?;
             self.out.put(key, bytes)?;
@@ -240,9 +240,10 @@ impl Sink for S3Sink {
         let data = objects.keys().filter(|k| !k.starts_with("_sluice/")).cloned().collect();
         let mut state = State { batch: number, positions: self.state.positions.clone(), objects: data };
         for c in &batch.checkpoints {
-            state.positions.insert(c.stream.clone(), c.position.clone());
+            state.positions.insert(c.partition.clone(), c.position.clone());
         }
-        self.out.put(&self.checkpoint_key(), serde_json::to_vec_pretty(&state)?)?;
+        self.out
+            .put(&self.checkpoint_key(), serde_json::to_vec_pretty(&state).expect("a state serialises"))?;
         self.state = state;
         fail::fail_point!("sink::after_commit", |_| std::process::abort());
         Ok(applied)
@@ -262,12 +263,8 @@ impl Inspect {
 }
 
 impl Inspector for Inspect {
-    fn status(
-        &mut self,
-        pipeline: &str,
-        _targets: &[(String, DeleteMode)],
-        _sample_rows: usize,
-    ) -> Result<Status> {
+    fn status(&mut self, asked: &Asked) -> Result<Status> {
+        let pipeline = asked.pipeline;
         let state: State = match self.out.get(&checkpoint_key(pipeline))? {
             Some(bytes) => {
                 serde_json::from_slice(&bytes).context("reading the S3 sink's checkpoint object")?

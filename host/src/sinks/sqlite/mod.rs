@@ -15,7 +15,10 @@ use anyhow::{Context, Result};
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 
-use super::{Applied, Fenced, Inspector, Sink, Status, TableStatus, TargetTable, missing_columns, raw_text};
+use super::{
+    Applied, Asked, Fenced, Inspector, Sink, SinkError, Status, TableStatus, TargetTable, missing_columns,
+    raw_text,
+};
 pub use config::{Config, Section};
 
 use crate::columns::{self, Cell, Kind};
@@ -244,15 +247,25 @@ fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String]) -> String {
 }
 
 impl Sink for SqliteSink {
-    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
+    fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, SinkError> {
+        Ok(self.read_checkpoints()?)
+    }
+
+    fn write(&mut self, batch: &SinkBatch) -> Result<Applied, SinkError> {
+        Ok(self.commit(batch)?)
+    }
+}
+
+impl SqliteSink {
+    fn read_checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
         let mut stmt =
             self.conn.prepare("SELECT stream, position FROM _sluice_checkpoints WHERE pipeline = ?1")?;
-        let rows =
-            stmt.query_map([&self.pipeline], |r| Ok(Checkpoint { stream: r.get(0)?, position: r.get(1)? }))?;
+        let rows = stmt
+            .query_map([&self.pipeline], |r| Ok(Checkpoint { partition: r.get(0)?, position: r.get(1)? }))?;
         rows.collect::<Result<_, _>>().map_err(Into::into)
     }
 
-    fn write(&mut self, batch: &SinkBatch) -> Result<Applied> {
+    fn commit(&mut self, batch: &SinkBatch) -> Result<Applied> {
         self.add_columns(&batch.rows)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let epoch: i64 =
@@ -294,7 +307,7 @@ impl Sink for SqliteSink {
                 epoch = excluded.epoch, committed_at = excluded.committed_at"
         ))?;
         for c in &batch.checkpoints {
-            checkpoint.execute(params![self.pipeline, c.stream, c.position, self.epoch])?;
+            checkpoint.execute(params![self.pipeline, c.partition, c.position, self.epoch])?;
         }
         drop(checkpoint);
         fail::fail_point!("sink::before_commit", |_| std::process::abort());
@@ -325,12 +338,8 @@ impl Inspect {
 }
 
 impl Inspector for Inspect {
-    fn status(
-        &mut self,
-        pipeline: &str,
-        targets: &[(String, DeleteMode)],
-        sample_rows: usize,
-    ) -> Result<Status> {
+    fn status(&mut self, asked: &Asked) -> Result<Status> {
+        let Asked { pipeline, targets, sample_rows } = *asked;
         let mut status = Status::default();
         let Some(conn) = &self.conn else { return Ok(status) };
         let exists = |name: &str| -> Result<bool> {
@@ -480,7 +489,7 @@ mod tests {
 
         let mut new = SqliteSink::open(&config, "p", &targets).unwrap();
         let err = old.write(&batch(2, vec![row("{\"k\":1}", 2, Operation::Upsert)])).unwrap_err();
-        let fenced = err.downcast_ref::<Fenced>().expect("a fence");
+        let SinkError::Fenced(fenced) = err else { panic!("not a fence: {err:#}") };
         assert_eq!((fenced.ours, fenced.theirs), (1, 2));
         new.write(&batch(1, vec![row("{\"k\":1}", 3, Operation::Upsert)])).unwrap();
     }

@@ -47,8 +47,8 @@ pub struct ExportSource {
     events: Receiver<Event>,
     /// The rest of a chunk that did not fit in the last batch.
     pending: Option<Event>,
-    /// Each file's stream name, by index.
-    streams: Vec<Arc<str>>,
+    /// Each file's partition name, by index.
+    partitions: Vec<Arc<str>>,
     /// Files not yet read to their end.
     open_files: usize,
     progress: Progress,
@@ -86,45 +86,51 @@ impl ExportSource {
                  [[tables]] entry, e.g. keys = [\"pk\", \"sk\"] (the seed's DynamoDbTableKeys)"
             );
         }
-        let format = Arc::new(ExportInfo {
-            table: table.clone(),
-            export_micros: summary.as_of_micros,
-            incremental: summary.incremental,
-        });
+        let table_name: Arc<str> = table.as_str().into();
+        let format =
+            Arc::new(ExportInfo { export_micros: summary.as_of_micros, incremental: summary.incremental });
 
         let positions: HashMap<&str, Position> = committed
             .iter()
-            .filter_map(|c| Some((c.stream.as_str(), serde_json::from_str(&c.position).ok()?)))
+            .filter_map(|c| Some((c.partition.as_str(), serde_json::from_str(&c.position).ok()?)))
             .collect();
         let mut jobs = VecDeque::new();
-        let mut streams = Vec::new();
+        let mut partitions = Vec::new();
         let (mut done_files, mut done_items) = (0, 0);
         for (index, file) in files.into_iter().enumerate() {
-            let stream: Arc<str> = format!("{export_id}/{}", file.data_file_s3_key).into();
-            streams.push(stream.clone());
-            let at = positions.get(&*stream).copied().unwrap_or_default();
+            let partition: Arc<str> = format!("{export_id}/{}", file.data_file_s3_key).into();
+            partitions.push(partition.clone());
+            let at = positions.get(&*partition).copied().unwrap_or_default();
             if at.done {
                 done_files += 1;
                 done_items += file.item_count.unwrap_or(0);
                 continue;
             }
-            jobs.push_back(Job { index, file, stream, skip_lines: at.line, format: format.clone() });
+            jobs.push_back(Job {
+                index,
+                file,
+                partition,
+                skip_lines: at.line,
+                table: table_name.clone(),
+                format: format.clone(),
+            });
         }
         let kind = if summary.incremental { "incremental" } else { "full" };
         tracing::info!(
             export = summary.export_arn,
             table,
-            files = streams.len(),
+            files = partitions.len(),
             items = summary.item_count,
             as_of = %humantime::format_rfc3339_millis(summary.as_of),
             "loading a {kind} export"
         );
         if done_files > 0 {
-            tracing::info!("{done_files} of {} data files were loaded by an earlier run", streams.len());
+            tracing::info!("{done_files} of {} data files were loaded by an earlier run", partitions.len());
         }
 
         let open_files = jobs.len();
-        let progress = Progress::new(streams.len() as u64, done_files as u64, summary.item_count, done_items);
+        let progress =
+            Progress::new(partitions.len() as u64, done_files as u64, summary.item_count, done_items);
         let (tx, events) = sync_channel(export.parallel * 2);
         let store = Arc::new(store);
         let jobs = Arc::new(Mutex::new(jobs));
@@ -144,7 +150,7 @@ impl ExportSource {
         Ok(ExportSource {
             events,
             pending: None,
-            streams,
+            partitions,
             open_files,
             progress,
             batches: 0,
@@ -190,12 +196,12 @@ impl Source for ExportSource {
                     self.progress.read(records.len() as u64, bytes as u64);
                     batch.bytes += bytes;
                     batch.records.extend(records);
-                    positions.set(&self.streams[file], Position { line: last_line, done: false });
+                    positions.set(&self.partitions[file], Position { line: last_line, done: false });
                 }
                 Event::Done { file, lines } => {
                     self.open_files -= 1;
                     self.progress.file_done();
-                    positions.set(&self.streams[file], Position { line: lines, done: true });
+                    positions.set(&self.partitions[file], Position { line: lines, done: true });
                 }
                 Event::Failed(why) => {
                     self.progress.abandon();

@@ -42,10 +42,12 @@ pub enum Event {
 pub struct Job {
     pub index: usize,
     pub file: DataFile,
-    /// The stream name of the file in checkpoints and dead letters.
-    pub stream: Arc<str>,
+    /// The file's partition name in checkpoints and dead letters.
+    pub partition: Arc<str>,
     /// Lines already committed, skipped (but still hashed and counted).
     pub skip_lines: u64,
+    /// The DynamoDB table the export is of.
+    pub table: Arc<str>,
     pub format: Arc<ExportInfo>,
 }
 
@@ -99,7 +101,8 @@ fn read_file(store: &ObjectStore, job: &Job, events: &SyncSender<Event>) -> Resu
         chunk_bytes += line.len();
         chunk.push(SourceRecord {
             payload: line,
-            stream: job.stream.clone(),
+            table: Ok(job.table.clone()),
+            partition: job.partition.clone(),
             sequence: number.to_string(),
             format: Format::ExportLine(job.format.clone()),
         });

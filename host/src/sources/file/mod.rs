@@ -17,8 +17,8 @@ mod config;
 
 pub use config::{Config, Section};
 
-use super::{Source, blank_after_trimming};
-use crate::record::{Batch, BatchLimits, Checkpoint, Format, SourceRecord};
+use super::{ChangeRecords, Source, blank_after_trimming};
+use crate::record::{Batch, BatchLimits, Checkpoint};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 struct Position {
@@ -28,39 +28,41 @@ struct Position {
 
 pub struct FileSource {
     reader: BufReader<File>,
-    stream: Arc<str>,
+    partition: Arc<str>,
     at: Position,
     batches: u64,
+    changes: ChangeRecords,
 }
 
 impl FileSource {
-    /// Opens `path`, named `stream` in checkpoints and dead letters, after
+    /// Opens `path`, named `partition` in checkpoints and dead letters, after
     /// the `resume` position if there is one.
-    pub fn open(path: &Path, stream: &str, resume: Option<&Checkpoint>) -> Result<Self> {
+    pub fn open(path: &Path, partition: &str, resume: Option<&Checkpoint>) -> Result<Self> {
         let mut file =
             File::open(path).with_context(|| format!("opening the source file {}", path.display()))?;
         let at = match resume {
             Some(c) => serde_json::from_str::<Position>(&c.position)
-                .with_context(|| format!("reading the checkpoint of {stream}: {:?}", c.position))?,
+                .with_context(|| format!("reading the checkpoint of {partition}: {:?}", c.position))?,
             None => Position { offset: 0, line: 0 },
         };
         let len = file.metadata()?.len();
         if at.offset > len {
             bail!(
-                "{stream} is {len} bytes long, but the checkpoint says {} bytes were already read: \
+                "{partition} is {len} bytes long, but the checkpoint says {} bytes were already read: \
                  the file was replaced or truncated",
                 at.offset
             );
         }
         file.seek(SeekFrom::Start(at.offset))?;
         if at.offset > 0 {
-            tracing::info!(stream, line = at.line, "resuming after the committed checkpoint");
+            tracing::info!(partition, line = at.line, "resuming after the committed checkpoint");
         }
         Ok(FileSource {
             reader: BufReader::with_capacity(1 << 20, file),
-            stream: stream.into(),
+            partition: partition.into(),
             at,
             batches: 0,
+            changes: ChangeRecords::default(),
         })
     }
 }
@@ -74,7 +76,7 @@ impl Source for FileSource {
             let n = self
                 .reader
                 .read_until(b'\n', &mut line)
-                .with_context(|| format!("reading {}", self.stream))?;
+                .with_context(|| format!("reading {}", self.partition))?;
             if n == 0 {
                 break;
             }
@@ -84,12 +86,7 @@ impl Source for FileSource {
                 continue;
             }
             batch.bytes += line.len();
-            batch.records.push(SourceRecord {
-                payload: line,
-                stream: self.stream.clone(),
-                sequence: self.at.line.to_string(),
-                format: Format::StreamChange,
-            });
+            batch.records.push(self.changes.record(line, self.partition.clone(), self.at.line.to_string()));
             if batch.records.len() >= limits.max_records
                 || batch.bytes >= limits.max_bytes
                 || started.elapsed() >= limits.max_wait
@@ -103,7 +100,7 @@ impl Source for FileSource {
         self.batches += 1;
         batch.number = self.batches;
         batch.checkpoints.push(Checkpoint {
-            stream: self.stream.to_string(),
+            partition: self.partition.to_string(),
             position: serde_json::to_string(&self.at).expect("a position serialises"),
         });
         Ok(Some(batch))

@@ -42,15 +42,16 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// What readers hand to the source.
 pub(super) enum Event {
     Records {
-        stream: Arc<str>,
+        partition: Arc<str>,
         records: Vec<SourceRecord>,
     },
     /// The shard was read to its end; `last` is its last sequence number.
     Ended {
-        stream: Arc<str>,
+        partition: Arc<str>,
         last: Option<String>,
     },
-    Failed(String),
+    /// The stream cannot be read on; the run stops with this error.
+    Failed(anyhow::Error),
 }
 
 /// A shard's position as committed in the sink.
@@ -156,10 +157,10 @@ impl KinesisSource {
             .into();
         let prefix = format!("{stream_name}/");
         let mut positions = HashMap::new();
-        for c in committed.iter().filter(|c| c.stream.starts_with(&prefix)) {
+        for c in committed.iter().filter(|c| c.partition.starts_with(&prefix)) {
             let position: Position = serde_json::from_str(&c.position)
-                .with_context(|| format!("reading the checkpoint of {}: {:?}", c.stream, c.position))?;
-            positions.insert(c.stream[prefix.len()..].to_owned(), position);
+                .with_context(|| format!("reading the checkpoint of {}: {:?}", c.partition, c.position))?;
+            positions.insert(c.partition[prefix.len()..].to_owned(), position);
         }
         // The shared SDK configuration is loaded before entering the runtime.
         let sdk = crate::aws::config();
@@ -221,16 +222,16 @@ impl Source for KinesisSource {
                 }
             };
             match event {
-                Event::Records { stream, records } => {
+                Event::Records { partition, records } => {
                     let last = records.last().map(|r| r.sequence.clone());
                     batch.bytes += records.iter().map(|r| r.payload.len()).sum::<usize>();
                     batch.records.extend(records);
-                    positions.set(&stream, Position { after: last, ended: false });
+                    positions.set(&partition, Position { after: last, ended: false });
                 }
-                Event::Ended { stream, last } => {
-                    positions.set(&stream, Position { after: last, ended: true })
+                Event::Ended { partition, last } => {
+                    positions.set(&partition, Position { after: last, ended: true })
                 }
-                Event::Failed(why) => bail!("{why}"),
+                Event::Failed(e) => return Err(e),
             }
         }
         if self.last_progress.elapsed() >= PROGRESS_EVERY {
@@ -254,7 +255,7 @@ impl Source for KinesisSource {
         let prefix = format!("{}/", self.stream_name);
         for c in checkpoints {
             let (Some(shard), Ok(position)) =
-                (c.stream.strip_prefix(&prefix), serde_json::from_str::<Position>(&c.position))
+                (c.partition.strip_prefix(&prefix), serde_json::from_str::<Position>(&c.position))
             else {
                 continue;
             };
@@ -366,9 +367,9 @@ impl Coordinator {
     }
 
     /// The ARN of the enhanced fan-out consumer, registered if missing, once active.
-    async fn consumer_arn(&self, name: &str) -> Result<String, String> {
+    async fn consumer_arn(&self, name: &str) -> Result<String> {
         let failed =
-            |e: &dyn std::error::Error| format!("registering consumer {name}: {}", crate::aws::describe(e));
+            |e: &dyn std::error::Error| anyhow!("registering consumer {name}: {}", crate::aws::describe(e));
         match self
             .client
             .register_stream_consumer()
@@ -396,17 +397,17 @@ impl Coordinator {
                 .map_err(|e| failed(&e))?;
             let consumer = described
                 .consumer_description()
-                .ok_or_else(|| format!("consumer {name} has no description"))?;
+                .ok_or_else(|| anyhow!("consumer {name} has no description"))?;
             if consumer.consumer_status().as_str() == "ACTIVE" {
                 return Ok(consumer.consumer_arn().to_owned());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        Err(format!("consumer {name} did not become active within a minute"))
+        bail!("consumer {name} did not become active within a minute")
     }
 
     /// Every shard of the stream, following `NextToken`.
-    async fn list_shards(&self) -> Result<Vec<Shard>, String> {
+    async fn list_shards(&self) -> Result<Vec<Shard>> {
         let mut shards = Vec::new();
         let mut token: Option<String> = None;
         let mut attempt = 0;
@@ -424,13 +425,7 @@ impl Coordinator {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     continue;
                 }
-                Err(e) => {
-                    return Err(format!(
-                        "listing the shards of {}: {}",
-                        self.stream_arn,
-                        crate::aws::describe(&e)
-                    ));
-                }
+                Err(e) => bail!("listing the shards of {}: {}", self.stream_arn, crate::aws::describe(&e)),
             };
             shards.extend(page.shards().iter().map(|s| {
                 Shard {

@@ -28,7 +28,7 @@ use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToSha
 use tokio::sync::mpsc::Sender;
 
 use super::{Event, Status};
-use crate::record::{Format, SourceRecord};
+use crate::sources::ChangeRecords;
 
 /// Records per `GetRecords` call: bounds what one event holds in memory.
 const LIMIT: i32 = 1000;
@@ -96,42 +96,36 @@ impl Reader {
     /// Reads the shard to its end (or forever, for an open shard). Ends by
     /// sending `Ended`, or `Failed` with the reason.
     pub async fn run(self) {
-        let stream: Arc<str> = format!("{}/{}", self.stream_name, self.shard).into();
+        let partition: Arc<str> = format!("{}/{}", self.stream_name, self.shard).into();
         let last = match &self.start {
             StartAt::After(seq) => Some(seq.clone()),
             _ => None,
         };
         match self.mode.clone() {
-            Mode::Polling => self.poll(stream, last).await,
-            Mode::FanOut { consumer_arn } => self.subscribe(stream, last, &consumer_arn).await,
+            Mode::Polling => self.poll(partition, last).await,
+            Mode::FanOut { consumer_arn } => self.subscribe(partition, last, &consumer_arn).await,
         }
     }
 
     /// Hands records over (waiting while the pipeline is busy); false if
     /// the source is gone.
-    async fn deliver(&self, stream: &Arc<str>, records: Vec<Received>) -> bool {
+    async fn deliver(&self, partition: &Arc<str>, records: Vec<Received>) -> bool {
         if records.is_empty() {
             return true;
         }
-        let records = records
-            .into_iter()
-            .map(|r| SourceRecord {
-                payload: r.payload,
-                stream: stream.clone(),
-                sequence: r.sequence,
-                format: Format::StreamChange,
-            })
-            .collect();
-        self.events.send(Event::Records { stream: stream.clone(), records }).await.is_ok()
+        let mut changes = ChangeRecords::default();
+        let records =
+            records.into_iter().map(|r| changes.record(r.payload, partition.clone(), r.sequence)).collect();
+        self.events.send(Event::Records { partition: partition.clone(), records }).await.is_ok()
     }
 
-    async fn end(&self, stream: Arc<str>, last: Option<String>) {
-        let _ = self.events.send(Event::Ended { stream, last }).await;
+    async fn end(&self, partition: Arc<str>, last: Option<String>) {
+        let _ = self.events.send(Event::Ended { partition, last }).await;
         self.status.ended(&self.shard);
         tracing::info!(shard = self.shard, "shard read to its end");
     }
 
-    async fn poll(&self, stream: Arc<str>, mut last: Option<String>) {
+    async fn poll(&self, partition: Arc<str>, mut last: Option<String>) {
         let mut iterator = None;
         let mut backoff = MIN_PAUSE;
         loop {
@@ -160,12 +154,12 @@ impl Reader {
                     if let Some(r) = page.records.last() {
                         last = Some(r.sequence.clone());
                     }
-                    if !self.deliver(&stream, page.records).await {
+                    if !self.deliver(&partition, page.records).await {
                         return;
                     }
                     self.status.behind(&self.shard, page.millis_behind);
                     let Some(next) = page.next else {
-                        return self.end(stream, last).await;
+                        return self.end(partition, last).await;
                     };
                     iterator = Some(next);
                     let pause = if empty && page.millis_behind.unwrap_or(0) == 0 {
@@ -199,11 +193,11 @@ impl Reader {
     }
 
     async fn fail(&self, why: String) {
-        let why = format!("reading shard {} of {}: {why}", self.shard, self.stream_arn);
-        let _ = self.events.send(Event::Failed(why)).await;
+        let failed = anyhow::anyhow!("reading shard {} of {}: {why}", self.shard, self.stream_arn);
+        let _ = self.events.send(Event::Failed(failed)).await;
     }
 
-    async fn subscribe(&self, stream: Arc<str>, mut last: Option<String>, consumer_arn: &str) {
+    async fn subscribe(&self, partition: Arc<str>, mut last: Option<String>, consumer_arn: &str) {
         let mut continuation = last.clone();
         let mut backoff = Duration::from_secs(1);
         loop {
@@ -269,20 +263,20 @@ impl Reader {
                         if let Some(r) = records.last() {
                             last = Some(r.sequence.clone());
                         }
-                        if !self.deliver(&stream, records).await {
+                        if !self.deliver(&partition, records).await {
                             return;
                         }
                         self.status.behind(&self.shard, Some(event.millis_behind_latest()));
                         if event.continuation_sequence_number().is_empty() || !event.child_shards().is_empty()
                         {
-                            return self.end(stream, last).await;
+                            return self.end(partition, last).await;
                         }
                         continuation = Some(event.continuation_sequence_number().to_owned());
                         let idle = event.records().is_empty() && event.millis_behind_latest() == 0;
                         if idle && probed.elapsed() >= PROBE_EVERY && self.status.is_closed(&self.shard) {
                             probed = Instant::now();
                             if self.read_to_end(continuation.as_deref()).await {
-                                return self.end(stream, last).await;
+                                return self.end(partition, last).await;
                             }
                         }
                     }
