@@ -190,6 +190,9 @@ fn export_sources_are_checked() {
     );
     assert_error(&export(&then.replace("15m", "soon")), "6:90", &["not a duration"]);
     assert_error(&export(&then.replace("\"kinesis\"", "\"file\"")), "6:8", &["then must be"]);
+    // The stream under `then` is a Kinesis source's section: the same fields, checked alike.
+    assert_error(&export(&then.replace("margin", "shard")), "6:81", &["unknown field `shard`", "`margin`"]);
+    assert_error(&export(&then.replace("type = \"kinesis\", ", "")), "6:8", &["missing field `type`"]);
     assert_error(
         &GOOD.replace(
             "type = \"file\"\npath = \"data/stream.jsonl\"",

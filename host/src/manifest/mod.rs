@@ -30,6 +30,7 @@ mod validate;
 use std::path::PathBuf;
 
 pub use error::ManifestError;
+pub use raw::Typed;
 pub use validate::{Context, load, parse};
 
 use crate::guest::{GuestLimits, TransformRef};

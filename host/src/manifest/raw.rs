@@ -7,7 +7,12 @@
 //! so that an unknown field is reported at its own line, not at the section
 //! header.
 
+use std::fmt;
+use std::marker::PhantomData;
+
 use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use toml::Spanned;
 
 /// The top level of a manifest.
@@ -40,13 +45,100 @@ pub struct Tagged {
 /// The document again, seen only through `[source]`.
 #[derive(Debug, Deserialize)]
 pub struct SourceSection<T> {
-    pub source: T,
+    pub source: Typed<T>,
 }
 
 /// The document again, seen only through `[sink]`.
 #[derive(Debug, Deserialize)]
 pub struct SinkSection<T> {
-    pub sink: T,
+    pub sink: Typed<T>,
+}
+
+/// A table tagged by `type`, with the tag held apart from the component's
+/// own `section`: so a component's section denies unknown fields without
+/// declaring the tag, and its errors still point at their own lines.
+#[derive(Debug)]
+pub struct Typed<T> {
+    pub kind: Spanned<String>,
+    pub section: T,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Typed<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TypedVisitor(PhantomData))
+    }
+}
+
+struct TypedVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for TypedVisitor<T> {
+    type Value = Typed<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a table with a `type`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Typed<T>, A::Error> {
+        let mut kind = None;
+        let section = T::deserialize(MapAccessDeserializer::new(WithoutType { map, kind: &mut kind }))?;
+        let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
+        Ok(Typed { kind, section })
+    }
+}
+
+/// The entries of a table but `type`, whose value it keeps.
+struct WithoutType<'k, A> {
+    map: A,
+    kind: &'k mut Option<Spanned<String>>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutType<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        let mut seed = Some(seed);
+        // The key is read through the table's own map, so an unknown field's
+        // error still carries its line.
+        while let Some(key) = self.map.next_key_seed(UnlessType(&mut seed))? {
+            match key {
+                Some(key) => return Ok(Some(key)),
+                None => *self.kind = Some(self.map.next_value()?),
+            }
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+}
+
+/// Reads a key with the section's seed, unless it is `type` (then `None`,
+/// and the seed is kept for the next key).
+struct UnlessType<'s, K>(&'s mut Option<K>);
+
+impl<'de, K: DeserializeSeed<'de>> DeserializeSeed<'de> for UnlessType<'_, K> {
+    type Value = Option<K::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, K: DeserializeSeed<'de>> Visitor<'de> for UnlessType<'_, K> {
+    type Value = Option<K::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        if key == "type" {
+            return Ok(None);
+        }
+        let seed = self.0.take().expect("a seed per key");
+        seed.deserialize(key.into_deserializer()).map(Some)
+    }
 }
 
 /// `[batch]`: a batch is cut at whichever limit comes first.

@@ -42,14 +42,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
 
     // The sink first: what it can store bounds what the rest may name.
     let sink = match raw.sink.kind.get_ref().as_str() {
-        "sqlite" => SinkConfig::Sqlite(cx.section::<raw::SinkSection<sqlite::Section>>()?.sink.resolve(&cx)?),
-        "postgres" => {
-            SinkConfig::Postgres(cx.section::<raw::SinkSection<postgres::Section>>()?.sink.resolve(&cx)?)
+        "sqlite" => {
+            SinkConfig::Sqlite(cx.section::<raw::SinkSection<sqlite::Section>>()?.sink.section.resolve(&cx)?)
         }
-        "redshift" => {
-            SinkConfig::Redshift(cx.section::<raw::SinkSection<redshift::Section>>()?.sink.resolve(&cx)?)
-        }
-        "s3" => SinkConfig::S3(cx.section::<raw::SinkSection<s3::Section>>()?.sink.resolve(&cx)?),
+        "postgres" => SinkConfig::Postgres(
+            cx.section::<raw::SinkSection<postgres::Section>>()?.sink.section.resolve(&cx)?,
+        ),
+        "redshift" => SinkConfig::Redshift(
+            cx.section::<raw::SinkSection<redshift::Section>>()?.sink.section.resolve(&cx)?,
+        ),
+        "s3" => SinkConfig::S3(cx.section::<raw::SinkSection<s3::Section>>()?.sink.section.resolve(&cx)?),
         other => {
             return Err(cx.err(
                 &raw.sink.kind,
@@ -61,14 +63,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         "file" => SourceConfig::File(
             cx.section::<raw::SourceSection<file::Section>>()?
                 .source
+                .section
                 .resolve(&cx, sink.max_partition_bytes())?,
         ),
-        "kinesis" => {
-            SourceConfig::Kinesis(cx.section::<raw::SourceSection<kinesis::Section>>()?.source.resolve(&cx)?)
-        }
-        "export" => {
-            SourceConfig::Export(cx.section::<raw::SourceSection<export::Section>>()?.source.resolve(&cx)?)
-        }
+        "kinesis" => SourceConfig::Kinesis(
+            cx.section::<raw::SourceSection<kinesis::Section>>()?.source.section.resolve(&cx)?,
+        ),
+        "export" => SourceConfig::Export(
+            cx.section::<raw::SourceSection<export::Section>>()?.source.section.resolve(&cx)?,
+        ),
         other => {
             return Err(cx.err(
                 &raw.source.kind,

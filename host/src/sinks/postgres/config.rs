@@ -16,8 +16,6 @@ pub const MAX_NAME_BYTES: usize = 63;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Section {
-    #[serde(rename = "type")]
-    pub _kind: String,
     /// A `postgres://` URL; `sslmode=require` makes TLS mandatory.
     pub url: Option<Spanned<String>>,
     /// The name of an environment variable holding the URL, to keep

@@ -15,8 +15,6 @@ pub const MAX_PARTITION_BYTES: usize = 1000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Section {
-    #[serde(rename = "type")]
-    pub _kind: String,
     /// The database name.
     pub database: Spanned<String>,
     /// A Redshift Serverless workgroup; give `workgroup` or `cluster`.

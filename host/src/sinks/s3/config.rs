@@ -11,8 +11,6 @@ use crate::objects::Location;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Section {
-    #[serde(rename = "type")]
-    pub _kind: String,
     /// `s3://bucket/prefix/` (the seed's S3OutputPath) or a local folder,
     /// relative to the manifest's folder.
     pub path: Spanned<String>,

@@ -11,8 +11,6 @@ use crate::manifest::{Context, ManifestError};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Section {
-    #[serde(rename = "type")]
-    pub _kind: String,
     /// The database file, relative to the manifest's folder; created if missing.
     pub path: Spanned<String>,
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::manifest::{Context, ManifestError};
+use crate::manifest::{Context, ManifestError, Typed};
 use crate::objects::Location;
 use crate::sources::kinesis;
 
@@ -18,8 +18,6 @@ const DEFAULT_MARGIN: Duration = Duration::from_secs(300);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Section {
-    #[serde(rename = "type")]
-    pub _kind: String,
     /// The export's folder (the seed's S3DynamoDbExportPath):
     /// `s3://bucket/prefix/AWSDynamoDB/<ExportId>/`, or a local folder of
     /// the same layout (relative to the manifest's folder).
@@ -32,7 +30,7 @@ pub struct Section {
     /// What to read once the export is loaded: `{ type = "kinesis", ... }`,
     /// the fields of a Kinesis source without `start`. Shards without a
     /// checkpoint are read from `exportTime` minus `margin`.
-    pub then: Option<Spanned<kinesis::Section>>,
+    pub then: Option<Spanned<Typed<kinesis::Section>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,10 +63,10 @@ impl Section {
         let then = match self.then {
             None => None,
             Some(then) => {
-                if then.get_ref()._kind != "kinesis" {
+                if then.get_ref().kind.get_ref() != "kinesis" {
                     return Err(cx.err(&then, "then must be { type = \"kinesis\", ... }"));
                 }
-                let k = then.into_inner();
+                let k = then.into_inner().section;
                 if let Some(v) = k.start.as_ref().or(k.timestamp.as_ref()) {
                     return Err(cx.err(
                         v,

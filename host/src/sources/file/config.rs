@@ -12,8 +12,6 @@ use crate::manifest::{Context, ManifestError};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Section {
-    #[serde(rename = "type")]
-    pub _kind: String,
     /// The file, relative to the manifest's folder.
     pub path: Spanned<String>,
 }

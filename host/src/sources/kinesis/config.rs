@@ -13,8 +13,6 @@ use crate::manifest::{Context, ManifestError};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Section {
-    #[serde(rename = "type")]
-    pub _kind: String,
     /// The stream's ARN (the seed's StreamARN); every call goes by ARN.
     pub stream_arn: Spanned<String>,
     /// A role to assume through STS for reading, e.g. in another account
