@@ -176,6 +176,44 @@ fn redshift_resumes_after_a_crash_mid_batch() {
 }
 
 #[test]
+fn a_newer_run_fences_out_an_older_one_which_exits_3_having_written_nothing_more() {
+    let w = Warehouse::new();
+    let g = stream(61, 400);
+    let dir = scratch();
+    let manifest = pipeline_into(dir.path(), &g.records, 50, &w.sink(""), TABLES);
+    // The older run commits its first batch, then stalls before its second.
+    let older = w
+        .sluice()
+        .arg("run")
+        .arg(&manifest)
+        .env("FAILPOINTS", "sink::before_commit=1*off->1*sleep(10000)")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut client = ::postgres::Client::connect(&w.url, ::postgres::NoTls).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first_batch =
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'cdc' AND tablename = '_sluice_checkpoints'";
+    while client.query_one(first_batch, &[]).unwrap().get::<_, i64>(0) == 0
+        || client.query_one("SELECT count(*) FROM cdc._sluice_checkpoints", &[]).unwrap().get::<_, i64>(0)
+            == 0
+    {
+        assert!(Instant::now() < deadline, "the older run committed nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The newer run takes over, resumes after that batch and finishes.
+    let newer = stdout(&run_ok(w.sluice().arg("run").arg(&manifest)));
+    assert_eq!(count(&newer, "records read"), g.records.len() as u64 - 50, "{newer}");
+
+    let out = older.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "a fenced run exits 3: {stderr}");
+    assert!(stderr.contains("another run of pipeline"), "{stderr}");
+    w.assert_like_oracle(&g);
+}
+
+#[test]
 fn throttling_and_transient_failures_are_retried() {
     let w = Warehouse::new();
     let g = stream(54, 600);
