@@ -302,15 +302,20 @@ impl ObjectStore {
         }
     }
 
+    /// A local removal's result: what was not there is removed already.
+    fn removed(&self, key: &str, result: std::io::Result<()>) -> Result<()> {
+        match result {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(anyhow!("removing {}: {e}", self.describe(key)))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Removes an object; one that is not there is fine.
     pub fn delete(&self, key: &str) -> Result<()> {
         match self {
-            ObjectStore::Local(root) => match std::fs::remove_file(root.join(key)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(anyhow!("removing {}: {e}", self.describe(key)))
-                }
-                _ => Ok(()),
-            },
+            ObjectStore::Local(root) => self.removed(key, std::fs::remove_file(root.join(key))),
             ObjectStore::S3 { client, at } => {
                 let delete = client.delete_object().bucket(&at.bucket).key(format!("{}{key}", at.prefix));
                 crate::aws::block_on(delete.send())
@@ -323,12 +328,7 @@ impl ObjectStore {
     /// Removes every object under `sub` (a key prefix ending in `/`).
     pub fn delete_prefix(&self, sub: &str) -> Result<()> {
         match self {
-            ObjectStore::Local(root) => match std::fs::remove_dir_all(root.join(sub)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(anyhow!("removing {}: {e}", self.describe(sub)))
-                }
-                _ => Ok(()),
-            },
+            ObjectStore::Local(root) => self.removed(sub, std::fs::remove_dir_all(root.join(sub))),
             ObjectStore::S3 { client, at } => crate::aws::block_on(async {
                 let prefix = format!("{}{sub}", at.prefix);
                 let mut token = None;

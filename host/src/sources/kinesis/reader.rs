@@ -51,16 +51,44 @@ pub(super) enum StartAt {
 }
 
 /// Why a call failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum ReadError {
     /// Over the shard's read limits: back off.
+    #[error("read limit exceeded")]
     Throttled,
     /// The iterator is older than 5 minutes: get a new one.
+    #[error("the shard iterator expired")]
     Expired,
     /// Worth retrying as is (network, service errors).
+    #[error("{0}")]
     Transient(String),
     /// Not worth retrying: stop the pipeline.
+    #[error("{0}")]
     Fatal(String),
+}
+
+/// Pauses between failed calls to a shard: doubling, up to 10 s.
+struct Backoff {
+    first: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration) -> Self {
+        Backoff { first, next: first }
+    }
+
+    /// After a call that worked.
+    fn reset(&mut self) {
+        self.next = self.first;
+    }
+
+    /// Says what failed, then waits.
+    async fn wait(&mut self, shard: &str, failed: String) {
+        tracing::warn!(shard, "{failed}; retrying in {:?}", self.next);
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Duration::from_secs(10));
+    }
 }
 
 impl ReadError {
@@ -127,7 +155,7 @@ impl Reader {
 
     async fn poll(&self, partition: Arc<str>, mut last: Option<String>) {
         let mut iterator = None;
-        let mut backoff = MIN_PAUSE;
+        let mut backoff = Backoff::new(MIN_PAUSE);
         loop {
             let it = match iterator.take() {
                 Some(it) => it,
@@ -135,12 +163,7 @@ impl Reader {
                     Ok(it) => it,
                     Err(ReadError::Fatal(why)) => return self.fail(why).await,
                     Err(e) => {
-                        tracing::warn!(
-                            shard = self.shard,
-                            "getting a shard iterator: {e:?}; retrying in {backoff:?}"
-                        );
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        backoff.wait(&self.shard, format!("getting a shard iterator: {e}")).await;
                         continue;
                     }
                 },
@@ -148,7 +171,7 @@ impl Reader {
             let called = Instant::now();
             match self.get_records(&it).await {
                 Ok(page) => {
-                    backoff = MIN_PAUSE;
+                    backoff.reset();
                     let bytes: usize = page.records.iter().map(|r| r.payload.len()).sum();
                     let empty = page.records.is_empty();
                     if let Some(r) = page.records.last() {
@@ -175,17 +198,9 @@ impl Reader {
                     }
                     tracing::info!(shard = self.shard, after = last, "shard iterator expired; renewing it");
                 }
-                Err(ReadError::Throttled) => {
-                    tracing::warn!(shard = self.shard, "read limit exceeded; backing off {backoff:?}");
+                Err(e @ (ReadError::Throttled | ReadError::Transient(_))) => {
                     iterator = Some(it);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-                Err(ReadError::Transient(why)) => {
-                    tracing::warn!(shard = self.shard, "GetRecords: {why}; retrying in {backoff:?}");
-                    iterator = Some(it);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff.wait(&self.shard, format!("GetRecords: {e}")).await;
                 }
                 Err(ReadError::Fatal(why)) => return self.fail(why).await,
             }
@@ -199,7 +214,7 @@ impl Reader {
 
     async fn subscribe(&self, partition: Arc<str>, mut last: Option<String>, consumer_arn: &str) {
         let mut continuation = last.clone();
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = Backoff::new(Duration::from_secs(1));
         loop {
             let position = match (&continuation, &self.start) {
                 (Some(seq), _) => StartingPosition::builder()
@@ -229,17 +244,12 @@ impl Reader {
                     // The previous subscription (perhaps of a crashed run) is still open, or
                     // we subscribe too often: wait and try again.
                     e => {
-                        tracing::warn!(
-                            shard = self.shard,
-                            "SubscribeToShard: {e:?}; retrying in {backoff:?}"
-                        );
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        backoff.wait(&self.shard, format!("SubscribeToShard: {e}")).await;
                         continue;
                     }
                 },
             };
-            backoff = Duration::from_secs(1);
+            backoff.reset();
             let mut probed = Instant::now();
             // A subscription lasts up to 5 minutes; then subscribe again.
             loop {
@@ -305,7 +315,7 @@ impl Reader {
         match page {
             Ok(page) => page.records.is_empty() && page.next.is_none(),
             Err(e) => {
-                tracing::debug!(shard = self.shard, "checking whether the closed shard ended: {e:?}");
+                tracing::debug!(shard = self.shard, "checking whether the closed shard ended: {e}");
                 false
             }
         }
