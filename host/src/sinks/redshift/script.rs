@@ -735,20 +735,15 @@ mod tests {
         statements.push(sql::newest_rows(s, "\"orders_cdc\"", 3));
         statements.push(sql::dead_letter_count(s, "demo"));
         statements.push(sql::recent_dead_letters(s, "demo"));
-        statements.push(sql::copy_stage(
-            "\"tmp_1\"",
-            &["keys".into()],
-            "s3://b/k.json.gz",
-            "arn:aws:iam::1:role/r",
-            "us-east-1",
-        ));
-        statements.push(sql::copy_stage(
-            "\"tmp_1\"",
-            &["keys".into()],
-            "s3://b/k.json.gz",
-            "default",
-            "us-east-1",
-        ));
+        for role in ["arn:aws:iam::1:role/r", "default"] {
+            statements.push(sql::copy_stage(
+                "\"tmp_1\"",
+                &["keys".into()],
+                "s3://b/k.json.gz",
+                role,
+                "us-east-1",
+            ));
+        }
         golden("ddl-and-queries", &statements.iter().map(|s| format!("{s};\n")).collect::<String>());
         statements.iter().for_each(|s| assert_redshift(s));
     }
