@@ -1,16 +1,11 @@
 //! `builtin:ddb-json`, the default transform: DynamoDB stream records and
 //! export lines in, plain-JSON rows out.
 //!
-//! All decoding lives in `ddb-core`, tested natively; this file only maps its
-//! results onto the WIT types. It is also the smallest complete example of a
-//! sluice guest: copy it to start your own.
+//! All decoding lives in `ddb-core`, tested natively, and reaches guests
+//! through `sluice-guest` (`guests/sdk`), which every Rust guest builds on:
+//! this is the smallest complete one. `sluice guest new` starts yours.
 
-wit_bindgen::generate!({ path: "../../wit", world: "transformer" });
-
-mod rows;
-
-use exports::sluice::transform::transform::Guest;
-use sluice::transform::types::{Outcome, SourceRecord, TableConfig};
+use sluice_guest::{Guest, Outcome, SourceRecord, TableConfig};
 
 struct DdbJson;
 
@@ -19,7 +14,7 @@ impl Guest for DdbJson {
         if let Some(s) = config.settings.first() {
             return Err(format!("ddb-json has no settings, but was given {:?}", s.name));
         }
-        rows::remember(config)
+        sluice_guest::remember(config)
     }
 
     fn transform(records: Vec<SourceRecord>) -> Vec<Outcome> {
@@ -32,7 +27,7 @@ impl Guest for DdbJson {
 }
 
 fn outcome(record: SourceRecord) -> Outcome {
-    match rows::row(record) {
+    match sluice_guest::decode(record) {
         Ok(row) => Outcome::Row(row),
         Err(why) => Outcome::Error(why),
     }
@@ -103,4 +98,4 @@ mod faults {
     }
 }
 
-export!(DdbJson);
+sluice_guest::export!(DdbJson);

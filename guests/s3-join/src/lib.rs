@@ -11,17 +11,10 @@
 //! row's `error` column and `raw_s3_payload` is null); `deleted` (deletes
 //! are not joined).
 
-wit_bindgen::generate!({ path: "../../wit", world: "transformer" });
-
-#[path = "../../ddb-json/src/rows.rs"]
-mod rows;
-
 use std::sync::OnceLock;
 
-use exports::sluice::transform::transform::Guest;
-use sluice::transform::host::fetch;
-use sluice::transform::types::{
-    Column, FetchError, Operation, Outcome, Row, SourceRecord, TableConfig, Value,
+use sluice_guest::{
+    Column, FetchError, Guest, Operation, Outcome, Row, SourceRecord, TableConfig, Value, fetch,
 };
 
 /// The attribute holding the object's URI.
@@ -39,12 +32,12 @@ impl Guest for S3Join {
             }
         }
         ATTRIBUTE.set(attribute).map_err(|_| "configure was called twice".to_owned())?;
-        rows::remember(config)
+        sluice_guest::remember(config)
     }
 
     fn transform(records: Vec<SourceRecord>) -> Vec<Outcome> {
         let attribute = ATTRIBUTE.get().map_or("s3_uri", String::as_str);
-        let rows: Vec<Result<Row, String>> = records.into_iter().map(rows::row).collect();
+        let rows: Vec<Result<Row, String>> = records.into_iter().map(sluice_guest::decode).collect();
         let uris: Vec<Option<Result<String, String>>> =
             rows.iter().map(|r| r.as_ref().ok().and_then(|row| uri_of(row, attribute))).collect();
         let wanted: Vec<String> = uris.iter().filter_map(|u| u.clone()?.ok()).collect();
@@ -121,4 +114,4 @@ fn payload(uri: &str, bytes: Vec<u8>) -> Result<String, String> {
     Ok(text.trim().to_owned())
 }
 
-export!(S3Join);
+sluice_guest::export!(S3Join);

@@ -1,8 +1,5 @@
-//! Records to rows with `ddb-core`, shared by the built-in guests.
-//!
-//! Each component has its own generated bindings, so other guests include
-//! this file by path (`#[path = "../../ddb-json/src/rows.rs"] mod rows;`)
-//! instead of depending on this crate.
+//! Records to rows with `ddb-core`: what `builtin:ddb-json` does, for every
+//! guest built on this crate.
 
 use std::sync::OnceLock;
 
@@ -11,13 +8,22 @@ use crate::sluice::transform::types::{Operation, Order, RecordFormat, Row, Sourc
 /// The table this instance serves, from `configure`.
 static TABLE: OnceLock<TableConfig> = OnceLock::new();
 
-/// Keeps the table's configuration for decoding export lines.
+/// Keeps the table's configuration (call it from `configure`): export
+/// lines carry no table name or key, the manifest does.
 pub fn remember(config: TableConfig) -> Result<(), String> {
     TABLE.set(config).map_err(|_| "configure was called twice".to_owned())
 }
 
-/// Decodes one record into a row, or the reason it cannot be.
-pub fn row(record: SourceRecord) -> Result<Row, String> {
+/// The table this instance serves, once [`remember`]ed.
+pub fn table() -> Option<&'static TableConfig> {
+    TABLE.get()
+}
+
+/// Decodes one record into a row as `builtin:ddb-json` does, or says why it
+/// cannot be one: the table, the canonical key, what happened and when, and
+/// the images as plain JSON (numbers keep DynamoDB's digits, sets become
+/// arrays, binaries stay base64).
+pub fn decode(record: SourceRecord) -> Result<Row, String> {
     let decoded = match record.format {
         RecordFormat::StreamChange => ddb_core::decode_stream_record(&record.payload),
         RecordFormat::ExportLine(export) => {
