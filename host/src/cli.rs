@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::generator::{self, GenOptions, Precision};
-use crate::guest::{GuestRuntime, TransformRef, cases};
+use crate::guest::{GuestRuntime, TransformRef, cases, scaffold};
 use crate::manifest::{self, Plan};
 use crate::pipeline::RunOptions;
 use crate::record::DeleteMode;
@@ -104,6 +104,25 @@ enum GuestCommand {
         #[arg(long)]
         bless: bool,
     },
+    /// Start a transform of your own: writes a project that decodes exactly
+    /// as builtin:ddb-json does, with an executable ./build (its last line
+    /// is the .wasm's path), passing test cases in cases/, and a README.
+    ///
+    /// Then: cd NAME && sluice guest test "$(./build | tail -1)" cases
+    New {
+        /// The project's name; a folder of this name is created.
+        name: String,
+        /// rust (on the sluice-guest crate) or python (built with componentize-py).
+        #[arg(long, value_enum)]
+        lang: scaffold::Lang,
+        /// Where to create the folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// For Rust: the sluice-guest crate to depend on (the path of
+        /// guests/sdk); default: the one beside this sluice's sources.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +205,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Status { manifest, rows } => status(&manifest::load(&manifest)?, rows)?,
         Command::Guest(GuestCommand::Test { component, cases, bless }) => {
             return guest_test(&component, &cases, bless);
+        }
+        Command::Guest(GuestCommand::New { name, lang, dir, sdk }) => {
+            let created = scaffold::create(&dir, &name, lang, sdk.as_deref())?;
+            println!("created the {lang} guest {}", created.display());
+            println!("next: cd {} && sluice guest test \"$(./build | tail -1)\" cases", created.display());
         }
         Command::Gen(args) => {
             let opts = GenOptions {

@@ -54,3 +54,105 @@ fn a_case_without_expectations_shows_the_outcomes_and_blesses_them() {
     assert_eq!(blessed, std::fs::read_to_string(cases_dir().join("deletes.out.jsonl")).unwrap());
     run_ok(sluice().args(["guest", "test", "builtin:ddb-json"]).arg(dir.path()));
 }
+
+/// The test-faults build of `ddb-json` (see host/build.rs).
+const FAULTY: &str = env!("SLUICE_TEST_FAULTS_WASM");
+
+fn record(event_id: &str, image: &str) -> String {
+    format!(
+        r#"{{"eventID":"{event_id}","eventName":"INSERT","tableName":"orders","dynamodb":{{"ApproximateCreationDateTime":1767225600000,"Keys":{{"id":{{"S":"a"}}}},"NewImage":{image}}}}}"#
+    )
+}
+
+#[test]
+fn a_fault_or_a_wrong_number_of_outcomes_fails_a_case_even_when_expected_or_blessed() {
+    for fault in ["panic", "miscount"] {
+        let dir = scratch();
+        let input = [
+            record("e-1", r#"{"id":{"S":"a"}}"#),
+            record(&format!("sluice-fault:{fault}"), r#"{"id":{"S":"a"}}"#),
+        ];
+        std::fs::write(dir.path().join("c.in.jsonl"), input.join("\n") + "\n").unwrap();
+        // Even an expected file that lists the fault does not make it pass.
+        run_ok(sluice().args(["guest", "test", "--bless", "builtin:ddb-json"]).arg(dir.path()));
+        let mut expected = std::fs::read_to_string(dir.path().join("c.out.jsonl")).unwrap();
+        expected = expected.lines().next().unwrap().to_owned() + "\n{\"fault\":\"anything\"}\n";
+        std::fs::write(dir.path().join("c.out.jsonl"), &expected).unwrap();
+
+        for bless in [false, true] {
+            let mut cmd = sluice();
+            cmd.args(["guest", "test"]);
+            if bless {
+                cmd.arg("--bless");
+            }
+            let out = cmd.arg(FAULTY).arg(dir.path()).output().unwrap();
+            let text = stdout(&out);
+            assert_eq!(out.status.code(), Some(1), "{fault}, bless {bless}: {text}");
+            assert!(text.contains("FAILED  c") && text.contains("broke the contract"), "{text}");
+            let why = if fault == "panic" { "trapped" } else { "returned 0 outcomes for 1 records" };
+            assert!(text.contains(&format!("record 2: the transform {why}")), "{text}");
+        }
+        let kept = std::fs::read_to_string(dir.path().join("c.out.jsonl")).unwrap();
+        assert_eq!(kept, expected, "--bless never writes a fault as expected");
+    }
+}
+
+#[test]
+fn a_case_sets_the_table_keys_settings_export_lines_and_fetch_fixtures() {
+    let dir = scratch();
+    // Export lines of table `orders`, keyed by `id`, at the export's time.
+    std::fs::write(
+        dir.path().join("export.in.jsonl"),
+        "{\"Item\":{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"1.50\"}}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("export.toml"),
+        "table = \"orders\"\nkeys = [\"id\"]\n[export]\ntime_micros = 1767225600000000\n",
+    )
+    .unwrap();
+    let out = sluice().args(["guest", "test", "builtin:ddb-json"]).arg(dir.path()).output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("NEW     export"), "{text}");
+    assert!(text.contains(r#""table":"orders""#) && text.contains(r#""key":"{\"id\":\"a\"}""#), "{text}");
+    assert!(
+        text.contains(r#""micros":1767225600000000"#) && text.contains(r#""event_name":"BULK_LOAD""#),
+        "{text}"
+    );
+
+    // A joining guest reads its fixtures: an object, and one that is not there.
+    let dir = scratch();
+    let joined = record("e-1", r#"{"id":{"S":"a"},"doc":{"S":"s3://b/p/1.json"}}"#);
+    let missing = record("e-2", r#"{"id":{"S":"a"},"doc":{"S":"s3://b/p/2.json"}}"#);
+    let unlisted = record("e-3", r#"{"id":{"S":"a"},"doc":{"S":"s3://b/p/3.json"}}"#);
+    std::fs::write(dir.path().join("join.in.jsonl"), [joined, missing, unlisted].join("\n") + "\n").unwrap();
+    std::fs::write(
+        dir.path().join("join.toml"),
+        "table = \"orders\"\n[settings]\nattribute = \"doc\"\n\
+         [fetch]\n\"s3://b/p/1.json\" = '{\"x\": 1}'\n\"s3://b/p/2.json\" = false\n",
+    )
+    .unwrap();
+    let out = sluice().args(["guest", "test", "builtin:s3-join"]).arg(dir.path()).output().unwrap();
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("{\"row\"")).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].contains(r#""s3_join_status":{"text":"joined"}"#) && lines[0].contains(r#""x":1"#),
+        "{text}"
+    );
+    assert!(lines[1].contains(r#""s3_join_status":{"text":"missing"}"#), "{text}");
+    assert!(
+        lines[2].contains(r#""s3_join_status":{"text":"error"}"#) && lines[2].contains("no fixture"),
+        "{text}"
+    );
+
+    // A setting the guest does not know stops the case, as it would stop a run.
+    std::fs::write(dir.path().join("join.toml"), "[settings]\ncolour = \"blue\"\n").unwrap();
+    let out = sluice().args(["guest", "test", "builtin:s3-join"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("colour"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -18,6 +18,7 @@ mod postgres;
 mod property;
 mod redshift;
 mod s3_sink;
+mod scaffold;
 mod seed;
 mod seed_jobs;
 mod status;

@@ -26,6 +26,32 @@ pub enum FetchError {
 
 type Fetched = Result<Arc<Vec<u8>>, FetchError>;
 
+/// What a guest's `fetch` reads.
+#[derive(Clone)]
+pub enum Fetch {
+    /// Objects under the table's `[tables.join]` prefix, in S3.
+    Join(Arc<Fetcher>),
+    /// A test case's fixtures: URI to bytes, or `None` for not found.
+    Fixtures(Arc<HashMap<String, Option<Vec<u8>>>>),
+}
+
+impl Fetch {
+    /// One result per URI, in order.
+    pub fn fetch_all(&self, uris: &[String]) -> Vec<Fetched> {
+        match self {
+            Fetch::Join(fetcher) => fetcher.fetch_all(uris),
+            Fetch::Fixtures(fixtures) => uris
+                .iter()
+                .map(|uri| match fixtures.get(uri) {
+                    Some(Some(bytes)) => Ok(Arc::new(bytes.clone())),
+                    Some(None) => Err(FetchError::NotFound),
+                    None => Err(FetchError::Refused(format!("{uri}: the case has no fixture for it"))),
+                })
+                .collect(),
+        }
+    }
+}
+
 pub struct Fetcher {
     plan: JoinPlan,
     client: aws_sdk_s3::Client,

@@ -10,7 +10,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Transformer, TransformerPre, host, types};
-use super::fetch::{FetchError, Fetcher};
+use super::fetch::{Fetch, FetchError};
 use super::stderr::StderrTail;
 use super::{GuestLimits, TableSettings, isolate};
 use crate::record::{Change, Column, Format, Operation, Order, Outcome, SourceRecord, Value};
@@ -23,7 +23,7 @@ pub(super) struct State {
     clock: CallClock,
     table: Arc<str>,
     /// What `fetch` may read; `None` refuses every URI.
-    fetch: Option<Arc<Fetcher>>,
+    fetch: Option<Fetch>,
 }
 
 /// The time a call has used, for its budget: the guest's own, not the
@@ -143,7 +143,7 @@ pub struct TableGuest {
     store: Store<State>,
     instance: Transformer,
     stderr: StderrTail,
-    fetch: Option<Arc<Fetcher>>,
+    fetch: Option<Fetch>,
 }
 
 impl TableGuest {
@@ -158,10 +158,10 @@ impl TableGuest {
         Ok(TableGuest { pre, transform, settings, limits, store, instance, stderr, fetch: None })
     }
 
-    /// Lets the guest's `fetch` read what `fetcher` allows (the S3 join).
-    pub fn allow_fetch(&mut self, fetcher: Arc<Fetcher>) {
-        self.store.data_mut().fetch = Some(fetcher.clone());
-        self.fetch = Some(fetcher);
+    /// Lets the guest's `fetch` read what `fetch` allows (the S3 join).
+    pub fn allow_fetch(&mut self, fetch: Fetch) {
+        self.store.data_mut().fetch = Some(fetch.clone());
+        self.fetch = Some(fetch);
     }
 
     pub fn table(&self) -> &str {
@@ -249,7 +249,7 @@ fn spawn(
     pre: &TransformerPre<State>,
     settings: &TableSettings,
     limits: &GuestLimits,
-    fetch: Option<Arc<Fetcher>>,
+    fetch: Option<Fetch>,
 ) -> Result<(Store<State>, Transformer, StderrTail)> {
     let stderr = StderrTail::default();
     let wasi = WasiCtx::builder()

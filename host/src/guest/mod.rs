@@ -29,6 +29,7 @@ mod fetch;
 mod instance;
 mod isolate;
 mod runtime;
+pub mod scaffold;
 mod stderr;
 
 use std::borrow::Cow;
@@ -38,7 +39,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-pub use fetch::Fetcher;
+pub use fetch::{Fetch, Fetcher};
 pub use instance::TableGuest;
 pub use runtime::GuestRuntime;
 

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 
 pub use error::ManifestError;
 pub use raw::Typed;
-pub use validate::{Context, load, parse};
+pub use validate::{Context, load, parse, setting_text};
 
 use crate::guest::{GuestLimits, TransformRef};
 use crate::objects::S3Prefix;

@@ -307,7 +307,7 @@ fn mode_name(mode: DeleteMode) -> &'static str {
 }
 
 /// Settings reach guests as text: strings as they are, other values as TOML.
-fn setting_text(value: &toml::Value) -> String {
+pub fn setting_text(value: &toml::Value) -> String {
     match value {
         toml::Value::String(s) => s.clone(),
         other => other.to_string(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::guest::{Fetcher, GuestRuntime, TableGuest, TableSettings};
+use crate::guest::{Fetch, Fetcher, GuestRuntime, TableGuest, TableSettings};
 use crate::manifest::Plan;
 
 pub(super) struct Router<'a> {
@@ -46,7 +46,7 @@ impl<'a> Router<'a> {
                     };
                     let mut guest = self.runtime.instantiate(&route.transform, settings, self.plan.guest)?;
                     if let Some(join) = &route.join {
-                        guest.allow_fetch(Fetcher::new(join)?);
+                        guest.allow_fetch(Fetch::Join(Fetcher::new(join)?));
                     }
                     Some((Arc::from(route.target.as_str()), guest))
                 }
