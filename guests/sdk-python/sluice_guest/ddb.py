@@ -877,14 +877,25 @@ class _Scanner:
         self.expect(0x3A)
         return name
 
-    def unique(self, name: _RawStr, seen: set) -> None:
-        text = name.unescape()
-        if text in seen:
-            raise self.duplicate_name(name)
-        seen.add(text)
+    def names(self):
+        """Reads an object: yields each member's name and leaves its value to
+        the caller."""
+        self.begin_object()
+        first = True
+        while (name := self.next_member(first)) is not None:
+            first = False
+            yield name
 
-    def duplicate_name(self, name: _RawStr) -> DecodeError:
-        return DecodeError(f"duplicate member name {_debug(name.unescape())}", name.start - 1)
+    def members(self):
+        """Like :meth:`names`, but yields ``(name, unescaped name)`` and
+        refuses a name twice (compared unescaped)."""
+        seen = set()
+        for name in self.names():
+            field = name.unescape()
+            if field in seen:
+                raise DecodeError(f"duplicate member name {_debug(field)}", name.start - 1)
+            seen.add(field)
+            yield name, field
 
     def type_tag(self) -> str:
         self.begin_object()
@@ -904,6 +915,15 @@ class _Scanner:
 
     def begin_array(self) -> None:
         self.expect(0x5B)
+
+    def elements(self):
+        """Reads an array: yields each element's index and leaves the element
+        to the caller."""
+        self.begin_array()
+        index = 0
+        while self.next_element(index == 0):
+            yield index
+            index += 1
 
     def next_element(self, first: bool) -> bool:
         c = self.peek()
@@ -1029,16 +1049,10 @@ class _Scanner:
         if c == 0x22:
             self.string()
         elif c == 0x7B:
-            self.begin_object()
-            first = True
-            while self.next_member(first) is not None:
-                first = False
+            for _ in self.names():  # as ddb-core: names in skipped values are not checked
                 self.skip_value(depth + 1)
         elif c == 0x5B:
-            self.begin_array()
-            first = True
-            while self.next_element(first):
-                first = False
+            for _ in self.elements():
                 self.skip_value(depth + 1)
         elif c in (0x74, 0x66):
             self.boolean()
@@ -1072,20 +1086,20 @@ def _x_base64(s: _Scanner, out: list) -> _RawStr:
 
 
 def _x_list(s: _Scanner, out: list, item) -> int:
-    s.begin_array()
+    """Writes an array, ``item(s, out)`` writing each element; returns the
+    number of elements."""
     out.append("[")
-    first, index = True, 0
-    while s.next_element(first):
-        first = False
+    count = 0
+    for index in s.elements():
         if index:
             out.append(",")
         try:
             item(s, out)
         except DecodeError as e:
             raise e.within(f"[{index}]")
-        index += 1
+        count += 1
     out.append("]")
-    return index
+    return count
 
 
 def _x_set(s: _Scanner, out: list, tag: str, element) -> None:
@@ -1160,19 +1174,11 @@ def _x_value(s: _Scanner, out: list, depth: int) -> None:
 
 def _x_map(s: _Scanner, out: list, depth: int) -> None:
     """attr.rs write_map."""
-    s.begin_object()
     out.append("{")
-    first, seen = True, set()
-    while True:
-        name = s.next_member(first)
-        if name is None:
-            break
-        s.unique(name, seen)
-        if not first:
-            out.append(",")
-        first = False
-        out.append(_raw_json(name))
-        out.append(":")
+    comma = ""
+    for name, _ in s.members():
+        out.append(comma + _raw_json(name) + ":")
+        comma = ","
         try:
             _x_value(s, out, depth)
         except DecodeError as e:
@@ -1216,19 +1222,13 @@ def _canonical(parts: list) -> str:
 
 def _x_keys(s: _Scanner) -> str:
     """key.rs read_keys."""
-    s.begin_object()
-    parts, first, seen = [], True, set()
-    while True:
-        name = s.next_member(first)
-        if name is None:
-            break
-        first = False
-        s.unique(name, seen)
+    parts = []
+    for name, field in s.members():
         try:
             value = _x_key_value(s)
         except DecodeError as e:
             raise e.within(name.text())
-        parts.append((name.unescape(), value))
+        parts.append((field, value))
     if not parts:
         raise s.error("Keys has no attributes")
     return _canonical(parts)
@@ -1236,21 +1236,14 @@ def _x_keys(s: _Scanner) -> str:
 
 def _x_item_key(s: _Scanner, names: list[str]) -> str:
     """key.rs item_key."""
-    s.begin_object()
-    parts, first, seen = [], True, set()
-    while True:
-        name = s.next_member(first)
-        if name is None:
-            break
-        first = False
-        s.unique(name, seen)
-        text = name.unescape()
-        if text in names:
+    parts = []
+    for name, field in s.members():
+        if field in names:
             try:
                 value = _x_key_value(s)
             except DecodeError as e:
                 raise e.within(name.text())
-            parts.append((text, value))
+            parts.append((field, value))
         else:
             s.skip_value(1)
     found = {p[0] for p in parts}
@@ -1283,15 +1276,7 @@ def _x_user_identity(s: _Scanner) -> bool:
     if s.null():
         return False
     service = dynamodb = False
-    s.begin_object()
-    first, seen = True, set()
-    while True:
-        name = s.next_member(first)
-        if name is None:
-            break
-        first = False
-        field = name.unescape()
-        s.unique(name, seen)
+    for _, field in s.members():
         if field == "type":
             service = s.string().unescape() == "Service"
         elif field == "principalId":
@@ -1302,15 +1287,7 @@ def _x_user_identity(s: _Scanner) -> bool:
 
 
 def _x_dynamodb(s: _Scanner, f: dict) -> None:
-    s.begin_object()
-    first, seen = True, set()
-    while True:
-        name = s.next_member(first)
-        if name is None:
-            break
-        first = False
-        field = name.unescape()
-        s.unique(name, seen)
+    for _, field in s.members():
         if field not in _DYNAMODB_FIELDS:
             s.skip_value(2)
             continue
@@ -1348,15 +1325,7 @@ def _x_stream(payload: bytes) -> Change:
     """stream.rs decode_stream_record."""
     s = _Scanner(payload)
     f: dict = {}
-    s.begin_object()
-    first, seen = True, set()
-    while True:
-        name = s.next_member(first)
-        if name is None:
-            break
-        first = False
-        field = name.unescape()
-        s.unique(name, seen)
+    for _, field in s.members():
         if field == "eventID":
             f["event_id"] = _x_text(s, field)
         elif field == "eventName":
@@ -1408,15 +1377,8 @@ def _x_stream(payload: bytes) -> Change:
 
 def _x_metadata(s: _Scanner) -> int:
     micros = None
-    s.begin_object()
-    first, seen = True, set()
-    while True:
-        name = s.next_member(first)
-        if name is None:
-            break
-        first = False
-        s.unique(name, seen)
-        if name.unescape() != "WriteTimestampMicros":
+    for _, field in s.members():
+        if field != "WriteTimestampMicros":
             s.skip_value(2)
             continue
         at = s.pos
@@ -1443,15 +1405,7 @@ def _x_export(payload: bytes, table: str, keys: list[str], export_micros: int, i
     """export.rs decode_export_line."""
     s = _Scanner(payload)
     item = written = key = new_image = old_image = None
-    s.begin_object()
-    first, seen = True, set()
-    while True:
-        name = s.next_member(first)
-        if name is None:
-            break
-        first = False
-        field = name.unescape()
-        s.unique(name, seen)
+    for _, field in s.members():
         if field == "Item" and not incremental:
             if not keys:
                 raise DecodeError(

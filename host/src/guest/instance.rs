@@ -273,7 +273,15 @@ fn spawn(
         Ok(if cx.data().clock.exhausted() { UpdateDeadline::Interrupt } else { UpdateDeadline::Continue(1) })
     });
     store.set_epoch_deadline(1);
-    let instance = pre.instantiate(&mut store).map_err(anyhow::Error::from)?;
+    let instance = match pre.instantiate(&mut store) {
+        Ok(instance) => instance,
+        Err(_) if store.data().memory.hit => anyhow::bail!(
+            "the component needs more memory to start than its memory cap of {} MiB \
+             ([guest] memory_limit_mb)",
+            limits.memory_bytes >> 20
+        ),
+        Err(e) => return Err(e.into()),
+    };
     let config = types::TableConfig {
         source_table: settings.source_table.clone(),
         target_table: settings.target_table.clone(),

@@ -45,6 +45,8 @@ pub struct Plan {
     pub name: String,
     /// The manifest file.
     pub path: PathBuf,
+    /// Its text, so that checks made after parsing point at their line.
+    pub text: std::sync::Arc<str>,
     pub source: SourceConfig,
     pub sink: SinkConfig,
     pub batch: BatchLimits,
@@ -65,6 +67,30 @@ pub struct Route {
     pub deletes: DeleteMode,
     pub settings: Vec<(String, String)>,
     pub join: Option<JoinPlan>,
+}
+
+/// A place in the manifest that a check made after parsing (a guest that
+/// does not start, a missing file) points at.
+#[derive(Debug, Clone, Copy)]
+pub enum Field<'a> {
+    /// A `[[tables]]` entry's `transform`, or its `source` if it names none.
+    Transform { table: &'a str },
+    /// `[defaults]`' `transform`, or its `target` if it names none.
+    DefaultsTransform,
+    /// A field of `[source]`.
+    Source(&'a str),
+    /// A field of `[sink]`.
+    Sink(&'a str),
+}
+
+/// A component's setting that the manifest gets right but the machine does
+/// not provide (a missing file, an unset environment variable).
+#[derive(Debug, thiserror::Error)]
+#[error("{why}")]
+pub struct NotReady {
+    /// The setting's field in its section.
+    pub field: &'static str,
+    pub why: String,
 }
 
 /// What a table's transform may fetch (`[tables.join]`).

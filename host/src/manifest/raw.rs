@@ -216,3 +216,35 @@ pub struct Join {
     /// Fetched objects kept for reuse, in MiB (default 64).
     pub cache_mb: Option<Spanned<i64>>,
 }
+
+/// The manifest seen only for where its values are, to point a check made
+/// after parsing (a guest that does not start) at its line.
+#[derive(Debug, Deserialize)]
+pub struct Located {
+    source: Fields,
+    sink: Fields,
+    defaults: Option<Fields>,
+    #[serde(default)]
+    tables: Vec<Fields>,
+}
+
+type Fields = std::collections::HashMap<String, Spanned<toml::Value>>;
+
+impl Located {
+    pub fn span(&self, field: super::Field) -> Option<std::ops::Range<usize>> {
+        use super::Field;
+        let at =
+            |fields: &Fields, names: &[&str]| names.iter().find_map(|n| fields.get(*n)).map(Spanned::span);
+        match field {
+            Field::Transform { table } => {
+                let entry = self.tables.iter().find(|t| {
+                    t.get("source").and_then(|s| s.get_ref().as_str()).is_some_and(|s| s == table)
+                })?;
+                at(entry, &["transform", "source"])
+            }
+            Field::DefaultsTransform => at(self.defaults.as_ref()?, &["transform", "target"]),
+            Field::Source(name) => at(&self.source, &[name, "type"]),
+            Field::Sink(name) => at(&self.sink, &[name, "type"]),
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw;
-use super::{JoinPlan, ManifestError, Plan, Route};
+use super::{Field, JoinPlan, ManifestError, Plan, Route};
 use crate::guest::{GuestLimits, TransformRef};
 use crate::ident;
 use crate::objects::{Location, S3Prefix, parse_s3_prefix};
@@ -169,7 +169,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         ));
     }
 
-    let plan = Plan { name: name.clone(), path: path.into(), source, sink, batch, guest, tables, defaults };
+    let plan = Plan {
+        name: name.clone(),
+        path: path.into(),
+        text: text.into(),
+        source,
+        sink,
+        batch,
+        guest,
+        tables,
+        defaults,
+    };
     // One sink table has one delete mode: tombstones and soft deletes do not mix.
     for route in plan.tables.iter().chain(&plan.defaults) {
         if let Some((_, mode)) =
@@ -303,6 +313,15 @@ fn mode_name(mode: DeleteMode) -> &'static str {
     match mode {
         DeleteMode::Soft => "soft",
         DeleteMode::Hard => "hard",
+    }
+}
+
+impl Plan {
+    /// An error at `field` of the manifest, or about the file as a whole if
+    /// the field cannot be found (the manifest changed since it was read).
+    pub fn error_at(&self, field: Field, message: impl std::fmt::Display) -> ManifestError {
+        let span = toml::from_str::<raw::Located>(&self.text).ok().and_then(|located| located.span(field));
+        ManifestError::at(&self.path, &self.text, span, message.to_string())
     }
 }
 

@@ -29,7 +29,7 @@ use anyhow::{Context, Result};
 pub use summary::Summary;
 
 use crate::guest::GuestRuntime;
-use crate::manifest::Plan;
+use crate::manifest::{Field, Plan};
 use crate::record::{Checkpoint, SinkBatch};
 use crate::sinks::{self, Applied};
 use crate::sources;
@@ -47,14 +47,34 @@ pub struct RunOptions {
     pub exit_when_caught_up: bool,
 }
 
+/// All that a run checks before it reads, and all `sluice validate` does:
+/// the files and variables the source and sink name, and every listed
+/// table's guest started with its settings (and, unless `offline`, its
+/// join's access to S3). Writes nothing.
+pub fn check(plan: &Plan, runtime: &mut GuestRuntime, offline: bool) -> Result<()> {
+    ready(plan)?;
+    match offline {
+        true => Router::offline(plan, runtime).start_listed(),
+        false => Router::new(plan, runtime).start_listed(),
+    }
+}
+
+fn ready(plan: &Plan) -> Result<()> {
+    plan.source.ready().map_err(|n| plan.error_at(Field::Source(n.field), &n))?;
+    plan.sink.ready().map_err(|n| plan.error_at(Field::Sink(n.field), &n))?;
+    Ok(())
+}
+
 /// Runs a pipeline until its source is exhausted or it is told to stop.
 pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Result<Summary> {
     let started = Instant::now();
+    // What `check` does, before the sink is touched.
+    ready(plan)?;
+    let mut router = Router::new(plan, runtime);
+    router.start_listed()?;
     let mut sink = plan.sink.open(&plan.name, &plan.targets())?;
     let committed = sink.checkpoints()?;
     let mut source = sources::open(plan, &committed, options.exit_when_caught_up)?;
-    let mut router = Router::new(plan, runtime);
-    router.start_listed()?;
 
     let mut summary = Summary::new(&plan.name);
     let (tx, rx) = mpsc::sync_channel::<SinkBatch>(1);

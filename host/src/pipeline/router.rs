@@ -7,28 +7,44 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::guest::{Fetch, Fetcher, GuestRuntime, TableGuest, TableSettings};
-use crate::manifest::Plan;
+use crate::manifest::{Field, Plan};
 
 pub(super) struct Router<'a> {
     plan: &'a Plan,
     runtime: &'a mut GuestRuntime,
     /// `None` for tables the manifest does not route.
     guests: HashMap<String, Option<(Arc<str>, TableGuest)>>,
+    /// Whether joins may reach S3 (not for `validate --offline`).
+    online: bool,
 }
 
 impl<'a> Router<'a> {
     pub fn new(plan: &'a Plan, runtime: &'a mut GuestRuntime) -> Self {
-        Router { plan, runtime, guests: HashMap::new() }
+        Router { plan, runtime, guests: HashMap::new(), online: true }
+    }
+
+    /// Guests whose joins are not connected: they start and are configured,
+    /// but their `fetch` is refused, and S3 is never asked.
+    pub fn offline(plan: &'a Plan, runtime: &'a mut GuestRuntime) -> Self {
+        Router { online: false, ..Router::new(plan, runtime) }
     }
 
     /// Starts the listed tables' guests and loads the defaults' transform, so
-    /// a bad component or rejected settings stop the run before it reads.
+    /// a bad component or rejected settings stop the run before it reads,
+    /// pointing at the manifest line that names the transform.
     pub fn start_listed(&mut self) -> Result<()> {
-        for route in &self.plan.tables {
-            self.guest(&route.source)?;
+        let plan = self.plan;
+        for route in &plan.tables {
+            if let Err(e) = self.guest(&route.source) {
+                return Err(plan
+                    .error_at(Field::Transform { table: &route.source }, format!("{e:#}"))
+                    .into());
+            }
         }
-        if let Some(defaults) = &self.plan.defaults {
-            self.runtime.load(&defaults.transform)?;
+        if let Some(defaults) = &plan.defaults {
+            self.runtime
+                .load(&defaults.transform)
+                .map_err(|e| plan.error_at(Field::DefaultsTransform, format!("{e:#}")))?;
         }
         Ok(())
     }
@@ -45,7 +61,7 @@ impl<'a> Router<'a> {
                         settings: route.settings.clone(),
                     };
                     let mut guest = self.runtime.instantiate(&route.transform, settings, self.plan.guest)?;
-                    if let Some(join) = &route.join {
+                    if let Some(join) = route.join.as_ref().filter(|_| self.online) {
                         guest.allow_fetch(Fetch::Join(Fetcher::new(join)?));
                     }
                     Some((Arc::from(route.target.as_str()), guest))

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 
 use crate::columns::{self, Cell};
+use crate::manifest::NotReady;
 use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch, Value};
 
 /// The sink a manifest names, resolved.
@@ -176,6 +177,16 @@ impl SinkConfig {
             SinkConfig::Redshift(c) => Box::new(redshift::Inspect::open(c)?),
             SinkConfig::S3(c) => Box::new(s3::Inspect::open(c)?),
         })
+    }
+
+    /// Whether the machine provides what the sink's settings name (files,
+    /// environment variables); checked before a run reads, and by `validate`.
+    pub fn ready(&self) -> Result<(), NotReady> {
+        match self {
+            SinkConfig::Sqlite(c) => c.ready(),
+            SinkConfig::Postgres(c) => c.ready(),
+            SinkConfig::Redshift(_) | SinkConfig::S3(_) => Ok(()),
+        }
     }
 
     pub fn capabilities(&self) -> Capabilities {

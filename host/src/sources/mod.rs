@@ -56,6 +56,18 @@ impl std::fmt::Display for SourceConfig {
     }
 }
 
+impl SourceConfig {
+    /// Whether the machine provides what the source's settings name (a
+    /// local file or folder); checked before a run reads, and by `validate`.
+    pub fn ready(&self) -> Result<(), crate::manifest::NotReady> {
+        match self {
+            SourceConfig::File(c) => c.ready(),
+            SourceConfig::Export(c) => c.ready(),
+            SourceConfig::Kinesis(_) => Ok(()),
+        }
+    }
+}
+
 /// Opens the source a plan names, resuming from committed checkpoints.
 /// `exit_when_caught_up` makes an endless source (a stream) end once it
 /// has read everything there is.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::manifest::{Context, ManifestError};
+use crate::manifest::{Context, ManifestError, NotReady};
 
 /// PostgreSQL cuts identifiers at 63 bytes (NAMEDATALEN - 1), so two longer
 /// target names could become one table.
@@ -74,6 +74,21 @@ pub enum Secret {
 #[derive(Debug, thiserror::Error)]
 #[error("the environment variable {0} (named by url_env) is not set")]
 pub struct Unset(String);
+
+impl Config {
+    /// What the machine must provide: the URL's variable, the CA file.
+    pub fn ready(&self) -> Result<(), NotReady> {
+        if let Err(unset) = self.url.reveal() {
+            return Err(NotReady { field: "url_env", why: unset.to_string() });
+        }
+        match &self.ca_file {
+            Some(ca) if !ca.is_file() => {
+                Err(NotReady { field: "ca_file", why: format!("there is no file {}", ca.display()) })
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 impl Secret {
     /// The value itself, reading the environment variable if named.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::manifest::{Context, ManifestError};
+use crate::manifest::{Context, ManifestError, NotReady};
 
 /// `[sink] type = "sqlite"`: an embedded SQLite database file.
 #[derive(Debug, Deserialize)]
@@ -23,6 +23,19 @@ pub struct Config {
 impl Section {
     pub fn resolve(self, cx: &Context) -> Result<Config, ManifestError> {
         Ok(Config { path: cx.path(&self.path) })
+    }
+}
+
+impl Config {
+    /// The database is a file, created if missing: not a folder.
+    pub fn ready(&self) -> Result<(), NotReady> {
+        if self.path.is_dir() {
+            return Err(NotReady {
+                field: "path",
+                why: format!("{} is a folder; name the database file in it", self.path.display()),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::manifest::{Context, ManifestError, Typed};
+use crate::manifest::{Context, ManifestError, NotReady, Typed};
 use crate::objects::Location;
 use crate::sources::kinesis;
 
@@ -87,6 +87,18 @@ impl Section {
             parallel: cx.int(&self.parallel, 1, 64)?.unwrap_or(4),
             then,
         })
+    }
+}
+
+impl Config {
+    /// A local export is a folder (one in S3 is checked when read).
+    pub fn ready(&self) -> Result<(), NotReady> {
+        match &self.location {
+            Location::Local(dir) if !dir.is_dir() => {
+                Err(NotReady { field: "path", why: format!("there is no folder {}", dir.display()) })
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::manifest::{Context, ManifestError};
+use crate::manifest::{Context, ManifestError, NotReady};
 
 /// `[source] type = "file"`: one stream record (a Kinesis record's data) per
 /// line; blank lines are skipped.
@@ -38,6 +38,19 @@ impl Section {
             ));
         }
         Ok(Config { path: cx.path(&self.path), written: self.path.into_inner() })
+    }
+}
+
+impl Config {
+    pub fn ready(&self) -> Result<(), NotReady> {
+        if self.path.is_file() {
+            return Ok(());
+        }
+        let why = match self.path.is_dir() {
+            true => format!("{} is a folder, not a file of stream records", self.path.display()),
+            false => format!("there is no file {}", self.path.display()),
+        };
+        Err(NotReady { field: "path", why })
     }
 }
 
