@@ -156,3 +156,59 @@ fn a_case_sets_the_table_keys_settings_export_lines_and_fetch_fixtures() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `bytes` with every `from` replaced by `to` (of the same length).
+fn patched(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = bytes.to_vec();
+    let mut found = 0;
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from.as_bytes() {
+            out[i..i + from.len()].copy_from_slice(to.as_bytes());
+            found += 1;
+        }
+        i += 1;
+    }
+    assert!(found > 0, "{from} not in the component");
+    out
+}
+
+#[test]
+fn a_component_that_does_not_fit_says_why_in_words() {
+    let dir = scratch();
+    std::fs::copy(cases_dir().join("deletes.in.jsonl"), dir.path().join("deletes.in.jsonl")).unwrap();
+    // The s3-join build imports the host's interfaces, which ddb-json never calls.
+    let real = std::fs::read(Path::new(FAULTY).with_file_name("s3-join.wasm")).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("core.wasm", b"\0asm\x01\0\0\0".to_vec(), "is a core WebAssembly module, not a component"),
+        ("text.wasm", b"hello, world".to_vec(), "is not WebAssembly (12 bytes"),
+        (
+            "old.wasm",
+            ["types", "host", "transform"].iter().fold(real.clone(), |wasm, interface| {
+                let name = format!("sluice:transform/{interface}@");
+                patched(&wasm, &format!("{name}0.2.0"), &format!("{name}0.1.9"))
+            }),
+            "was built against sluice:transform@0.1.9; this sluice speaks sluice:transform@0.2.0",
+        ),
+        (
+            "alien.wasm",
+            patched(&real, "sluice:transform/host@0.2.0", "acme:transformxx/host@0.2.0"),
+            "imports acme:transformxx/host@0.2.0, which sluice does not provide",
+        ),
+        (
+            "nothing.wasm",
+            patched(&real, "sluice:transform/transform@0.2.0", "sluice:transform/transfxrm@0.2.0"),
+            "does not export sluice:transform/transform@0.2.0",
+        ),
+    ];
+    for (name, bytes, why) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = sluice().args(["guest", "test"]).arg(&path).arg(dir.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(why), "{name}: {why:?} in {stderr}");
+        assert!(stderr.lines().count() < 8, "{name}: no dumps: {stderr}");
+    }
+}

@@ -44,6 +44,7 @@ fn a_misbehaving_guest_costs_only_the_records_that_trigger_it() {
     let summary = stdout(&run_ok(sluice().arg("run").arg(&manifest)));
     assert!(started.elapsed() < Duration::from_secs(120), "isolation took {:?}", started.elapsed());
     assert_eq!(count(&summary, "dead-lettered"), 4, "{summary}");
+    assert_eq!(count(&summary, "guest faults"), 4, "a fault is counted apart from a refusal: {summary}");
 
     let db = dir.path().join("out.db");
     let dead = dump(

@@ -324,8 +324,8 @@ def _canonical_spelling(p) -> str:
 # whole numbers of up to 38 digits with no leading zero.
 _PLAIN_INTEGER = re.compile(r"0|[1-9][0-9]{0,37}")
 # Texts that are their own image spelling: non-zero JSON decimals with no
-# exponent, short enough (checked apart) to hold at most 37 digits, so within
-# DynamoDB's 38 significant digits and its magnitudes.
+# exponent; _n_json also caps the length, which keeps them within DynamoDB's
+# digits and magnitudes.
 _PLAIN_DECIMAL = re.compile(r"-?(?:[1-9][0-9]*(?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*)")
 
 
@@ -464,17 +464,13 @@ _ALPHABET = re.compile(r"[A-Za-z0-9+/=]*")
 
 
 def _needs_exact(text: str) -> bool:
-    """Whether escapes in ``text`` matter where a parsed value cannot show them.
+    """Whether ``text`` has escapes that ddb-core sees but a parsed value hides.
 
     ddb-core reads type tags, ``ApproximateCreationDateTimePrecision``,
-    ``WriteTimestampMicros`` strings and base64 as written, so an escaped
-    ``"\\u0053"`` is not the tag ``S`` there; and it refuses a ``\\u`` escape of
-    an unpaired surrogate, which ``json.loads`` lets through. The first
-    matters only for a string that decodes to base64 characters (the tags,
-    ``MICROSECOND``, digits and base64 are all spelled with them) but is
-    written with an escape; records with such a string, or with an unpaired
-    surrogate, go to the exact scanner. (Conservative: a false alarm only
-    costs time.)
+    ``WriteTimestampMicros`` strings and base64 as written (an escaped
+    ``"\\u0053"`` is not the tag ``S``), all of them spelled in the base64
+    alphabet; and it refuses an unpaired surrogate escape, which ``json.loads``
+    accepts. A false alarm only costs time.
     """
     if "\\" not in text:
         return False
@@ -537,8 +533,7 @@ def _f_value(a, depth: int) -> str:
     """One attribute value as plain JSON (attr.rs write_value)."""
     if depth > MAX_DEPTH or type(a) is not dict or len(a) != 1:
         raise _Slow
-    for tag, x in a.items():
-        pass
+    [(tag, x)] = a.items()
     t = type(x)
     if tag == "S":
         if t is str:
@@ -615,8 +610,7 @@ def _f_map(m, depth: int) -> str:
 def _f_key_value(a) -> str:
     """key.rs key_value: S, N or B, not empty."""
     if type(a) is dict and len(a) == 1:
-        for tag, x in a.items():
-            pass
+        [(tag, x)] = a.items()
         if type(x) is str and x:
             if tag == "S":
                 return _quote(x)
@@ -630,32 +624,55 @@ def _f_key_value(a) -> str:
     raise _Slow
 
 
+def _key_object(parts) -> str:
+    """``(name, value JSON)`` pairs, already sorted, as a compact JSON object."""
+    return "{" + ",".join([_quote(name) + ":" + value for name, value in parts]) + "}"
+
+
 def _f_keys(keys) -> str:
     if type(keys) is not dict or not keys:
         raise _Slow
-    parts = sorted([(name, _f_key_value(a)) for name, a in keys.items()])
-    return "{" + ",".join([_quote(n) + ":" + v for n, v in parts]) + "}"
+    return _key_object(sorted([(name, _f_key_value(a)) for name, a in keys.items()]))
+
+
+def _parse_u64(text: str):
+    """Rust's ``str::parse::<u64>`` (an optional ``+``, ASCII digits, in range), or ``None``."""
+    digits = text[1:] if text[:1] == "+" else text
+    if not (digits.isdigit() and digits.isascii()):
+        return None
+    digits = digits.lstrip("0")
+    if len(digits) > 20:
+        return None
+    n = int(digits or "0")
+    return n if n <= U64_MAX else None
 
 
 def _f_u64(v) -> int:
-    """Rust's ``str::parse::<u64>``: an optional ``+``, ASCII digits, in range."""
-    digits = v[1:] if v[:1] == "+" else v
-    if not (digits.isdigit() and digits.isascii()):
-        raise _Slow
-    digits = digits.lstrip("0")
-    if len(digits) > 20:
-        raise _Slow
-    n = int(digits or "0")
-    if n > U64_MAX:
+    n = _parse_u64(v)
+    if n is None:
         raise _Slow
     return n
 
 
-def _f_stream(text: str) -> Change:
+def _f_top(text: str):
+    """The record's top-level object, and whether the record may nest deep
+    enough that skipped values must be measured."""
     top = _loads_record(text)
     if type(top) is not dict:
         raise _Slow
-    deep = text.count("{") + text.count("[") > MAX_DEPTH - 2
+    return top, text.count("{") + text.count("[") > MAX_DEPTH - 2
+
+
+def _stream_operation(event_name, by_ttl) -> str | None:
+    if event_name == "INSERT" or event_name == "MODIFY":
+        return "upsert"
+    if event_name == "REMOVE":
+        return "ttl-delete" if by_ttl else "delete"
+    return None
+
+
+def _f_stream(text: str) -> Change:
+    top, deep = _f_top(text)
     event_id = event_name = table = created = key = new_image = old_image = None
     by_ttl = micro = False
     for name, v in top.items():
@@ -710,13 +727,8 @@ def _f_stream(text: str) -> Change:
                 raise _Slow
         elif deep and _too_deep(v, MAX_DEPTH - 1):
             raise _Slow
-    if event_name == "INSERT" or event_name == "MODIFY":
-        operation = "upsert"
-        if new_image is None:
-            raise _Slow
-    elif event_name == "REMOVE":
-        operation = "ttl-delete" if by_ttl else "delete"
-    else:
+    operation = _stream_operation(event_name, by_ttl)
+    if operation is None or operation == "upsert" and new_image is None:
         raise _Slow
     if created is None or table is None or key is None or event_id is None:
         raise _Slow
@@ -727,10 +739,7 @@ def _f_stream(text: str) -> Change:
 
 
 def _f_export(text: str, table: str, keys: list[str], export_micros: int, incremental: bool) -> Change:
-    top = _loads_record(text)
-    if type(top) is not dict:
-        raise _Slow
-    deep = text.count("{") + text.count("[") > MAX_DEPTH - 2
+    top, deep = _f_top(text)
     item = written = key = new_image = old_image = None
     for name, v in top.items():
         if not incremental and name == "Item":
@@ -745,8 +754,7 @@ def _f_export(text: str, table: str, keys: list[str], export_micros: int, increm
                     raise _Slow  # key.rs item_key skips it with skip_value(1)
             if len(parts) != len(names):
                 raise _Slow
-            parts.sort()
-            key = "{" + ",".join([_quote(n) + ":" + value for n, value in parts]) + "}"
+            key = _key_object(sorted(parts))
             item = _f_map(v, 1)
         elif incremental and name == "Metadata":
             if type(v) is not dict:
@@ -778,11 +786,16 @@ def _f_export(text: str, table: str, keys: list[str], export_micros: int, increm
         return Change(table, key, "upsert", export_micros, "", "BULK_LOAD", "", item, None)
     if written is None or key is None:
         raise _Slow
+    return _incremental_change(table, key, written, new_image, old_image)
+
+
+def _incremental_change(table: str, key: str, micros: int, new_image, old_image) -> Change:
+    """An incremental export line's row: no NewImage is a REMOVE."""
     if new_image is None:
         operation, event_name = "delete", "REMOVE"
     else:
         operation, event_name = "upsert", "INSERT" if old_image is None else "MODIFY"
-    return Change(table, key, operation, written, "", event_name, "", new_image, old_image)
+    return Change(table, key, operation, micros, "", event_name, "", new_image, old_image)
 
 
 # ---------------------------------------------------------------------------
@@ -1217,7 +1230,7 @@ def _x_key_value(s: _Scanner) -> str:
 def _canonical(parts: list) -> str:
     # Sorted as Rust sorts strings: by UTF-8 bytes (code points, for valid text).
     parts.sort(key=lambda p: p[0].encode("utf-8", "surrogatepass"))
-    return "{" + ",".join([_quote(name) + ":" + value for name, value in parts]) + "}"
+    return _key_object(parts)
 
 
 def _x_keys(s: _Scanner) -> str:
@@ -1251,18 +1264,6 @@ def _x_item_key(s: _Scanner, names: list[str]) -> str:
         if missing not in found:
             raise DecodeError(f"the item has no key attribute {_debug(missing)}")
     return _canonical(parts)
-
-
-def _parse_u64(text: str):
-    """Rust's ``str::parse::<u64>``, or ``None``."""
-    digits = text[1:] if text[:1] == "+" else text
-    if not digits or not (digits.isdigit() and digits.isascii()):
-        return None
-    digits = digits.lstrip("0")
-    if len(digits) > 20:
-        return None
-    n = int(digits or "0")
-    return n if n <= U64_MAX else None
 
 
 def _x_text(s: _Scanner, field: str) -> str:
@@ -1353,11 +1354,8 @@ def _x_stream(payload: bytes) -> Change:
     event_name = f.get("event_name")
     if event_name is None:
         raise DecodeError("the record has no eventName")
-    if event_name in ("INSERT", "MODIFY"):
-        operation = "upsert"
-    elif event_name == "REMOVE":
-        operation = "ttl-delete" if f.get("by_ttl") else "delete"
-    else:
+    operation = _stream_operation(event_name, f.get("by_ttl"))
+    if operation is None:
         raise DecodeError(f"eventName {_debug(event_name)} is not INSERT, MODIFY or REMOVE")
     if operation == "upsert" and f.get("new_image") is None:
         raise DecodeError(f"the record has no dynamodb.NewImage, which an {event_name} needs")
@@ -1440,13 +1438,9 @@ def _x_export(payload: bytes, table: str, keys: list[str], export_micros: int, i
         raise DecodeError(
             "the line has no Metadata.WriteTimestampMicros (is this an incremental export's data file?)"
         )
-    if new_image is None:
-        operation, event_name = "delete", "REMOVE"
-    else:
-        operation, event_name = "upsert", "INSERT" if old_image is None else "MODIFY"
     if key is None:
         raise DecodeError("the line has no Keys")
-    return Change(table, key, operation, written, "", event_name, "", new_image, old_image)
+    return _incremental_change(table, key, written, new_image, old_image)
 
 
 # ---------------------------------------------------------------------------
@@ -1470,6 +1464,22 @@ def _check_sequence(sequence) -> None:
         raise TypeError(f"sequence must be the record's sequence string, not {type(sequence).__name__}")
 
 
+def _decode(payload, sequence: str, what: str, fast, exact, *args) -> Change:
+    """The fast path if it is sure, else the exact one."""
+    data, text = _utf8(payload, what)
+    change = None
+    if not _needs_exact(text):
+        try:
+            change = fast(text, *args)
+        except Exception:  # anything unusual: the exact scanner decides
+            pass
+    if change is None:
+        change = exact(data, *args)
+    check_u64(change.micros, "order.micros")  # always true: decoding checks the range
+    change.tiebreak = sequence
+    return change
+
+
 def decode_stream_change(payload: bytes, sequence: str) -> Change:
     """Decodes one "Kinesis Data Streams for DynamoDB" record into the row
     ``builtin:ddb-json`` makes of it; ``sequence`` becomes its tie-breaker.
@@ -1488,18 +1498,7 @@ def decode_stream_change(payload: bytes, sequence: str) -> Change:
     same JSON value. Member order and number spelling are always ddb-core's.
     """
     _check_sequence(sequence)
-    data, text = _utf8(payload, "record")
-    change = None
-    if not _needs_exact(text):
-        try:
-            change = _f_stream(text)
-        except Exception:  # anything unusual: the exact scanner decides
-            change = None
-    if change is None:
-        change = _x_stream(data)
-    check_u64(change.micros, "order.micros")  # always true: decoding checks the range
-    change.tiebreak = sequence
-    return change
+    return _decode(payload, sequence, "record", _f_stream, _x_stream)
 
 
 def decode_export_line(
@@ -1522,19 +1521,8 @@ def decode_export_line(
     """
     check_u64(export_time_micros, "export_time_micros")
     _check_sequence(sequence)
-    keys = list(keys)
-    data, text = _utf8(payload, "line")
-    change = None
-    if not _needs_exact(text):
-        try:
-            change = _f_export(text, table, keys, export_time_micros, incremental)
-        except Exception:
-            change = None
-    if change is None:
-        change = _x_export(data, table, keys, export_time_micros, incremental)
-    check_u64(change.micros, "order.micros")
-    change.tiebreak = sequence
-    return change
+    args = (table, list(keys), export_time_micros, incremental)
+    return _decode(payload, sequence, "line", _f_export, _x_export, *args)
 
 
 # ---------------------------------------------------------------------------
@@ -1598,8 +1586,7 @@ def plain(attr: dict, _depth: int = 1):
         raise DecodeError('an attribute value needs a type, e.g. {"S": ...}')
     if len(attr) != 1:
         raise DecodeError("an attribute value must have exactly one type")
-    for tag, x in attr.items():
-        pass
+    [(tag, x)] = attr.items()
     if tag == "S":
         return _p_string(x)
     if tag == "N":
@@ -1662,8 +1649,7 @@ def canonical_key(keys: dict) -> str:
         try:
             if type(attr) is not dict or len(attr) != 1:
                 raise DecodeError("a key attribute must be one typed value, e.g. {\"S\": ...}")
-            for tag, x in attr.items():
-                pass
+            [(tag, x)] = attr.items()
             if tag not in ("S", "N", "B"):
                 raise DecodeError(f"a key attribute must be S, N or B, not {_debug(tag)}")
             value = {"S": _p_string, "N": _p_number, "B": _p_binary}[tag](x)

@@ -32,7 +32,8 @@ impl CompileCache {
             .or_else(|| dirs::cache_dir().map(|d| d.join("sluice").join("components")))
     }
 
-    pub fn load(&self, engine: &Engine, wasm: &[u8]) -> Result<Component> {
+    /// The component `wasm` (named `what` in logs), compiled or from the cache.
+    pub fn load(&self, engine: &Engine, wasm: &[u8], what: &str) -> Result<Component> {
         let Some(dir) = &self.dir else {
             return Component::new(engine, wasm).map_err(Into::into);
         };
@@ -41,14 +42,29 @@ impl CompileCache {
             // SAFETY: the file was written by `store` below from our own
             // compilation, into a folder only this user can write.
             match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    // Recently used entries are the last to be pruned.
+                    let _ = std::fs::File::options()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    return Ok(component);
+                }
                 Err(e) => {
                     tracing::debug!(path = %path.display(), "recompiling: cached component unusable: {e}")
                 }
             }
         }
+        // Large components (a Python one) take many seconds: say why we wait.
+        tracing::info!(
+            transform = what,
+            bytes = wasm.len(),
+            "compiling the component for this machine (once; it is cached)"
+        );
+        let began = std::time::Instant::now();
         let compiled = engine.precompile_component(wasm).map_err(anyhow::Error::from)?;
-        if let Err(e) = store(dir, &path, &compiled) {
+        tracing::info!(transform = what, took = ?began.elapsed(), "compiled");
+        if let Err(e) = store(dir, &path, &compiled).and_then(|()| prune(dir, MAX_CACHE_BYTES)) {
             tracing::warn!(dir = %dir.display(), "cannot cache the compiled component: {e:#}");
         }
         // SAFETY: `compiled` was produced just now by this engine.
@@ -70,6 +86,32 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
     engine.precompile_compatibility_hash().hash(&mut sha);
     sha.0.update(wasm);
     sha.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The most the cache keeps; the least recently used entries go first.
+const MAX_CACHE_BYTES: u64 = 1 << 30;
+
+/// Removes the least recently used entries until the folder holds at most
+/// `max` bytes (the newest entry always stays).
+fn prune(dir: &Path, max: u64) -> Result<()> {
+    let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    entries.sort();
+    let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+    for (_, len, path) in &entries[..entries.len().saturating_sub(1)] {
+        if total <= max {
+            break;
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+        total -= len;
+    }
+    Ok(())
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
@@ -96,14 +138,34 @@ mod tests {
         let cache = CompileCache::new(Some(dir.path().to_path_buf()));
         let engine = Engine::default();
         let wasm = builtin::lookup("ddb-json").unwrap().wasm;
-        cache.load(&engine, wasm).unwrap();
+        cache.load(&engine, wasm, "ddb-json").unwrap();
         let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(entries.len(), 1, "{entries:?}");
         assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
 
         std::fs::write(&entries[0], b"not a compiled component").unwrap();
-        cache.load(&engine, wasm).unwrap();
+        cache.load(&engine, wasm, "ddb-json").unwrap();
         assert!(std::fs::read(&entries[0]).unwrap().len() > 1000, "the damaged entry was rewritten");
+    }
+
+    #[test]
+    fn the_cache_keeps_its_size_dropping_the_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |n: u64| std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + n);
+        for (name, age) in [("old", 1), ("used", 3), ("new", 2)] {
+            let path = dir.path().join(format!("{name}.cwasm"));
+            std::fs::write(&path, vec![0u8; 100]).unwrap();
+            std::fs::File::options().write(true).open(&path).unwrap().set_modified(at(age)).unwrap();
+        }
+        prune(dir.path(), 250).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["new.cwasm", "used.cwasm"]);
+        prune(dir.path(), 0).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "the newest entry stays");
     }
 
     #[test]

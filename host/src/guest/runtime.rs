@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use wasmtime::component::{HasSelf, Linker};
+use anyhow::{Context, Result, anyhow, bail};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings::{Transformer, TransformerPre};
@@ -60,16 +60,22 @@ impl GuestRuntime {
     pub fn load(&mut self, transform: &TransformRef) -> Result<()> {
         if !self.loaded.contains_key(transform) {
             let wasm = transform.wasm()?;
+            if let Some(why) = not_a_component(&wasm) {
+                bail!("{transform} {why}");
+            }
             let component = self
                 .cache
-                .load(&self.engine, &wasm)
+                .load(&self.engine, &wasm, &transform.to_string())
                 .with_context(|| format!("{transform} is not a valid component"))?;
             let pre = self
                 .linker
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
                 .and_then(|pre| TransformerPre::new(pre).map_err(anyhow::Error::from))
-                .with_context(|| format!("{transform} does not fit the sluice:transform@0.2.0 world"))?;
+                .map_err(|e| match misfit(&self.engine, &component) {
+                    Some(why) => anyhow!("{transform} {why}"),
+                    None => e.context(format!("{transform} does not fit the {WORLD} world")),
+                })?;
             self.loaded.insert(transform.clone(), pre);
         }
         Ok(())
@@ -86,6 +92,57 @@ impl GuestRuntime {
         let pre = self.loaded[transform].clone();
         TableGuest::start(pre, transform.to_string(), settings, limits)
     }
+}
+
+/// The WIT package and version this host speaks.
+const WORLD: &str = "sluice:transform@0.2.0";
+
+/// Why bytes are not a component, told so that the author knows what to do.
+fn not_a_component(wasm: &[u8]) -> Option<String> {
+    match wasm.get(..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Some(
+            "is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target \
+             (cargo build --release --target wasm32-wasip2), with componentize-py, or wrap it with \
+             `wasm-tools component new`"
+                .into(),
+        ),
+        Some([0, b'a', b's', b'm', ..]) => None,
+        _ => Some(format!("is not WebAssembly ({} bytes, without the \\0asm header)", wasm.len())),
+    }
+}
+
+/// Why a component does not fit the world, when its imports or exports say
+/// it plainly: another WIT version, an import sluice does not provide, or
+/// a missing export.
+fn misfit(engine: &Engine, component: &Component) -> Option<String> {
+    let ty = component.component_type();
+    let (ours, version) = WORLD.split_once('@').expect("a versioned world");
+    let interfaces = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .chain(ty.exports(engine).map(|(name, _)| name.to_owned()));
+    for name in interfaces.collect::<Vec<_>>() {
+        if let Some((_, theirs)) = name.strip_prefix(ours).and_then(|rest| rest.split_once('@'))
+            && theirs != version
+        {
+            return Some(format!(
+                "was built against {ours}@{theirs}; this sluice speaks {WORLD}: rebuild it with \
+                 sluice-guest {} (or against this sluice's wit/)",
+                &version[..version.rfind('.').unwrap_or(version.len())]
+            ));
+        }
+    }
+    let provided = |name: &str| name.starts_with("wasi:") || name.starts_with(&format!("{ours}/"));
+    if let Some((name, _)) = ty.imports(engine).find(|(name, _)| !provided(name)) {
+        return Some(format!(
+            "imports {name}, which sluice does not provide (guests get only {ours}/host and an empty WASI)"
+        ));
+    }
+    let export = format!("{ours}/transform@{version}");
+    if ty.exports(engine).all(|(name, _)| name != export) {
+        return Some(format!("does not export {export}: is it a sluice transform?"));
+    }
+    None
 }
 
 /// Advances the engine's epoch every [`TICK`] until dropped.

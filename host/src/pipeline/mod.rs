@@ -100,6 +100,7 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                 let t = rows::batch(&mut router, batch, &plan.sink)
                     .with_context(|| format!("transforming batch {number}"))?;
                 summary.skipped += t.skipped;
+                summary.guest_faults += t.faults;
                 summary.superseded += t.superseded;
                 if tx.send(t.sink).is_err() {
                     break; // the writer failed; its error is reported below

@@ -13,6 +13,7 @@ use crate::sinks::SinkConfig;
 pub(super) struct Transformed {
     pub sink: SinkBatch,
     pub skipped: u64,
+    pub faults: u64,
     pub superseded: u64,
 }
 
@@ -26,7 +27,7 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
         checkpoints: batch.checkpoints,
         ..Default::default()
     };
-    let mut skipped = 0;
+    let (mut skipped, mut faults) = (0, 0);
 
     // Group by DynamoDB table, keeping arrival order within each group.
     let mut groups: Vec<(Arc<str>, Vec<SourceRecord>)> = Vec::new();
@@ -87,7 +88,9 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
                     skipped += 1;
                     tracing::debug!(table, origin = record.origin(), "skipped: {reason}");
                 }
-                Outcome::Error(reason) | Outcome::Fault(reason) => {
+                Outcome::Error(reason) => sink.dead_letters.push(dead(Some(table), record, reason)),
+                Outcome::Fault(reason) => {
+                    faults += 1;
                     sink.dead_letters.push(dead(Some(table), record, reason))
                 }
             }
@@ -99,7 +102,14 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
         dedupe::latest_per_item(rows)
     };
     sink.rows = rows;
-    Ok(Transformed { sink, skipped, superseded })
+    if faults > 0 {
+        tracing::warn!(
+            batch = batch.number,
+            faults,
+            "the transform failed on records; they are dead-lettered"
+        );
+    }
+    Ok(Transformed { sink, skipped, faults, superseded })
 }
 
 fn dead(table: Option<&str>, record: SourceRecord, reason: String) -> DeadLetter {

@@ -15,6 +15,9 @@ pub struct Summary {
     pub superseded: u64,
     /// Records a transform chose to leave out.
     pub skipped: u64,
+    /// Records a transform failed on (a trap, its memory or time, a wrong
+    /// number of outcomes); they are among the dead letters.
+    pub guest_faults: u64,
     pub applied: Applied,
     pub elapsed: Duration,
 }
@@ -49,6 +52,15 @@ impl fmt::Display for Summary {
             ("stale, not applied", a.stale, "older than the stored row".into()),
             ("superseded in batch", self.superseded, "a newer change followed in the same batch".into()),
             ("skipped", self.skipped, "left out by a transform".into()),
+            (
+                "guest faults",
+                self.guest_faults,
+                if self.guest_faults > 0 {
+                    "the transform failed on them; dead-lettered".into()
+                } else {
+                    String::new()
+                },
+            ),
             (
                 "dead-lettered",
                 a.dead_lettered,
