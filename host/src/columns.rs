@@ -131,7 +131,7 @@ pub const STANDARD: [Column; 16] = [
         name: "raw_payload",
         kind: Kind::Raw,
         meaning: "the record as the source delivered it",
-        value: |r| Cell::Raw(&r.raw),
+        value: |r| r.raw.kept().map_or(Cell::Null, Cell::Raw),
     },
     Column {
         name: "change_micros",

@@ -93,6 +93,16 @@ pub enum DeleteMode {
     Hard,
 }
 
+/// What a sink table's `raw_payload` column keeps of a row's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawPayload {
+    /// The record as the source delivered it.
+    Keep,
+    /// Nothing (NULL); `raw_payload_size_bytes` still says how large it was.
+    /// For a transform that removes private data from the images.
+    Drop,
+}
+
 /// When a change happened: of two changes to one item the greater order wins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
@@ -187,10 +197,37 @@ pub struct Row {
     /// The sink table.
     pub target: Arc<str>,
     pub change: Change,
-    /// The record as the source delivered it (`raw_payload`).
-    pub raw: Vec<u8>,
+    /// The record as the source delivered it (`raw_payload`), unless dropped.
+    pub raw: Raw,
     /// Where the record came from (`source_position`).
     pub origin: String,
+}
+
+/// A row's record: kept whole, or dropped with its size (`raw_payload = "drop"`).
+#[derive(Debug, Clone)]
+pub enum Raw {
+    Kept(Vec<u8>),
+    Dropped { bytes: usize },
+}
+
+impl Raw {
+    pub fn len(&self) -> usize {
+        match self {
+            Raw::Kept(bytes) => bytes.len(),
+            Raw::Dropped { bytes } => *bytes,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn kept(&self) -> Option<&[u8]> {
+        match self {
+            Raw::Kept(bytes) => Some(bytes),
+            Raw::Dropped { .. } => None,
+        }
+    }
 }
 
 /// A record that could not become a row, kept with its bytes and the reason.

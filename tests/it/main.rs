@@ -16,6 +16,7 @@ mod manifests;
 mod permissions;
 mod postgres;
 mod property;
+mod raw_payload;
 mod redshift;
 mod s3_sink;
 mod scaffold;

@@ -105,6 +105,7 @@ fn bad_values_are_explained_where_they_are() {
         &["two [[tables]] entries"],
     );
     assert_error(&GOOD.replace("name = \"m\"", "name = \"m n\""), "1:8", &["name"]);
+    assert_error(&format!("{GOOD}raw_payload = \"hide\"\n"), "14:15", &["\"keep\" or \"drop\""]);
     assert_error("name = \"m\"\n[source\n", "2:8", &["unclosed table, expected `]`"]);
 }
 

@@ -35,7 +35,7 @@ pub use validate::{Context, load, parse, setting_text};
 
 use crate::guest::{GuestLimits, TransformRef};
 use crate::objects::S3Prefix;
-use crate::record::{BatchLimits, DeleteMode};
+use crate::record::{BatchLimits, DeleteMode, RawPayload};
 use crate::sinks::SinkConfig;
 use crate::sources::SourceConfig;
 
@@ -65,6 +65,7 @@ pub struct Route {
     pub transform: TransformRef,
     pub keys: Vec<String>,
     pub deletes: DeleteMode,
+    pub raw_payload: RawPayload,
     pub settings: Vec<(String, String)>,
     pub join: Option<JoinPlan>,
 }

@@ -175,6 +175,7 @@ pub struct Defaults {
     pub target: Spanned<String>,
     pub transform: Option<Spanned<String>>,
     pub deletes: Option<Spanned<String>>,
+    pub raw_payload: Option<Spanned<String>>,
 }
 
 /// `[[tables]]`: one DynamoDB table and where its rows go.
@@ -192,6 +193,9 @@ pub struct Table {
     pub keys: Vec<Spanned<String>>,
     /// `soft` (default: keep the row, `is_deleted = true`) or `hard`.
     pub deletes: Option<Spanned<String>>,
+    /// `keep` (default: the record as delivered, in `raw_payload`) or
+    /// `drop` (only its size): for a transform that removes private data.
+    pub raw_payload: Option<Spanned<String>>,
     /// Passed to the transform's `configure` as name/value pairs.
     #[serde(default)]
     pub settings: toml::Table,

@@ -10,7 +10,7 @@ use super::{Field, JoinPlan, ManifestError, Plan, Route};
 use crate::guest::{GuestLimits, TransformRef};
 use crate::ident;
 use crate::objects::{Location, S3Prefix, parse_s3_prefix};
-use crate::record::{BatchLimits, DeleteMode};
+use crate::record::{BatchLimits, DeleteMode, RawPayload};
 use crate::sinks::{SinkConfig, postgres, redshift, s3, sqlite};
 use crate::sources::{SourceConfig, export, file, kinesis};
 
@@ -146,6 +146,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             transform,
             keys,
             deletes: cx.deletes(&t.deletes)?,
+            raw_payload: cx.raw_payload(&t.raw_payload)?,
             settings,
             join,
         });
@@ -157,6 +158,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             transform: cx.transform(&d.transform)?,
             keys: Vec::new(),
             deletes: cx.deletes(&d.deletes)?,
+            raw_payload: cx.raw_payload(&d.raw_payload)?,
             settings: Vec::new(),
             join: None,
         }),
@@ -304,6 +306,16 @@ impl Context<'_> {
             Some((_, "hard")) => Ok(DeleteMode::Hard),
             Some((d, other)) => {
                 Err(self.err(d, format!("deletes is {other:?}; it must be \"soft\" or \"hard\"")))
+            }
+        }
+    }
+
+    fn raw_payload(&self, raw: &Option<Spanned<String>>) -> Result<RawPayload, ManifestError> {
+        match raw.as_ref().map(|r| (r, r.get_ref().as_str())) {
+            None | Some((_, "keep")) => Ok(RawPayload::Keep),
+            Some((_, "drop")) => Ok(RawPayload::Drop),
+            Some((r, other)) => {
+                Err(self.err(r, format!("raw_payload is {other:?}; it must be \"keep\" or \"drop\"")))
             }
         }
     }

@@ -96,7 +96,7 @@ mod tests {
                 error: None,
                 extra: Vec::new(),
             },
-            raw: Vec::new(),
+            raw: crate::record::Raw::Kept(Vec::new()),
             origin: String::new(),
         }
     }

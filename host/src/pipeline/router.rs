@@ -8,14 +8,23 @@ use anyhow::Result;
 
 use crate::guest::{Fetch, Fetcher, GuestRuntime, TableGuest, TableSettings};
 use crate::manifest::{Field, Plan};
+use crate::record::RawPayload;
 
 pub(super) struct Router<'a> {
     plan: &'a Plan,
     runtime: &'a mut GuestRuntime,
     /// `None` for tables the manifest does not route.
-    guests: HashMap<String, Option<(Arc<str>, TableGuest)>>,
+    guests: HashMap<String, Option<Routed>>,
     /// Whether joins may reach S3 (not for `validate --offline`).
     online: bool,
+}
+
+/// Where a table's records go, and the guest that transforms them.
+pub(super) struct Routed {
+    /// The sink table.
+    pub target: Arc<str>,
+    pub raw_payload: RawPayload,
+    pub guest: TableGuest,
 }
 
 impl<'a> Router<'a> {
@@ -49,8 +58,8 @@ impl<'a> Router<'a> {
         Ok(())
     }
 
-    /// The sink table and guest for a DynamoDB table, `None` if unrouted.
-    pub fn guest(&mut self, table: &str) -> Result<Option<(Arc<str>, &mut TableGuest)>> {
+    /// The route and guest of a DynamoDB table, `None` if unrouted.
+    pub fn guest(&mut self, table: &str) -> Result<Option<&mut Routed>> {
         if !self.guests.contains_key(table) {
             let started = match self.plan.route(table) {
                 Some(route) => {
@@ -64,7 +73,11 @@ impl<'a> Router<'a> {
                     if let Some(join) = route.join.as_ref().filter(|_| self.online) {
                         guest.allow_fetch(Fetch::Join(Fetcher::new(join)?));
                     }
-                    Some((Arc::from(route.target.as_str()), guest))
+                    Some(Routed {
+                        target: route.target.as_str().into(),
+                        raw_payload: route.raw_payload,
+                        guest,
+                    })
                 }
                 None => {
                     tracing::warn!(
@@ -76,6 +89,6 @@ impl<'a> Router<'a> {
             };
             self.guests.insert(table.to_owned(), started);
         }
-        Ok(self.guests.get_mut(table).and_then(|g| g.as_mut()).map(|(target, guest)| (target.clone(), guest)))
+        Ok(self.guests.get_mut(table).and_then(Option::as_mut))
     }
 }

@@ -7,7 +7,9 @@ use anyhow::Result;
 
 use super::router::Router;
 use super::{checks, dedupe};
-use crate::record::{Batch, DeadLetter, MAX_MESSAGE_BYTES, Outcome, Row, SinkBatch, SourceRecord, message};
+use crate::record::{
+    Batch, DeadLetter, MAX_MESSAGE_BYTES, Outcome, Raw, RawPayload, Row, SinkBatch, SourceRecord, message,
+};
 use crate::sinks::SinkConfig;
 
 pub(super) struct Transformed {
@@ -47,7 +49,7 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
     let mut rows = Vec::new();
     for (table, mut records) in groups {
         let table = &*table;
-        let Some((target, guest)) = router.guest(table)? else {
+        let Some(routed) = router.guest(table)? else {
             for record in records {
                 let reason =
                     format!("table {table:?} has no [[tables]] entry and the manifest has no [defaults]");
@@ -55,27 +57,35 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
             }
             continue;
         };
-        let outcomes = guest.transform(batch.number, &mut records)?;
+        let outcomes = routed.guest.transform(batch.number, &mut records)?;
         for (record, outcome) in records.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Row(mut change) => match checks::check(&change, table) {
                     Ok(()) => {
                         // The transform's message about the row: kept, storable everywhere.
                         change.error = change.error.map(|e| message(&e, MAX_MESSAGE_BYTES));
-                        let row = Row {
-                            target: target.clone(),
-                            change,
-                            origin: record.origin(),
-                            raw: record.payload,
+                        let origin = record.origin();
+                        // A dropped record is still kept aside for a dead letter.
+                        let mut aside = Some(record.payload);
+                        let raw = match routed.raw_payload {
+                            RawPayload::Keep => Raw::Kept(aside.take().unwrap_or_default()),
+                            RawPayload::Drop => Raw::Dropped { bytes: aside.as_ref().map_or(0, Vec::len) },
                         };
+                        let row = Row { target: routed.target.clone(), change, origin, raw };
                         match sink_config.refuses(&row) {
                             None => rows.push(row),
-                            Some(reason) => sink.dead_letters.push(DeadLetter::new(
-                                Some(table),
-                                row.origin,
-                                &reason,
-                                row.raw,
-                            )),
+                            Some(reason) => {
+                                let bytes = match row.raw {
+                                    Raw::Kept(bytes) => bytes,
+                                    Raw::Dropped { .. } => aside.unwrap_or_default(),
+                                };
+                                sink.dead_letters.push(DeadLetter::new(
+                                    Some(table),
+                                    row.origin,
+                                    &reason,
+                                    bytes,
+                                ))
+                            }
                         }
                     }
                     Err(why) => sink.dead_letters.push(dead(

@@ -334,7 +334,7 @@ impl<'a> Stager<'a> {
         let mut lines = Vec::new();
         for row in rows {
             if copies {
-                let line = json_line(row, &spec.extras, sql::raw_payload(&row.raw));
+                let line = json_line(row, &spec.extras, row.raw.kept().and_then(sql::raw_payload));
                 if line.len() <= COPY_MAX_LINE {
                     lines.push(line);
                     continue;
@@ -514,7 +514,7 @@ mod tests {
                 error: None,
                 extra,
             },
-            raw: br#"{"eventID":"e","note":"it's"}"#.to_vec(),
+            raw: crate::record::Raw::Kept(br#"{"eventID":"e","note":"it's"}"#.to_vec()),
             origin: format!("stream.jsonl:{micros}"),
         }
     }

@@ -198,11 +198,11 @@ impl Sink for S3Sink {
                 continue;
             }
             let extras: Vec<String> = row.change.extra.iter().map(|c| c.name.clone()).collect();
-            let raw = String::from_utf8_lossy(&row.raw);
+            let raw = row.raw.kept().map(String::from_utf8_lossy);
             objects.entry(self.object_key(&row.target, day, number)).or_default().push(json_line(
                 row,
                 &extras,
-                Some(&raw),
+                raw.as_deref(),
             ));
             if row.change.operation.is_delete() {
                 applied.deleted += 1;

@@ -469,7 +469,7 @@ mod tests {
                 error: None,
                 extra: Vec::new(),
             },
-            raw: b"{}".to_vec(),
+            raw: crate::record::Raw::Kept(b"{}".to_vec()),
             origin: "test:1".into(),
         }
     }
@@ -520,7 +520,7 @@ mod tests {
         let config = Config { path: dir.path().join("s.db") };
         let mut sink = SqliteSink::open(&config, "p", &[("t".to_owned(), DeleteMode::Soft)]).unwrap();
         let mut binary = row("{\"k\":1}", 5, Operation::Upsert);
-        binary.raw = vec![0xff, 0x00, 0xfe];
+        binary.raw = crate::record::Raw::Kept(vec![0xff, 0x00, 0xfe]);
         assert_eq!(sink.write(&batch(1, vec![binary])).unwrap().upserted, 1);
         let (raw, size): (Option<String>, i64) = sink
             .conn
