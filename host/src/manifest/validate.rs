@@ -301,23 +301,25 @@ impl Context<'_> {
     }
 
     fn deletes(&self, deletes: &Option<Spanned<String>>) -> Result<DeleteMode, ManifestError> {
-        match deletes.as_ref().map(|d| (d, d.get_ref().as_str())) {
-            None | Some((_, "soft")) => Ok(DeleteMode::Soft),
-            Some((_, "hard")) => Ok(DeleteMode::Hard),
-            Some((d, other)) => {
-                Err(self.err(d, format!("deletes is {other:?}; it must be \"soft\" or \"hard\"")))
-            }
-        }
+        self.choice("deletes", deletes, &[("soft", DeleteMode::Soft), ("hard", DeleteMode::Hard)])
     }
 
     fn raw_payload(&self, raw: &Option<Spanned<String>>) -> Result<RawPayload, ManifestError> {
-        match raw.as_ref().map(|r| (r, r.get_ref().as_str())) {
-            None | Some((_, "keep")) => Ok(RawPayload::Keep),
-            Some((_, "drop")) => Ok(RawPayload::Drop),
-            Some((r, other)) => {
-                Err(self.err(r, format!("raw_payload is {other:?}; it must be \"keep\" or \"drop\"")))
-            }
-        }
+        self.choice("raw_payload", raw, &[("keep", RawPayload::Keep), ("drop", RawPayload::Drop)])
+    }
+
+    /// One of a field's named values; the first when the field is absent.
+    fn choice<T: Copy>(
+        &self,
+        field: &str,
+        value: &Option<Spanned<String>>,
+        options: &[(&str, T)],
+    ) -> Result<T, ManifestError> {
+        let Some(value) = value else { return Ok(options[0].1) };
+        options.iter().find(|(name, _)| name == value.get_ref()).map(|(_, t)| *t).ok_or_else(|| {
+            let names: Vec<String> = options.iter().map(|(name, _)| format!("{name:?}")).collect();
+            self.err(value, format!("{field} is {:?}; it must be {}", value.get_ref(), names.join(" or ")))
+        })
     }
 }
 
