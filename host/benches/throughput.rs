@@ -6,8 +6,9 @@
 //! 3. the whole pipeline: file source, Wasm transform, SQLite sink.
 //!
 //! Run with `cargo bench -p sluice --bench throughput`. `SLUICE_BENCH_CHANGES`
-//! sets the stream's size (default 100000 changes); `SLUICE_BENCH_WASM=<path>`
-//! adds your own component to the comparison.
+//! sets the stream's size (default 100000 changes);
+//! `SLUICE_BENCH_WASM=<path>[:<path>...]` adds your own components to the
+//! comparison (e.g. a Rust and a Python guest made by `sluice guest new`).
 
 use std::time::{Duration, Instant};
 
@@ -68,10 +69,12 @@ fn main() -> anyhow::Result<()> {
         }))
     };
     let wasm = component(&transform)?;
-    let custom = match std::env::var("SLUICE_BENCH_WASM") {
-        Ok(path) => Some((component(&TransformRef::File(path.clone().into()))?, path)),
-        Err(_) => None,
-    };
+    let custom: Vec<(Duration, String)> = std::env::var("SLUICE_BENCH_WASM")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|path| !path.is_empty())
+        .map(|path| Ok((component(&TransformRef::File(path.into()))?, path.to_owned())))
+        .collect::<anyhow::Result<_>>()?;
 
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("stream.jsonl"), records.join("\n") + "\n")?;
@@ -96,7 +99,7 @@ fn main() -> anyhow::Result<()> {
     };
     line("decode, native (ddb-core)", native);
     line("decode, Wasm component (ddb-json)", wasm);
-    if let Some((t, path)) = &custom {
+    for (t, path) in &custom {
         line(path, *t);
     }
     line("file -> Wasm -> SQLite, end to end", end_to_end);

@@ -647,32 +647,11 @@ def _parse_u64(text: str):
     return n if n <= U64_MAX else None
 
 
-def _f_u64(v) -> int:
-    n = _parse_u64(v)
-    if n is None:
-        raise _Slow
-    return n
-
-
-def _f_top(text: str):
-    """The record's top-level object, and whether the record may nest deep
-    enough that skipped values must be measured."""
+def _f_stream(text: str) -> Change:
     top = _loads_record(text)
     if type(top) is not dict:
         raise _Slow
-    return top, text.count("{") + text.count("[") > MAX_DEPTH - 2
-
-
-def _stream_operation(event_name, by_ttl) -> str | None:
-    if event_name == "INSERT" or event_name == "MODIFY":
-        return "upsert"
-    if event_name == "REMOVE":
-        return "ttl-delete" if by_ttl else "delete"
-    return None
-
-
-def _f_stream(text: str) -> Change:
-    top, deep = _f_top(text)
+    deep = text.count("{") + text.count("[") > MAX_DEPTH - 2
     event_id = event_name = table = created = key = new_image = old_image = None
     by_ttl = micro = False
     for name, v in top.items():
@@ -689,7 +668,7 @@ def _f_stream(text: str) -> Change:
                 elif field == "ApproximateCreationDateTime":
                     if type(x) is not _Raw:
                         raise _Slow
-                    created = _f_u64(x)  # a JSON number token has no '+'
+                    created = _parse_u64(x)  # a JSON number token has no '+'
                 elif field == "ApproximateCreationDateTimePrecision":
                     if type(x) is not str or x not in ("MICROSECOND", "MILLISECOND"):
                         raise _Slow
@@ -727,8 +706,13 @@ def _f_stream(text: str) -> Change:
                 raise _Slow
         elif deep and _too_deep(v, MAX_DEPTH - 1):
             raise _Slow
-    operation = _stream_operation(event_name, by_ttl)
-    if operation is None or operation == "upsert" and new_image is None:
+    if event_name == "INSERT" or event_name == "MODIFY":
+        operation = "upsert"
+        if new_image is None:
+            raise _Slow
+    elif event_name == "REMOVE":
+        operation = "ttl-delete" if by_ttl else "delete"
+    else:
         raise _Slow
     if created is None or table is None or key is None or event_id is None:
         raise _Slow
@@ -739,7 +723,10 @@ def _f_stream(text: str) -> Change:
 
 
 def _f_export(text: str, table: str, keys: list[str], export_micros: int, incremental: bool) -> Change:
-    top, deep = _f_top(text)
+    top = _loads_record(text)
+    if type(top) is not dict:
+        raise _Slow
+    deep = text.count("{") + text.count("[") > MAX_DEPTH - 2
     item = written = key = new_image = old_image = None
     for name, v in top.items():
         if not incremental and name == "Item":
@@ -763,9 +750,9 @@ def _f_export(text: str, table: str, keys: list[str], export_micros: int, increm
                 if field == "WriteTimestampMicros":
                     t = type(x)
                     if t is dict and len(x) == 1 and type(x.get("N")) is str:
-                        written = _f_u64(x["N"])
+                        written = _parse_u64(x["N"])
                     elif t is str or t is _Raw:
-                        written = _f_u64(x)
+                        written = _parse_u64(x)
                     else:
                         raise _Slow
                 elif deep and _too_deep(x, MAX_DEPTH - 2):
@@ -1354,8 +1341,11 @@ def _x_stream(payload: bytes) -> Change:
     event_name = f.get("event_name")
     if event_name is None:
         raise DecodeError("the record has no eventName")
-    operation = _stream_operation(event_name, f.get("by_ttl"))
-    if operation is None:
+    if event_name in ("INSERT", "MODIFY"):
+        operation = "upsert"
+    elif event_name == "REMOVE":
+        operation = "ttl-delete" if f.get("by_ttl") else "delete"
+    else:
         raise DecodeError(f"eventName {_debug(event_name)} is not INSERT, MODIFY or REMOVE")
     if operation == "upsert" and f.get("new_image") is None:
         raise DecodeError(f"the record has no dynamodb.NewImage, which an {event_name} needs")

@@ -67,7 +67,7 @@ def outcome(record: types.SourceRecord) -> types.Outcome:
 
 
 def row_for_the_sink(row: types.Row) -> types.Outcome:
-    """Where to change rows: rewrite the images (`ddb.loads`/`ddb.dumps` keep
+    """Where to change rows: rewrite the images (`ddb.loads`/`ddb.to_json` keep
     numbers exact), add columns to `row.extra`, or skip records with
     `types.Outcome_Skip(reason)`."""
     return types.Outcome_Row(row)
