@@ -184,6 +184,30 @@ fn validate_starts_the_guests_and_checks_files_and_variables_like_run() {
 }
 
 #[test]
+fn validate_reports_every_problem_not_only_the_first() {
+    let dir = crate::util::scratch();
+    let text = format!(
+        "{}[[tables]]\nsource = \"a\"\ntarget = \"a_cdc\"\ntransform = \"missing-a.wasm\"\n\
+         [[tables]]\nsource = \"b\"\ntarget = \"b_cdc\"\ntransform = \"missing-b.wasm\"\n",
+        GOOD.split("[[tables]]").next().unwrap()
+    );
+    let path = dir.path().join("m.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = sluice().arg("validate").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("3 problems:"), "{stderr}");
+    for (location, what) in
+        [("5:8", "there is no file"), ("14:13", "missing-a.wasm"), ("18:13", "missing-b.wasm")]
+    {
+        assert!(
+            stderr.contains(&format!("m.toml:{location}: ")) && stderr.contains(what),
+            "{location} {what}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn every_shipped_pipeline_validates() {
     // A copy, with what the demo generates and the variable postgres.toml names.
     let shipped = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../pipelines"));

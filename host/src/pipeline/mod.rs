@@ -52,26 +52,44 @@ pub struct RunOptions {
 /// table's guest started with its settings (and, unless `offline`, its
 /// join's access to S3). Writes nothing.
 pub fn check(plan: &Plan, runtime: &mut GuestRuntime, offline: bool) -> Result<()> {
-    ready(plan)?;
-    match offline {
-        true => Router::offline(plan, runtime).start_listed(),
-        false => Router::new(plan, runtime).start_listed(),
+    let mut router = match offline {
+        true => Router::offline(plan, runtime),
+        false => Router::new(plan, runtime),
+    };
+    Ok(preflight(plan, &mut router)?)
+}
+
+/// Everything found wrong before a run reads, each at its manifest line.
+#[derive(Debug, thiserror::Error)]
+pub struct Problems(Vec<anyhow::Error>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.len() > 1 {
+            writeln!(f, "{} problems:", self.0.len())?;
+        }
+        let each: Vec<String> = self.0.iter().map(|e| format!("{e:#}")).collect();
+        f.write_str(&each.join("\n"))
     }
 }
 
-fn ready(plan: &Plan) -> Result<()> {
-    plan.source.ready().map_err(|n| plan.error_at(Field::Source(n.field), &n))?;
-    plan.sink.ready().map_err(|n| plan.error_at(Field::Sink(n.field), &n))?;
-    Ok(())
+fn preflight(plan: &Plan, router: &mut Router) -> Result<(), Problems> {
+    let mut problems: Vec<anyhow::Error> = Vec::new();
+    if let Err(n) = plan.source.ready() {
+        problems.push(plan.error_at(Field::Source(n.field), &n).into());
+    }
+    if let Err(n) = plan.sink.ready() {
+        problems.push(plan.error_at(Field::Sink(n.field), &n).into());
+    }
+    problems.extend(router.start_listed());
+    if problems.is_empty() { Ok(()) } else { Err(Problems(problems)) }
 }
 
 /// Runs a pipeline until its source is exhausted or it is told to stop.
 pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Result<Summary> {
     let started = Instant::now();
-    // What `check` does, before the sink is touched.
-    ready(plan)?;
     let mut router = Router::new(plan, runtime);
-    router.start_listed()?;
+    preflight(plan, &mut router)?; // what `check` does, before the sink is touched
     let mut sink = plan.sink.open(&plan.name, &plan.targets())?;
     let committed = sink.checkpoints()?;
     let mut source = sources::open(plan, &committed, options.exit_when_caught_up)?;

@@ -39,23 +39,23 @@ impl<'a> Router<'a> {
     }
 
     /// Starts the listed tables' guests and loads the defaults' transform, so
-    /// a bad component or rejected settings stop the run before it reads,
-    /// pointing at the manifest line that names the transform.
-    pub fn start_listed(&mut self) -> Result<()> {
+    /// a bad component or rejected settings stop the run before it reads.
+    /// Returns every problem, each at the manifest line naming the transform.
+    pub fn start_listed(&mut self) -> Vec<anyhow::Error> {
         let plan = self.plan;
+        let mut problems = Vec::new();
         for route in &plan.tables {
             if let Err(e) = self.guest(&route.source) {
-                return Err(plan
-                    .error_at(Field::Transform { table: &route.source }, format!("{e:#}"))
-                    .into());
+                let at = Field::Transform { table: &route.source };
+                problems.push(plan.error_at(at, format!("{e:#}")).into());
             }
         }
-        if let Some(defaults) = &plan.defaults {
-            self.runtime
-                .load(&defaults.transform)
-                .map_err(|e| plan.error_at(Field::DefaultsTransform, format!("{e:#}")))?;
+        if let Some(defaults) = &plan.defaults
+            && let Err(e) = self.runtime.load(&defaults.transform)
+        {
+            problems.push(plan.error_at(Field::DefaultsTransform, format!("{e:#}")).into());
         }
-        Ok(())
+        problems
     }
 
     /// The route and guest of a DynamoDB table, `None` if unrouted.
