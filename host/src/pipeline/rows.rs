@@ -64,28 +64,24 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
                     Ok(()) => {
                         // The transform's message about the row: kept, storable everywhere.
                         change.error = change.error.map(|e| message(&e, MAX_MESSAGE_BYTES));
-                        let origin = record.origin();
-                        // A dropped record is still kept aside for a dead letter.
-                        let mut aside = Some(record.payload);
-                        let raw = match routed.raw_payload {
-                            RawPayload::Keep => Raw::Kept(aside.take().unwrap_or_default()),
-                            RawPayload::Drop => Raw::Dropped { bytes: aside.as_ref().map_or(0, Vec::len) },
+                        let row = Row {
+                            target: routed.target.clone(),
+                            change,
+                            origin: record.origin(),
+                            raw: Raw::Kept(record.payload),
                         };
-                        let row = Row { target: routed.target.clone(), change, origin, raw };
                         match sink_config.refuses(&row) {
-                            None => rows.push(row),
-                            Some(reason) => {
-                                let bytes = match row.raw {
-                                    Raw::Kept(bytes) => bytes,
-                                    Raw::Dropped { .. } => aside.unwrap_or_default(),
-                                };
-                                sink.dead_letters.push(DeadLetter::new(
-                                    Some(table),
-                                    row.origin,
-                                    &reason,
-                                    bytes,
-                                ))
+                            // A refused record keeps its bytes, whatever the table's raw_payload.
+                            Some(reason) => sink.dead_letters.push(DeadLetter::new(
+                                Some(table),
+                                row.origin,
+                                &reason,
+                                row.raw.kept().unwrap_or_default().to_vec(),
+                            )),
+                            None if routed.raw_payload == RawPayload::Drop => {
+                                rows.push(Row { raw: Raw::Dropped { bytes: row.raw.len() }, ..row })
                             }
+                            None => rows.push(row),
                         }
                     }
                     Err(why) => sink.dead_letters.push(dead(

@@ -389,20 +389,19 @@ pub(super) fn refuses(row: &Row, super_max_string: usize) -> Option<String> {
     if let Some(why) = nul_in_text(row).or_else(|| nul_in_document(row)) {
         return Some(why);
     }
-    let c = &row.change;
-    let widths = [
-        ("keys", c.key.as_str(), MAX_VARCHAR),
-        ("table_name", c.table.as_str(), 256),
-        ("event_id", c.event_id.as_str(), 256),
-        ("last_event_name", c.event_name.as_str(), 64),
-        ("change_seq", c.order.tiebreak.as_str(), 256),
-        ("source_position", row.origin.as_str(), 1024),
-    ];
-    for (column, value, width) in widths {
-        if value.len() > width {
-            return Some(format!("{column} is {} bytes; Redshift's column holds {width}", value.len()));
+    // The widths the DDL gives the standard columns (`sql::column_type`).
+    for (column, cell) in columns::STANDARD.iter().zip(columns::cells(row, &[])) {
+        if let (columns::Kind::Text { max_bytes }, columns::Cell::Text(value)) = (column.kind, cell)
+            && value.len() > max_bytes
+        {
+            return Some(format!(
+                "{} is {} bytes; Redshift's column holds {max_bytes}",
+                column.name,
+                value.len()
+            ));
         }
     }
+    let c = &row.change;
     for column in &c.extra {
         if let crate::record::Value::Text(t) = &column.value
             && t.len() > MAX_VARCHAR
