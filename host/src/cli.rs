@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::generator::{self, GenOptions, Precision};
 use crate::guest::{GuestRuntime, TransformRef, cases, scaffold};
 use crate::manifest::{self, Plan};
-use crate::pipeline::RunOptions;
+use crate::pipeline::{Replay, RunOptions};
 use crate::record::DeleteMode;
 use crate::sinks::{self, SinkError};
+use crate::sources::ReplayFrom;
 use crate::{pipeline, telemetry};
 
 /// The exit code of a run stopped because a newer run of its pipeline took
@@ -64,6 +65,30 @@ enum Command {
         /// everything read is committed: for catch-up runs, cron jobs, tests.
         #[arg(long)]
         exit_when_caught_up: bool,
+    },
+    /// Rewrite the rows earlier runs stored with what the manifest's
+    /// transforms make of them now: after a table's .wasm was swapped or its
+    /// settings changed (`run` warns when it sees that).
+    ///
+    /// Reads the source again from --from up to the positions the
+    /// pipeline's runs committed, no further. A change replaces the row
+    /// holding that same change; older changes stay refused, as in a run.
+    /// No position is committed, so the next `run` resumes where the last
+    /// one stopped. Stop the pipeline first: a replay takes over the sink
+    /// like a newer run, and a run still writing exits with code 3. The S3
+    /// sink, which writes files of changes, cannot be replayed into.
+    Replay {
+        /// The pipeline manifest (TOML).
+        manifest: PathBuf,
+        /// Only rows of these DynamoDB tables (repeat the flag, or separate
+        /// with commas); default: every table.
+        #[arg(long, value_delimiter = ',')]
+        table: Vec<String>,
+        /// "start" (the oldest record the source holds), or a time in RFC
+        /// 3339 (2026-12-01T09:00:00Z): only changes made from then on are
+        /// rewritten, and a stream is read from then on.
+        #[arg(long, default_value = "start", value_parser = replay_from)]
+        from: ReplayFrom,
     },
     /// Check a manifest as `run` does before it reads, without touching the
     /// source or the sink: every field, the files and environment variables
@@ -193,11 +218,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let plan = manifest::load(&manifest)?;
             let mut runtime = GuestRuntime::new()?;
             let options = RunOptions { exit_when_caught_up, ..Default::default() };
-            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                // The first signal asks for a clean stop; a second one exits at once.
-                signal_hook::flag::register_conditional_shutdown(signal, 1, options.stop.clone())?;
-                signal_hook::flag::register(signal, options.stop.clone())?;
-            }
+            stop_on_signals(&options)?;
+            let summary = pipeline::run(&plan, &mut runtime, &options)?;
+            print!("{summary}");
+        }
+        Command::Replay { manifest, table, from } => {
+            let plan = manifest::load(&manifest)?;
+            let mut runtime = GuestRuntime::new()?;
+            let options = RunOptions { replay: Some(Replay { tables: table, from }), ..Default::default() };
+            stop_on_signals(&options)?;
             let summary = pipeline::run(&plan, &mut runtime, &options)?;
             print!("{summary}");
         }
@@ -246,6 +275,25 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first SIGINT or SIGTERM asks for a clean stop after the current
+/// batch; a second one exits at once.
+fn stop_on_signals(options: &RunOptions) -> Result<()> {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, options.stop.clone())?;
+        signal_hook::flag::register(signal, options.stop.clone())?;
+    }
+    Ok(())
+}
+
+fn replay_from(text: &str) -> Result<ReplayFrom, String> {
+    match text {
+        "start" => Ok(ReplayFrom::Start),
+        _ => humantime::parse_rfc3339_weak(text)
+            .map(ReplayFrom::Time)
+            .map_err(|e| format!("{e}: give \"start\" or a time such as 2026-12-01T09:00:00Z")),
+    }
 }
 
 fn describe(plan: &Plan) -> String {

@@ -273,12 +273,16 @@ pub fn sluice_k() -> Command {
 /// Runs to the tip; a run still going after two minutes is killed and fails
 /// the test with its log, so a hang cannot stall the suite.
 pub fn run_to_tip(manifest: &Path, failpoints: Option<&str>) -> (String, String) {
+    to_the_end(&["run", "--exit-when-caught-up"], manifest, failpoints)
+}
+
+/// Runs `sluice <args> <manifest>`, which must end by itself within two minutes.
+fn to_the_end(args: &[&str], manifest: &Path, failpoints: Option<&str>) -> (String, String) {
     let dir = manifest.parent().unwrap();
     let (out_path, err_path) = (dir.join("run.stdout"), dir.join("run.stderr"));
     let mut cmd = sluice_k();
-    cmd.arg("run")
+    cmd.args(args)
         .arg(manifest)
-        .arg("--exit-when-caught-up")
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap());
     if let Some(f) = failpoints {
@@ -401,6 +405,49 @@ fn a_split_and_a_merge_during_a_run_killed_and_restarted_lose_nothing() {
     assert_latest_state(dir.path(), &g);
     // The split made two children, the merge one more.
     assert_parents_first(&[std::fs::read_to_string(&log).unwrap(), second], 3);
+}
+
+/// A replay reads a resharded stream from its oldest record, children after
+/// their parents, stops at the tip although it commits no position, and
+/// rewrites only what runs committed.
+#[test]
+fn a_replay_reads_a_resharded_stream_up_to_the_committed_positions() {
+    let stream = Stream::new(2);
+    let g = stream_of(67, 1200);
+    let (first, second) = g.records.split_at(g.records.len() / 2);
+    stream.put(first);
+    stream.split();
+    stream.put(second);
+    let dir = scratch();
+    let manifest = manifest(dir.path(), &stream, "");
+    run_to_tip(&manifest, None);
+    let db = dir.path().join("out.db");
+    let before = table_state(&db, "orders_cdc");
+
+    // Changes the runs have not read, and a transform that tags rows.
+    let unread = stream_of(68, 300).records;
+    stream.put(&unread);
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "target = \"orders_cdc\"\n",
+        &format!(
+            "target = \"orders_cdc\"\ntransform = \"{}\"\n[tables.settings]\ntag = \"v2\"\n",
+            env!("SLUICE_TEST_FAULTS_WASM")
+        ),
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let (summary, log) = to_the_end(&["replay", "--table", "orders"], &manifest, None);
+    assert!(count(&summary, "not replayed") >= unread.len() as u64, "{summary}");
+    assert_parents_first(&[log], 2);
+    assert_eq!(table_state(&db, "orders_cdc"), before, "nothing past the committed positions");
+    let tagged = crate::util::scalar(&db, "SELECT count(*) FROM orders_cdc WHERE tag = 'v2'");
+    assert_eq!(tagged, before.len() as i64);
+
+    let (rest, _) = run_to_tip(&manifest, None);
+    assert_eq!(
+        count(&rest, "records read"),
+        unread.len() as u64,
+        "the run reads what no run committed, once"
+    );
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod postgres;
 mod property;
 mod raw_payload;
 mod redshift;
+mod replay;
 mod s3_sink;
 mod scaffold;
 mod seed;

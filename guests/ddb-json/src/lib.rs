@@ -11,6 +11,8 @@ struct DdbJson;
 
 impl Guest for DdbJson {
     fn configure(config: TableConfig) -> Result<(), String> {
+        #[cfg(feature = "test-faults")]
+        let config = faults::take_tag(config);
         if let Some(s) = config.settings.first() {
             return Err(format!("ddb-json has no settings, but was given {:?}", s.name));
         }
@@ -22,7 +24,10 @@ impl Guest for DdbJson {
         if let Some(outcomes) = faults::inject(&records) {
             return outcomes;
         }
-        records.into_iter().map(outcome).collect()
+        let outcomes = records.into_iter().map(outcome);
+        #[cfg(feature = "test-faults")]
+        let outcomes = outcomes.map(faults::tagged);
+        outcomes.collect()
     }
 }
 
@@ -41,6 +46,30 @@ mod faults {
     fn has(r: &SourceRecord, what: &str) -> bool {
         let marker = format!("\"eventID\":\"sluice-fault:{what}\"");
         r.payload.windows(marker.len()).any(|w| w == marker.as_bytes())
+    }
+
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+    /// A setting `tag` gives every row a text column `tag` of that value:
+    /// a transform whose output changes with its settings.
+    pub fn take_tag(mut config: TableConfig) -> TableConfig {
+        if let Some(i) = config.settings.iter().position(|s| s.name == "tag") {
+            let _ = TAG.set(config.settings.remove(i).value);
+        }
+        config
+    }
+
+    pub fn tagged(outcome: Outcome) -> Outcome {
+        match (outcome, TAG.get()) {
+            (Outcome::Row(mut row), Some(tag)) => {
+                row.extra.push(sluice_guest::Column {
+                    name: "tag".into(),
+                    value: sluice_guest::Value::Text(tag.clone()),
+                });
+                Outcome::Row(row)
+            }
+            (other, _) => other,
+        }
     }
 
     pub fn inject(records: &[SourceRecord]) -> Option<Vec<Outcome>> {

@@ -1,7 +1,7 @@
 //! Compiled components on disk, so a run starts in a millisecond instead of
 //! compiling for ~100 ms per component.
 //!
-//! Entries are keyed by the SHA-256 of the `.wasm` and of the engine's
+//! Entries are keyed by the SHA-256 of the `.wasm`'s digest and the engine's
 //! compatibility hash (wasmtime version and settings), so a changed component
 //! or a new host never loads a stale artifact. The folder is created private
 //! (0700): loading a compiled artifact trusts it like native code.
@@ -32,12 +32,13 @@ impl CompileCache {
             .or_else(|| dirs::cache_dir().map(|d| d.join("sluice").join("components")))
     }
 
-    /// The component `wasm` (named `what` in logs), compiled or from the cache.
-    pub fn load(&self, engine: &Engine, wasm: &[u8], what: &str) -> Result<Component> {
+    /// The component `wasm` (named `what` in logs, `digest` its
+    /// [`sha256_hex`]), compiled or from the cache.
+    pub fn load(&self, engine: &Engine, wasm: &[u8], digest: &str, what: &str) -> Result<Component> {
         let Some(dir) = &self.dir else {
             return Component::new(engine, wasm).map_err(Into::into);
         };
-        let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
+        let path = dir.join(format!("{}.cwasm", key(engine, digest)));
         if path.exists() {
             // SAFETY: the file was written by `store` below from our own
             // compilation, into a folder only this user can write.
@@ -72,7 +73,7 @@ impl CompileCache {
     }
 }
 
-fn key(engine: &Engine, wasm: &[u8]) -> String {
+fn key(engine: &Engine, digest: &str) -> String {
     struct Sha(Sha256);
     impl Hasher for Sha {
         fn write(&mut self, bytes: &[u8]) {
@@ -84,8 +85,17 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
     }
     let mut sha = Sha(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut sha);
-    sha.0.update(wasm);
-    sha.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    sha.0.update(digest.as_bytes());
+    hex(&sha.0.finalize())
+}
+
+/// The SHA-256 of `bytes`, in hex.
+pub(super) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The most the cache keeps; the least recently used entries go first.
@@ -138,13 +148,13 @@ mod tests {
         let cache = CompileCache::new(Some(dir.path().to_path_buf()));
         let engine = Engine::default();
         let wasm = builtin::lookup("ddb-json").unwrap().wasm;
-        cache.load(&engine, wasm, "ddb-json").unwrap();
+        cache.load(&engine, wasm, &sha256_hex(wasm), "ddb-json").unwrap();
         let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(entries.len(), 1, "{entries:?}");
         assert!(entries[0].extension().is_some_and(|e| e == "cwasm"));
 
         std::fs::write(&entries[0], b"not a compiled component").unwrap();
-        cache.load(&engine, wasm, "ddb-json").unwrap();
+        cache.load(&engine, wasm, &sha256_hex(wasm), "ddb-json").unwrap();
         assert!(std::fs::read(&entries[0]).unwrap().len() > 1000, "the damaged entry was rewritten");
     }
 
@@ -171,7 +181,7 @@ mod tests {
     #[test]
     fn the_key_changes_with_the_component() {
         let engine = Engine::default();
-        assert_ne!(key(&engine, b"one"), key(&engine, b"two"));
-        assert_eq!(key(&engine, b"one"), key(&engine, b"one"));
+        assert_ne!(key(&engine, "one"), key(&engine, "two"));
+        assert_eq!(key(&engine, "one"), key(&engine, "one"));
     }
 }

@@ -12,7 +12,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings::{Transformer, TransformerPre};
-use super::cache::CompileCache;
+use super::cache::{CompileCache, sha256_hex};
 use super::instance::{State, TableGuest};
 use super::{GuestLimits, TableSettings, TransformRef};
 
@@ -23,8 +23,14 @@ pub struct GuestRuntime {
     engine: Engine,
     linker: Linker<State>,
     cache: CompileCache,
-    loaded: HashMap<TransformRef, TransformerPre<State>>,
+    loaded: HashMap<TransformRef, Loaded>,
     _ticker: Ticker,
+}
+
+/// A component ready to instantiate, and the SHA-256 of its bytes.
+struct Loaded {
+    pre: TransformerPre<State>,
+    sha256: String,
 }
 
 impl GuestRuntime {
@@ -63,9 +69,10 @@ impl GuestRuntime {
             if let Some(why) = not_a_component(&wasm) {
                 bail!("{transform} {why}");
             }
+            let sha256 = sha256_hex(&wasm);
             let component = self
                 .cache
-                .load(&self.engine, &wasm, &transform.to_string())
+                .load(&self.engine, &wasm, &sha256, &transform.to_string())
                 .with_context(|| format!("{transform} is not a valid component"))?;
             let pre = self
                 .linker
@@ -76,7 +83,7 @@ impl GuestRuntime {
                     Some(why) => anyhow!("{transform} {why}"),
                     None => e.context(format!("{transform} does not fit the {WORLD} world")),
                 })?;
-            self.loaded.insert(transform.clone(), pre);
+            self.loaded.insert(transform.clone(), Loaded { pre, sha256 });
         }
         Ok(())
     }
@@ -89,8 +96,13 @@ impl GuestRuntime {
         limits: GuestLimits,
     ) -> Result<TableGuest> {
         self.load(transform)?;
-        let pre = self.loaded[transform].clone();
+        let pre = self.loaded[transform].pre.clone();
         TableGuest::start(pre, transform.to_string(), settings, limits)
+    }
+
+    /// The SHA-256 of a loaded component's bytes.
+    pub fn sha256(&self, transform: &TransformRef) -> Option<&str> {
+        self.loaded.get(transform).map(|l| l.sha256.as_str())
     }
 }
 

@@ -15,9 +15,11 @@
 
 mod checks;
 mod dedupe;
+mod replay;
 mod router;
 mod rows;
 mod summary;
+mod transforms;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,14 +28,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+pub use replay::Replay;
 pub use summary::Summary;
 
 use crate::guest::GuestRuntime;
 use crate::manifest::{Field, Plan};
 use crate::record::{Checkpoint, SinkBatch};
-use crate::sinks::{self, Applied};
+use crate::sinks::{self, Applied, SameEvent, Writer};
 use crate::sources;
+use replay::Bounds;
 use router::Router;
+use transforms::Transforms;
 
 /// How often a long run logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -45,6 +50,8 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// Stop a stream once every shard is read to its tip and committed.
     pub exit_when_caught_up: bool,
+    /// Rewrite what earlier runs committed instead (`sluice replay`).
+    pub replay: Option<Replay>,
 }
 
 /// All that a run checks before it reads, and all `sluice validate` does:
@@ -90,12 +97,24 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     let started = Instant::now();
     let mut router = Router::new(plan, runtime);
     preflight(plan, &mut router)?; // what `check` does, before the sink is touched
-    let mut sink = plan.sink.open(&plan.name, &plan.targets())?;
-    let committed = sink.checkpoints()?;
-    let mut source = sources::open(plan, &committed, options.exit_when_caught_up)?;
+    if let Some(replay) = &options.replay {
+        replay.check(plan)?;
+    }
+    let same_event = if options.replay.is_some() { SameEvent::Rewrites } else { SameEvent::Keeps };
+    let targets = plan.targets();
+    let mut sink = plan.sink.open(&Writer { pipeline: &plan.name, targets: &targets, same_event })?;
+    let (committed, mut transforms) =
+        transforms::split(sink.checkpoints()?, options.replay.is_some(), &plan.path);
+    let (mut source, bounds) = match &options.replay {
+        None => (sources::open(plan, &committed, options.exit_when_caught_up)?, None),
+        Some(replay) => (sources::open_for_replay(plan, replay.from)?, Some(replay.bounds(plan, &committed))),
+    };
+    compare_transforms(&mut router, &mut transforms, bounds.as_ref());
 
     let mut summary = Summary::new(&plan.name);
-    let (tx, rx) = mpsc::sync_channel::<SinkBatch>(1);
+    // Each batch goes with the positions to report to the source once it is
+    // written: its checkpoints, which a replay reports but does not store.
+    let (tx, rx) = mpsc::sync_channel::<(SinkBatch, Vec<Checkpoint>)>(1);
     let (acks, committed) = mpsc::channel::<Vec<Checkpoint>>();
     let applied = std::thread::scope(|scope| -> Result<Applied> {
         let writer = std::thread::Builder::new()
@@ -107,20 +126,32 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                 for checkpoints in committed.try_iter() {
                     source.committed(&checkpoints);
                 }
-                let Some(batch) = source.next_batch(&plan.batch)? else { break };
+                let Some(mut batch) = source.next_batch(&plan.batch)? else { break };
                 if batch.records.is_empty() && batch.checkpoints.is_empty() {
                     continue;
                 }
                 summary.batches += 1;
                 summary.records += batch.records.len() as u64;
                 summary.bytes += batch.bytes as u64;
+                let reached = match &bounds {
+                    Some(bounds) => {
+                        summary.passed_over += bounds.records(&mut batch);
+                        std::mem::take(&mut batch.checkpoints)
+                    }
+                    None => batch.checkpoints.clone(),
+                };
                 let number = batch.number;
-                let t = rows::batch(&mut router, batch, &plan.sink)
+                let mut t = rows::batch(&mut router, batch, &plan.sink)
                     .with_context(|| format!("transforming batch {number}"))?;
                 summary.skipped += t.skipped;
                 summary.guest_faults += t.faults;
                 summary.superseded += t.superseded;
-                if tx.send(t.sink).is_err() {
+                compare_transforms(&mut router, &mut transforms, bounds.as_ref());
+                if let Some(bounds) = &bounds {
+                    summary.passed_over += bounds.rows(&mut t.sink);
+                }
+                transforms.commit_with(&mut t.sink);
+                if tx.send((t.sink, reached)).is_err() {
                     break; // the writer failed; its error is reported below
                 }
             }
@@ -135,21 +166,36 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     Ok(summary)
 }
 
+/// Compares the transforms of the guests started since the last call with
+/// those that made the stored rows (for a replay, of the tables it rewrites).
+fn compare_transforms(router: &mut Router, transforms: &mut Transforms, bounds: Option<&Bounds>) {
+    for (table, stamp) in router.take_started() {
+        if bounds.is_none_or(|b| b.replays(&table)) {
+            transforms.started(&table, &stamp);
+        }
+    }
+}
+
 fn write_all(
     sink: &mut dyn sinks::Sink,
-    batches: mpsc::Receiver<SinkBatch>,
+    batches: mpsc::Receiver<(SinkBatch, Vec<Checkpoint>)>,
     acks: mpsc::Sender<Vec<Checkpoint>>,
     started: Instant,
 ) -> Result<Applied> {
     let mut total = Applied::default();
     let (mut records, mut last_report) = (0u64, Instant::now());
-    for batch in batches {
+    for (batch, reached) in batches {
+        if batch.rows.is_empty() && batch.dead_letters.is_empty() && batch.checkpoints.is_empty() {
+            // A replay's batch that rewrites nothing: no transaction needed.
+            let _ = acks.send(reached);
+            continue;
+        }
         let began = Instant::now();
         let applied = sink.write(&batch).with_context(|| format!("writing batch {}", batch.number))?;
         tracing::debug!(batch = batch.number, rows = batch.rows.len(), took = ?began.elapsed(), ?applied, "committed");
         total += applied;
         records += batch.records;
-        let _ = acks.send(batch.checkpoints);
+        let _ = acks.send(reached);
         if last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
             let secs = started.elapsed().as_secs_f64();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use super::transforms::Stamp;
 use crate::guest::{Fetch, Fetcher, GuestRuntime, TableGuest, TableSettings};
 use crate::manifest::{Field, Plan};
 use crate::record::RawPayload;
@@ -17,6 +18,8 @@ pub(super) struct Router<'a> {
     guests: HashMap<String, Option<Routed>>,
     /// Whether joins may reach S3 (not for `validate --offline`).
     online: bool,
+    /// Tables whose guest started since `take_started` was last called.
+    started: Vec<(String, Stamp)>,
 }
 
 /// Where a table's records go, and the guest that transforms them.
@@ -29,7 +32,7 @@ pub(super) struct Routed {
 
 impl<'a> Router<'a> {
     pub fn new(plan: &'a Plan, runtime: &'a mut GuestRuntime) -> Self {
-        Router { plan, runtime, guests: HashMap::new(), online: true }
+        Router { plan, runtime, guests: HashMap::new(), online: true, started: Vec::new() }
     }
 
     /// Guests whose joins are not connected: they start and are configured,
@@ -58,6 +61,12 @@ impl<'a> Router<'a> {
         problems
     }
 
+    /// The tables whose guest started since the last call, with the
+    /// transform each runs.
+    pub fn take_started(&mut self) -> Vec<(String, Stamp)> {
+        std::mem::take(&mut self.started)
+    }
+
     /// The route and guest of a DynamoDB table, `None` if unrouted.
     pub fn guest(&mut self, table: &str) -> Result<Option<&mut Routed>> {
         if !self.guests.contains_key(table) {
@@ -69,7 +78,10 @@ impl<'a> Router<'a> {
                         keys: route.keys.clone(),
                         settings: route.settings.clone(),
                     };
-                    let mut guest = self.runtime.instantiate(&route.transform, settings, self.plan.guest)?;
+                    let mut guest =
+                        self.runtime.instantiate(&route.transform, settings.clone(), self.plan.guest)?;
+                    let sha256 = self.runtime.sha256(&route.transform).expect("loaded by instantiate");
+                    self.started.push((table.to_owned(), Stamp::new(&route.transform, sha256, &settings)));
                     if let Some(join) = route.join.as_ref().filter(|_| self.online) {
                         guest.allow_fetch(Fetch::Join(Fetcher::new(join)?));
                     }

@@ -18,6 +18,9 @@ pub struct Summary {
     /// Records a transform failed on (a trap, its memory or time, a wrong
     /// number of outcomes); they are among the dead letters.
     pub guest_faults: u64,
+    /// Records and rows a replay left alone: of another table, not yet
+    /// committed by a run, or older than `--from`.
+    pub passed_over: u64,
     pub applied: Applied,
     pub elapsed: Duration,
 }
@@ -67,7 +70,9 @@ impl fmt::Display for Summary {
                 if a.dead_lettered > 0 { "see _sluice_dead_letters".into() } else { String::new() },
             ),
         ];
-        for (label, n, note) in lines {
+        let replayed =
+            [("not replayed", self.passed_over, "another table, not committed yet, or before --from".into())];
+        for (label, n, note) in lines.into_iter().chain(replayed.into_iter().filter(|l| l.1 > 0)) {
             if note.is_empty() {
                 writeln!(f, "  {label:<20} {n:>10}")?;
             } else {

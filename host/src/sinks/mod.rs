@@ -43,6 +43,41 @@ pub struct Capabilities {
     pub fenced: bool,
     /// It stores every distinct change of a batch, not only the latest per item.
     pub keeps_every_change: bool,
+    /// It holds one row per item, which a newer change replaces in place,
+    /// so `sluice replay` can rewrite it.
+    pub replaces_rows: bool,
+}
+
+/// Who opens a sink to write, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    pub pipeline: &'a str,
+    /// The sink tables the manifest routes to, and how they delete.
+    pub targets: &'a [(String, DeleteMode)],
+    pub same_event: SameEvent,
+}
+
+/// What a change does to a stored row that already holds its DynamoDB event
+/// (delivered again, perhaps at another sequence number).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SameEvent {
+    /// Leaves it, counted as stale: what a run does with a redelivery.
+    #[default]
+    Keeps,
+    /// Replaces it: `sluice replay` stores what the transform makes of the
+    /// change now. Older changes stay stale either way.
+    Rewrites,
+}
+
+impl SameEvent {
+    /// SQL that is true when the event id `new` is the one `old` holds and
+    /// so must not replace it.
+    fn held(self, new: &str, old: &str) -> String {
+        match self {
+            SameEvent::Keeps => format!("({new} <> '' AND {new} = {old})"),
+            SameEvent::Rewrites => "FALSE".into(),
+        }
+    }
 }
 
 /// A sink ready to write: its tables exist and, where it is fenced, it holds
@@ -158,14 +193,14 @@ pub struct TableStatus {
 }
 
 impl SinkConfig {
-    /// Opens the sink for pipeline `pipeline`: creates what is missing and
-    /// claims the writer epoch, which fences out any older run.
-    pub fn open(&self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Box<dyn Sink>, SinkError> {
+    /// Opens the sink for a writer: creates what is missing and claims the
+    /// pipeline's writer epoch, which fences out any older run.
+    pub fn open(&self, writer: &Writer) -> Result<Box<dyn Sink>, SinkError> {
         Ok(match self {
-            SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteSink::open(c, pipeline, targets)?),
-            SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::open(c, pipeline, targets)?),
-            SinkConfig::Redshift(c) => Box::new(redshift::RedshiftSink::open(c, pipeline, targets)?),
-            SinkConfig::S3(c) => Box::new(s3::S3Sink::open(c, pipeline)?),
+            SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteSink::open(c, writer)?),
+            SinkConfig::Postgres(c) => Box::new(postgres::PostgresSink::open(c, writer)?),
+            SinkConfig::Redshift(c) => Box::new(redshift::RedshiftSink::open(c, writer)?),
+            SinkConfig::S3(c) => Box::new(s3::S3Sink::open(c, writer.pipeline)?),
         })
     }
 
@@ -191,9 +226,12 @@ impl SinkConfig {
 
     pub fn capabilities(&self) -> Capabilities {
         match self {
-            SinkConfig::Sqlite(_) | SinkConfig::Postgres(_) | SinkConfig::Redshift(_) => {
-                Capabilities { transactional: true, fenced: true, keeps_every_change: false }
-            }
+            SinkConfig::Sqlite(_) | SinkConfig::Postgres(_) | SinkConfig::Redshift(_) => Capabilities {
+                transactional: true,
+                fenced: true,
+                keeps_every_change: false,
+                replaces_rows: true,
+            },
             SinkConfig::S3(c) => s3::capabilities(c),
         }
     }

@@ -13,7 +13,9 @@ pub mod file;
 mod handover;
 pub mod kinesis;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -22,10 +24,10 @@ pub use changes::ChangeRecords;
 use export::ExportSource;
 use file::FileSource;
 use handover::ExportThenStream;
-use kinesis::KinesisSource;
+use kinesis::{KinesisSource, Start};
 
 use crate::manifest::Plan;
-use crate::record::{Batch, BatchLimits, Checkpoint};
+use crate::record::{Batch, BatchLimits, Checkpoint, SourceRecord};
 
 pub trait Source: Send {
     /// The next batch, cut at the first limit reached. An empty batch (no
@@ -72,7 +74,40 @@ impl SourceConfig {
 /// `exit_when_caught_up` makes an endless source (a stream) end once it
 /// has read everything there is.
 pub fn open(plan: &Plan, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Box<dyn Source>> {
-    match &plan.source {
+    open_as(plan, &plan.source, committed, exit_when_caught_up)
+}
+
+/// Where `sluice replay` starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// The source's beginning: a file's first line, every data file of an
+    /// export, the oldest record a stream retains.
+    Start,
+    /// A stream's records from this time on (earlier ones are not read);
+    /// other sources are read from their beginning.
+    Time(SystemTime),
+}
+
+/// Opens the source a plan names from `from`, ignoring checkpoints; it ends
+/// once read to its end or its tip.
+pub fn open_for_replay(plan: &Plan, from: ReplayFrom) -> Result<Box<dyn Source>> {
+    let mut source = plan.source.clone();
+    if let SourceConfig::Kinesis(k) = &mut source {
+        k.start = match from {
+            ReplayFrom::Start => Start::TrimHorizon,
+            ReplayFrom::Time(t) => Start::AtTimestamp(t),
+        };
+    }
+    open_as(plan, &source, &[], true)
+}
+
+fn open_as(
+    plan: &Plan,
+    source: &SourceConfig,
+    committed: &[Checkpoint],
+    exit_when_caught_up: bool,
+) -> Result<Box<dyn Source>> {
+    match source {
         SourceConfig::File(f) => {
             let resume = committed.iter().find(|c| c.partition == f.written);
             Ok(Box::new(FileSource::open(&f.path, &f.written, resume)?))
@@ -87,6 +122,31 @@ pub fn open(plan: &Plan, committed: &[Checkpoint], exit_when_caught_up: bool) ->
                 None => Box::new(export),
             })
         }
+    }
+}
+
+/// How far a pipeline's runs committed each partition: what a replay reads
+/// up to, so that it rewrites rows and leaves the rest to the next run.
+pub struct Reached(HashMap<String, String>);
+
+impl Reached {
+    pub fn new(source: &SourceConfig, committed: &[Checkpoint]) -> Self {
+        let last = |position: &str| match source {
+            SourceConfig::File(_) => file::last_line(position),
+            SourceConfig::Kinesis(_) => kinesis::last_sequence(position),
+            // An export's data files, then the stream's shards.
+            SourceConfig::Export(_) => {
+                export::last_line(position).or_else(|| kinesis::last_sequence(position))
+            }
+        };
+        Reached(committed.iter().filter_map(|c| Some((c.partition.clone(), last(&c.position)?))).collect())
+    }
+
+    /// Whether the record was committed by a run: its partition's committed
+    /// position is at or after it.
+    pub fn holds(&self, record: &SourceRecord) -> bool {
+        let at = &record.sequence;
+        self.0.get(&*record.partition).is_some_and(|last| (at.len(), at) <= (last.len(), last))
     }
 }
 

@@ -21,8 +21,8 @@ use postgres::{Client, Transaction};
 
 use super::retry::{Failure, retrying};
 use super::{
-    Applied, Asked, Fenced, Inspector, Sink, SinkError, Status, TableStatus, TargetTable, missing_columns,
-    nul_in_document, nul_in_text, raw_text,
+    Applied, Asked, Fenced, Inspector, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable, Writer,
+    missing_columns, nul_in_document, nul_in_text, raw_text,
 };
 pub use config::{Config, MAX_NAME_BYTES, Secret, Section, redact_url};
 
@@ -38,13 +38,14 @@ pub struct PostgresSink {
     pipeline: String,
     epoch: i64,
     targets: HashMap<String, TargetTable>,
+    same_event: SameEvent,
 }
 
 impl PostgresSink {
     /// Connects on first use, so that a server still starting is waited for
     /// like one that goes away mid-run.
     /// Then creates what is missing and claims the pipeline's writer epoch.
-    pub fn open(config: &Config, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Self> {
+    pub fn open(config: &Config, writer: &Writer) -> Result<Self> {
         let mut sink = PostgresSink {
             schema: quote(&config.schema),
             config: config.clone(),
@@ -52,8 +53,9 @@ impl PostgresSink {
             pipeline: String::new(),
             epoch: 0,
             targets: HashMap::new(),
+            same_event: writer.same_event,
         };
-        sink.prepare(pipeline, targets)?;
+        sink.prepare(writer.pipeline, writer.targets)?;
         Ok(sink)
     }
 
@@ -142,7 +144,8 @@ impl PostgresSink {
         }
         for (i, (target, group)) in by_target.iter().enumerate() {
             let spec = &self.targets[*target];
-            applied += apply(&mut tx, s, target, spec, group, &format!("sluice_stage_{i}"))?;
+            let stage = format!("sluice_stage_{i}");
+            applied += apply(&mut tx, s, target, spec, group, &stage, self.same_event)?;
         }
         let statement = tx.prepare(&sql::dead_letter(s)).map_err(classify)?;
         for d in &batch.dead_letters {
@@ -173,6 +176,7 @@ fn apply(
     spec: &TargetTable,
     rows: &[&Row],
     stage: &str,
+    same_event: SameEvent,
 ) -> Result<Applied, Failure> {
     let t = quote(target);
     let columns = columns::sql_names(&spec.extras);
@@ -191,12 +195,15 @@ fn apply(
     if hard {
         tx.execute(&sql::drop_older_than_tombstones(s, stage), &[&target]).map_err(classify)?;
     }
-    let counts = tx.query_one(&sql::upsert(s, &t, stage, &columns, hard), &[]).map_err(classify)?;
+    let counts =
+        tx.query_one(&sql::upsert(s, &t, stage, &columns, hard, same_event), &[]).map_err(classify)?;
     let (upserted, mut deleted) = (counts.get::<_, i64>(0) as u64, counts.get::<_, i64>(1) as u64);
     if hard {
-        tx.execute(&sql::delete_rows(s, &t, stage), &[]).map_err(classify)?;
-        deleted = tx.query_one(&sql::tombstone(s, &t, stage), &[&target]).map_err(classify)?.get::<_, i64>(0)
-            as u64;
+        tx.execute(&sql::delete_rows(s, &t, stage, same_event), &[]).map_err(classify)?;
+        deleted = tx
+            .query_one(&sql::tombstone(s, &t, stage, same_event), &[&target])
+            .map_err(classify)?
+            .get::<_, i64>(0) as u64;
         tx.execute(&sql::clear_tombstones(s, stage), &[&target]).map_err(classify)?;
     }
     Ok(Applied { upserted, deleted, stale: staged - upserted - deleted, dead_lettered: 0 })

@@ -4,6 +4,7 @@
 
 use crate::columns::{self, Kind};
 use crate::ident::quote;
+use crate::sinks::SameEvent;
 
 /// Serialises sluice's DDL: `CREATE ... IF NOT EXISTS` is not safe against
 /// a concurrent `CREATE`, so two runs starting on a fresh schema took turns
@@ -127,9 +128,9 @@ fn order(alias: &str) -> String {
 }
 
 /// "`new` is a change `old` already holds" (the same event id, delivered
-/// again): such a change is not applied, whatever its sequence number.
-fn same_event(new: &str, old: &str) -> String {
-    format!("({new}.event_id <> '' AND {new}.event_id = {old}.event_id)")
+/// again): unless replaying, such a change is not applied.
+fn same_event(mode: SameEvent, new: &str, old: &str) -> String {
+    mode.held(&format!("{new}.event_id"), &format!("{old}.event_id"))
 }
 
 pub fn create_stage(s: &str, t: &str, stage: &str) -> String {
@@ -153,7 +154,7 @@ pub fn drop_older_than_tombstones(s: &str, stage: &str) -> String {
 
 /// Upserts (and soft deletes) at least as new as the stored row; returns
 /// (upserts applied, deletes applied).
-pub fn upsert(s: &str, t: &str, stage: &str, columns: &[String], hard: bool) -> String {
+pub fn upsert(s: &str, t: &str, stage: &str, columns: &[String], hard: bool, mode: SameEvent) -> String {
     let list = columns.join(", ");
     let updates: Vec<String> = columns[2..].iter().map(|c| format!("{c} = excluded.{c}")).collect();
     let only_upserts = if hard { " WHERE NOT n.is_deleted" } else { "" };
@@ -167,25 +168,25 @@ pub fn upsert(s: &str, t: &str, stage: &str, columns: &[String], hard: bool) -> 
         updates.join(", "),
         order("excluded"),
         order("o"),
-        same_event("excluded", "o")
+        same_event(mode, "excluded", "o")
     )
 }
 
 /// Hard deletes remove rows no newer than themselves.
-pub fn delete_rows(s: &str, t: &str, stage: &str) -> String {
+pub fn delete_rows(s: &str, t: &str, stage: &str, mode: SameEvent) -> String {
     format!(
         "DELETE FROM {s}.{t} AS o USING {stage} AS n \
          WHERE n.is_deleted AND {} AND {} >= {} AND NOT {}",
         same_item(s, "o", "n"),
         order("n"),
         order("o"),
-        same_event("n", "o")
+        same_event(mode, "n", "o")
     )
 }
 
 /// Hard deletes leave a tombstone unless a newer row stays; returns how many
 /// deletes were applied. $1 = target.
-pub fn tombstone(s: &str, t: &str, stage: &str) -> String {
+pub fn tombstone(s: &str, t: &str, stage: &str, mode: SameEvent) -> String {
     format!(
         "WITH applied AS (\
          INSERT INTO {s}._sluice_tombstones AS b \
@@ -200,7 +201,7 @@ pub fn tombstone(s: &str, t: &str, stage: &str) -> String {
         digest(s),
         order("excluded"),
         order("b"),
-        same_event("excluded", "b")
+        same_event(mode, "excluded", "b")
     )
 }
 

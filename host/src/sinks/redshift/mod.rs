@@ -26,8 +26,8 @@ use anyhow::{Result, anyhow};
 
 use super::retry::retrying;
 use super::{
-    Applied, Asked, Fenced, Inspector, Sink, SinkError, Status, TableStatus, TargetTable, missing_columns,
-    nul_in_document, nul_in_text,
+    Applied, Asked, Fenced, Inspector, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable, Writer,
+    missing_columns, nul_in_document, nul_in_text,
 };
 pub use config::{Auth, Compute, Config, MAX_PARTITION_BYTES, Section};
 
@@ -51,12 +51,13 @@ pub struct RedshiftSink {
     pipeline: String,
     epoch: i64,
     targets: HashMap<String, TargetTable>,
+    same_event: SameEvent,
 }
 
 impl RedshiftSink {
     /// Opens the sink: creates what is missing, claims the writer epoch and
     /// clears what a crashed run left behind.
-    pub fn open(config: &Config, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Self> {
+    pub fn open(config: &Config, writer: &Writer) -> Result<Self> {
         let staging = match &config.staging {
             Some(at) => Some(ObjectStore::open(&Location::S3(at.clone()))?),
             None => None,
@@ -70,8 +71,9 @@ impl RedshiftSink {
             pipeline: String::new(),
             epoch: 0,
             targets: HashMap::new(),
+            same_event: writer.same_event,
         };
-        sink.prepare(pipeline, targets)?;
+        sink.prepare(writer.pipeline, writer.targets)?;
         Ok(sink)
     }
 
@@ -249,6 +251,7 @@ impl Sink for RedshiftSink {
             pipeline: &self.pipeline,
             epoch: self.epoch,
             region: self.region.as_deref(),
+            same_event: self.same_event,
         };
         let script = layout.script(batch)?;
         if !script.preload.is_empty() || script.apply.len() > 1 {

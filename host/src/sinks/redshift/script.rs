@@ -27,7 +27,7 @@ use super::sql::{self, Cell, MAX_BATCH_STATEMENTS, MAX_REQUEST_BYTES};
 use crate::columns;
 use crate::ident::quote;
 use crate::record::{DeadLetter, DeleteMode, Row, SinkBatch};
-use crate::sinks::{TargetTable, json_line};
+use crate::sinks::{SameEvent, TargetTable, json_line};
 
 /// A staged row's tuple may take this much SQL; the largest values of a
 /// longer one are sent in pieces.
@@ -48,6 +48,7 @@ pub(super) struct Layout<'a> {
     pub epoch: i64,
     /// The staging bucket's region, for COPY.
     pub region: Option<&'a str>,
+    pub same_event: SameEvent,
 }
 
 /// One request: one transaction, the fence first.
@@ -279,9 +280,9 @@ impl Layout<'_> {
         let s = self.schema;
         let t = quote(target);
         let hard = self.targets[target].deletes == DeleteMode::Hard;
-        unit.statements.push(sql::drop_stale(s, &t, stage));
+        unit.statements.push(sql::drop_stale(s, &t, stage, self.same_event));
         if hard {
-            unit.statements.push(sql::drop_older_than_tombstones(s, target, stage));
+            unit.statements.push(sql::drop_older_than_tombstones(s, target, stage, self.same_event));
         }
         unit.count = Some((unit.statements.len(), staged));
         unit.statements.push(sql::count_applicable(stage));
@@ -580,6 +581,7 @@ mod tests {
             pipeline: "demo",
             epoch: 7,
             region: Some("eu-west-1"),
+            same_event: SameEvent::Keeps,
         };
         let planned = layout.script(batch).unwrap();
         for request in planned.preload.iter().chain(&planned.apply) {

@@ -12,7 +12,7 @@
 use crate::columns::{self, Kind as Column};
 use crate::ident::quote;
 use crate::record::{Checkpoint, DeadLetter, Row, Value};
-use crate::sinks::raw_text;
+use crate::sinks::{SameEvent, raw_text};
 
 /// The Data API's "maximum query statement size is 100 KB", read the strict
 /// way under both readings: for all the SQL of one request together, and
@@ -371,30 +371,30 @@ fn newer(old: &str, new: &str) -> String {
 }
 
 /// "`new` is a change `old` already holds" (the same event id, delivered
-/// again): such a change is not applied, whatever its sequence number.
-fn same_event(new: &str, old: &str) -> String {
-    format!("({new}.event_id <> '' AND {new}.event_id = {old}.event_id)")
+/// again): unless replaying, such a change is not applied.
+fn same_event(mode: SameEvent, new: &str, old: &str) -> String {
+    mode.held(&format!("{new}.event_id"), &format!("{old}.event_id"))
 }
 
 /// Drops staged changes older than the stored row, or that it already
 /// holds: the ordering guard.
-pub fn drop_stale(s: &str, t: &str, stage: &str) -> String {
+pub fn drop_stale(s: &str, t: &str, stage: &str, mode: SameEvent) -> String {
     format!(
         "DELETE FROM {stage} USING {s}.{t} AS o WHERE {stage}.table_name = o.table_name \
          AND {stage}.keys = o.keys AND ({} OR {})",
         newer("o", stage),
-        same_event(stage, "o")
+        same_event(mode, stage, "o")
     )
 }
 
 /// Hard deletes: drops staged changes older than a tombstone, or that it is.
-pub fn drop_older_than_tombstones(s: &str, target: &str, stage: &str) -> String {
+pub fn drop_older_than_tombstones(s: &str, target: &str, stage: &str, mode: SameEvent) -> String {
     format!(
         "DELETE FROM {stage} USING {s}._sluice_tombstones AS b WHERE b.target = {} \
          AND {stage}.table_name = b.table_name AND {stage}.keys = b.keys AND ({} OR {})",
         literal(target),
         newer("b", stage),
-        same_event(stage, "b")
+        same_event(mode, stage, "b")
     )
 }
 

@@ -290,5 +290,6 @@ pub fn capabilities(config: &Config) -> Capabilities {
         transactional: false,
         fenced: false,
         keeps_every_change: config.mode == OutputMode::Changes,
+        replaces_rows: false,
     }
 }

@@ -16,8 +16,8 @@ use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 
 use super::{
-    Applied, Asked, Fenced, Inspector, Sink, SinkError, Status, TableStatus, TargetTable, missing_columns,
-    raw_text,
+    Applied, Asked, Fenced, Inspector, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable, Writer,
+    missing_columns, raw_text,
 };
 pub use config::{Config, Section};
 
@@ -104,18 +104,20 @@ pub struct SqliteSink {
     targets: HashMap<String, TargetTable>,
     /// Each target's upsert statement, which names its extra columns.
     upserts: HashMap<String, String>,
+    same_event: SameEvent,
 }
 
 impl SqliteSink {
     /// Opens (creating if missing) the database, its tables, and the
     /// pipeline's writer epoch.
-    pub fn open(config: &Config, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<Self> {
+    pub fn open(config: &Config, writer: &Writer) -> Result<Self> {
         let mut sink = Self::connect(&config.path)?;
-        for (name, deletes) in targets {
+        sink.same_event = writer.same_event;
+        for (name, deletes) in writer.targets {
             sink.create_target(name, *deletes)
                 .with_context(|| format!("creating table {name} in {}", sink.path.display()))?;
         }
-        sink.claim_epoch(pipeline)?;
+        sink.claim_epoch(writer.pipeline)?;
         Ok(sink)
     }
 
@@ -148,6 +150,7 @@ impl SqliteSink {
             epoch: 0,
             targets: HashMap::new(),
             upserts: HashMap::new(),
+            same_event: SameEvent::default(),
         })
     }
 
@@ -167,7 +170,7 @@ impl SqliteSink {
                 extras.push(column);
             }
         }
-        let upsert = upsert_sql(name, deletes, &extras);
+        let upsert = upsert_sql(name, deletes, &extras, self.same_event);
         self.upserts.insert(name.to_owned(), upsert);
         self.targets.insert(name.to_owned(), TargetTable { deletes, extras });
         Ok(())
@@ -188,7 +191,8 @@ impl SqliteSink {
             ))?;
             let table = self.targets.get_mut(target).expect("targets are prepared");
             table.extras.push(column.to_owned());
-            self.upserts.insert(target.to_owned(), upsert_sql(target, table.deletes, &table.extras));
+            self.upserts
+                .insert(target.to_owned(), upsert_sql(target, table.deletes, &table.extras, self.same_event));
         }
         Ok(())
     }
@@ -208,13 +212,7 @@ impl SqliteSink {
     }
 }
 
-/// "`new` is a change `old` already holds" (the same event id, delivered
-/// again): such a change is not applied, whatever its sequence number.
-fn same_event(new: &str, old: &str) -> String {
-    format!("({new} <> '' AND {new} = {old})")
-}
-
-fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String]) -> String {
+fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String], same_event: SameEvent) -> String {
     let t = quote(table);
     let names = columns::sql_names(extras);
     let params: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
@@ -242,7 +240,7 @@ fn upsert_sql(table: &str, deletes: DeleteMode, extras: &[String]) -> String {
         updates.join(", "),
         order_of("excluded"),
         order_of(&t),
-        same_event("excluded.event_id", &format!("{t}.event_id"))
+        same_event.held("excluded.event_id", &format!("{t}.event_id"))
     )
 }
 
@@ -279,7 +277,7 @@ impl SqliteSink {
         for row in &batch.rows {
             let target = &self.targets[&*row.target];
             let done = match (row.change.operation.is_delete(), target.deletes) {
-                (true, DeleteMode::Hard) => hard_delete(&tx, row)?,
+                (true, DeleteMode::Hard) => hard_delete(&tx, row, self.same_event)?,
                 _ => upsert(&tx, &self.upserts[&*row.target], target, row)?,
             };
             match (done, row.change.operation.is_delete()) {
@@ -422,7 +420,7 @@ fn upsert(tx: &Transaction, statement: &str, target: &TargetTable, row: &Row) ->
 
 /// Removes the row if the delete is at least as new, and records a tombstone
 /// unless a newer row stays. Returns whether the delete was applied.
-fn hard_delete(tx: &Transaction, row: &Row) -> Result<bool> {
+fn hard_delete(tx: &Transaction, row: &Row, same_event: SameEvent) -> Result<bool> {
     let c = &row.change;
     let t = quote(&row.target);
     let micros = c.order.micros as i64;
@@ -430,7 +428,7 @@ fn hard_delete(tx: &Transaction, row: &Row) -> Result<bool> {
         "DELETE FROM {t} WHERE table_name = ?1 AND keys = ?2 AND {} >= {} AND NOT {}",
         order("?3", "?4"),
         order("change_micros", "change_seq"),
-        same_event("?5", "event_id")
+        same_event.held("?5", "event_id")
     ))?
     .execute(params![c.table, c.key, micros, c.order.tiebreak, c.event_id])?;
     let tombstoned = tx
@@ -443,7 +441,7 @@ fn hard_delete(tx: &Transaction, row: &Row) -> Result<bool> {
              WHERE {} >= {} AND NOT {}",
             order_of("excluded"),
             order_of("_sluice_tombstones"),
-            same_event("excluded.event_id", "_sluice_tombstones.event_id")
+            same_event.held("excluded.event_id", "_sluice_tombstones.event_id")
         ))?
         .execute(params![&*row.target, c.table, c.key, micros, c.order.tiebreak, c.event_id, row.origin])?;
     Ok(tombstoned > 0)
@@ -474,6 +472,10 @@ mod tests {
         }
     }
 
+    fn writer(targets: &[(String, DeleteMode)]) -> Writer<'_> {
+        Writer { pipeline: "p", targets, same_event: SameEvent::Keeps }
+    }
+
     fn batch(number: u64, rows: Vec<Row>) -> SinkBatch {
         SinkBatch { number, rows, ..Default::default() }
     }
@@ -484,10 +486,10 @@ mod tests {
         let path = dir.path().join("s.db");
         let targets = [("t".to_owned(), DeleteMode::Soft)];
         let config = Config { path };
-        let mut old = SqliteSink::open(&config, "p", &targets).unwrap();
+        let mut old = SqliteSink::open(&config, &writer(&targets)).unwrap();
         old.write(&batch(1, vec![row("{\"k\":1}", 1, Operation::Upsert)])).unwrap();
 
-        let mut new = SqliteSink::open(&config, "p", &targets).unwrap();
+        let mut new = SqliteSink::open(&config, &writer(&targets)).unwrap();
         let err = old.write(&batch(2, vec![row("{\"k\":1}", 2, Operation::Upsert)])).unwrap_err();
         let SinkError::Fenced(fenced) = err else { panic!("not a fence: {err:#}") };
         assert_eq!((fenced.ours, fenced.theirs), (1, 2));
@@ -498,7 +500,7 @@ mod tests {
     fn soft_deletes_keep_the_row_and_clear_the_image() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config { path: dir.path().join("s.db") };
-        let mut sink = SqliteSink::open(&config, "p", &[("t".to_owned(), DeleteMode::Soft)]).unwrap();
+        let mut sink = SqliteSink::open(&config, &writer(&[("t".to_owned(), DeleteMode::Soft)])).unwrap();
         let applied = sink.write(&batch(1, vec![row("{\"k\":1}", 5, Operation::Upsert)])).unwrap();
         assert_eq!(applied.upserted, 1);
         let applied = sink.write(&batch(2, vec![row("{\"k\":1}", 7, Operation::TtlDelete)])).unwrap();
@@ -518,7 +520,7 @@ mod tests {
     fn a_record_that_is_not_text_keeps_its_size_and_a_null_raw_payload() {
         let dir = tempfile::tempdir().unwrap();
         let config = Config { path: dir.path().join("s.db") };
-        let mut sink = SqliteSink::open(&config, "p", &[("t".to_owned(), DeleteMode::Soft)]).unwrap();
+        let mut sink = SqliteSink::open(&config, &writer(&[("t".to_owned(), DeleteMode::Soft)])).unwrap();
         let mut binary = row("{\"k\":1}", 5, Operation::Upsert);
         binary.raw = crate::record::Raw::Kept(vec![0xff, 0x00, 0xfe]);
         assert_eq!(sink.write(&batch(1, vec![binary])).unwrap().upserted, 1);

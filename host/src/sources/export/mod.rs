@@ -43,6 +43,11 @@ struct Position {
     done: bool,
 }
 
+/// The last line a committed position covers.
+pub(super) fn last_line(position: &str) -> Option<String> {
+    serde_json::from_str::<Position>(position).ok().map(|p| p.line.to_string())
+}
+
 pub struct ExportSource {
     events: Receiver<Event>,
     /// The rest of a chunk that did not fit in the last batch.

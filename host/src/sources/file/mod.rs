@@ -26,6 +26,11 @@ struct Position {
     line: u64,
 }
 
+/// The last line a committed position covers.
+pub(super) fn last_line(position: &str) -> Option<String> {
+    serde_json::from_str::<Position>(position).ok().map(|p| p.line.to_string())
+}
+
 pub struct FileSource {
     reader: BufReader<File>,
     partition: Arc<str>,

@@ -64,6 +64,11 @@ struct Position {
     ended: bool,
 }
 
+/// The last sequence number a committed position covers.
+pub(super) fn last_sequence(position: &str) -> Option<String> {
+    serde_json::from_str::<Position>(position).ok()?.after
+}
+
 /// What the readers report about their shards: lag, and which have ended.
 #[derive(Default)]
 pub(super) struct Status {
