@@ -106,7 +106,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "\nWasm takes {:.2}x the native time; the sink stored {} rows",
         wasm.as_secs_f64() / native.as_secs_f64(),
-        summary.applied.upserted + summary.applied.deleted
+        summary.applied.rows().upserted + summary.applied.rows().deleted
     );
     Ok(())
 }

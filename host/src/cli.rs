@@ -1,12 +1,11 @@
-//! The command line: parse, run, and map errors to exit codes: 0 fine,
-//! 1 failed, 2 bad usage, 3 fenced (a newer run of the pipeline took over
-//! the sink).
+//! The command line: parse, run, and map errors to exit codes (the README's
+//! "Exit codes" lists them).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::generator::{self, GenOptions, Precision};
 use crate::guest::{GuestRuntime, TransformRef, cases, scaffold};
@@ -17,12 +16,25 @@ use crate::sinks::{self, SinkError};
 use crate::sources::ReplayFrom;
 use crate::{pipeline, telemetry};
 
+/// `println!` into a String.
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
 /// The exit code of a run stopped because a newer run of its pipeline took
 /// over the sink: nothing is wrong, and restarting it would fence the other.
 const FENCED: u8 = 3;
 /// The exit code of a run whose sink kept failing transiently (unreachable,
 /// throttling) through its retries: running again later resumes.
 const SINK_UNAVAILABLE: u8 = 4;
+/// The exit code when the manifest, or a file, variable or transform it
+/// names, is unusable: nothing was read or written.
+const BAD_MANIFEST: u8 = 5;
+/// The exit code of a run stopped by `[run]`'s dead-letter limit, before
+/// committing the batch that crossed it.
+const TOO_MANY_DEAD_LETTERS: u8 = 6;
 
 /// Moves DynamoDB change data into a warehouse, with WebAssembly transforms.
 ///
@@ -47,6 +59,9 @@ pub struct Cli {
     /// Only warnings and errors in the log.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// How log lines are written to stderr: text, or one JSON object a line.
+    #[arg(long, value_enum, default_value_t, global = true)]
+    log_format: telemetry::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +80,8 @@ enum Command {
         /// everything read is committed: for catch-up runs, cron jobs, tests.
         #[arg(long)]
         exit_when_caught_up: bool,
+        #[command(flatten)]
+        report: Report,
     },
     /// Rewrite the rows earlier runs stored with what the manifest's
     /// transforms make of them now: after a table's .wasm was swapped or its
@@ -89,6 +106,8 @@ enum Command {
         /// rewritten, and a stream is read from then on.
         #[arg(long, default_value = "start", value_parser = replay_from)]
         from: ReplayFrom,
+        #[command(flatten)]
+        report: Report,
     },
     /// Check a manifest as `run` does before it reads, without touching the
     /// source or the sink: every field, the files and environment variables
@@ -115,6 +134,9 @@ enum Command {
     /// Work with transform components.
     #[command(subcommand)]
     Guest(GuestCommand),
+    /// Print a shell completion script: e.g. `sluice completions bash >
+    /// ~/.local/share/bash-completion/completions/sluice`.
+    Completions { shell: clap_complete::Shell },
     /// Write a realistic change stream: every DynamoDB type, deletes, TTL
     /// deletes, duplicates and bounded reordering.
     Gen(GenArgs),
@@ -155,6 +177,25 @@ enum GuestCommand {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+}
+
+/// How a run reports, besides its logs.
+#[derive(Debug, Args)]
+struct Report {
+    /// Serve Prometheus metrics at GET /metrics and a health check at GET
+    /// /health on this address (e.g. 127.0.0.1:9898); overrides
+    /// `[telemetry] metrics_addr`.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// The summary printed at the end: text for people, or one JSON object.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    summary: SummaryFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SummaryFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -198,42 +239,36 @@ struct GenArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.verbose, cli.quiet);
+    telemetry::init(cli.verbose, cli.quiet, cli.log_format);
     match dispatch(cli.command) {
         Ok(code) => code,
+        Err(e) if is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(match e.downcast_ref::<SinkError>() {
-                Some(SinkError::Fenced(_)) => FENCED,
-                Some(SinkError::Transient(_)) => SINK_UNAVAILABLE,
-                Some(SinkError::Fatal(_)) | None => 1,
-            })
+            ExitCode::from(exit_code(&e))
         }
     }
 }
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run { manifest, exit_when_caught_up } => {
-            let plan = manifest::load(&manifest)?;
-            let mut runtime = GuestRuntime::new()?;
+        Command::Run { manifest, exit_when_caught_up, report } => {
             let options = RunOptions { exit_when_caught_up, ..Default::default() };
-            stop_on_signals(&options)?;
-            let summary = pipeline::run(&plan, &mut runtime, &options)?;
-            print!("{summary}");
+            run(&manifest, options, &report)?;
         }
-        Command::Replay { manifest, table, from } => {
-            let plan = manifest::load(&manifest)?;
-            let mut runtime = GuestRuntime::new()?;
+        Command::Replay { manifest, table, from, report } => {
             let options = RunOptions { replay: Some(Replay { tables: table, from }), ..Default::default() };
-            stop_on_signals(&options)?;
-            let summary = pipeline::run(&plan, &mut runtime, &options)?;
-            print!("{summary}");
+            run(&manifest, options, &report)?;
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "sluice", &mut script);
+            emit(&String::from_utf8_lossy(&script))?;
         }
         Command::Validate { manifest, offline } => {
             let plan = manifest::load(&manifest)?;
             pipeline::check(&plan, &mut GuestRuntime::new()?, offline)?;
-            print!("{}", describe(&plan));
+            emit(&describe(&plan))?;
         }
         Command::Status { manifest, rows } => status(&manifest::load(&manifest)?, rows)?,
         Command::Guest(GuestCommand::Test { component, cases, bless }) => {
@@ -241,8 +276,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Guest(GuestCommand::New { name, lang, dir, sdk }) => {
             let created = scaffold::create(&dir, &name, lang, sdk.as_deref())?;
-            println!("created the {lang} guest {}", created.display());
-            println!("next: cd {} && sluice guest test \"$(./build | tail -1)\" cases", created.display());
+            let shown = created.display();
+            emit(&format!(
+                "created the {lang} guest {shown}\nnext: cd {shown} && sluice guest test \"$(./build | tail -1)\" cases\n"
+            ))?;
         }
         Command::Gen(args) => {
             let opts = GenOptions {
@@ -260,9 +297,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let generated = generator::generate(&opts);
             generator::write(&generated, &args.out, args.expected.as_deref())?;
             let s = generated.stats;
-            println!(
+            emit(&format!(
                 "wrote {} records to {}: {} changes ({} inserts, {} deletes, {} TTL deletes), \
-                 {} duplicates, arriving up to {} changes late",
+                 {} duplicates, arriving up to {} changes late\n",
                 generated.records.len(),
                 args.out.display(),
                 s.changes,
@@ -271,20 +308,57 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 s.ttl_deletes,
                 s.duplicates,
                 s.max_displacement
-            );
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The first SIGINT or SIGTERM asks for a clean stop after the current
-/// batch; a second one exits at once.
-fn stop_on_signals(options: &RunOptions) -> Result<()> {
+/// Runs (or replays) a pipeline and prints its summary. The first SIGINT
+/// or SIGTERM asks for a clean stop after the current batch; a second one
+/// exits at once.
+fn run(manifest: &Path, mut options: RunOptions, report: &Report) -> Result<()> {
+    let plan = manifest::load(manifest)?;
+    let mut runtime = GuestRuntime::new()?;
+    options.metrics_addr = report.metrics_addr;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(signal, 1, options.stop.clone())?;
         signal_hook::flag::register(signal, options.stop.clone())?;
     }
-    Ok(())
+    let summary = pipeline::run(&plan, &mut runtime, &options)?;
+    match report.summary {
+        SummaryFormat::Text => emit(&summary.to_string()),
+        SummaryFormat::Json => emit(&format!("{}\n", summary.json())),
+    }
+}
+
+/// The exit code for an error, by the typed error it carries.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<manifest::ManifestError>().is_some()
+        || e.downcast_ref::<pipeline::Problems>().is_some()
+    {
+        return BAD_MANIFEST;
+    }
+    if e.downcast_ref::<pipeline::TooManyDeadLetters>().is_some() {
+        return TOO_MANY_DEAD_LETTERS;
+    }
+    match e.downcast_ref::<SinkError>() {
+        Some(SinkError::Fenced(_)) => FENCED,
+        Some(SinkError::Transient(_)) => SINK_UNAVAILABLE,
+        Some(SinkError::Fatal(_)) | None => 1,
+    }
+}
+
+/// Writes to stdout. A reader that went away (`sluice status | head`) ends
+/// the command quietly: see [`is_closed_pipe`].
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(Into::into)
+}
+
+fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 fn replay_from(text: &str) -> Result<ReplayFrom, String> {
@@ -329,28 +403,29 @@ fn status(plan: &Plan, rows: usize) -> Result<()> {
     let targets = plan.targets();
     let asked = sinks::Asked { pipeline: &plan.name, targets: &targets, sample_rows: rows };
     let status = plan.sink.inspect()?.status(&asked)?;
-    println!("pipeline {}", plan.name);
-    println!("checkpoints");
+    let mut out = String::new();
+    say!(out, "pipeline {}", plan.name);
+    say!(out, "checkpoints");
     if status.checkpoints.is_empty() {
-        println!("  none yet");
+        say!(out, "  none yet");
     }
     for (stream, position, at) in &status.checkpoints {
-        println!("  {stream}  {position}  committed {at}");
+        say!(out, "  {stream}  {position}  committed {at}");
     }
-    println!("tables");
+    say!(out, "tables");
     for t in &status.tables {
-        println!("  {}: {} live, {} deleted, {} tombstones", t.name, t.live, t.deleted, t.tombstones);
+        say!(out, "  {}: {} live, {} deleted, {} tombstones", t.name, t.live, t.deleted, t.tombstones);
         for (key, deleted, image) in &t.sample {
             let image =
                 if *deleted { "(deleted)".to_owned() } else { clip(image.as_deref().unwrap_or("null"), 90) };
-            println!("    {key}  {image}");
+            say!(out, "    {key}  {image}");
         }
     }
-    println!("dead letters: {}", status.dead_letters);
+    say!(out, "dead letters: {}", status.dead_letters);
     for (origin, reason) in &status.recent_dead_letters {
-        println!("  {origin}: {}", clip(reason, 120));
+        say!(out, "  {origin}: {}", clip(reason, 120));
     }
-    Ok(())
+    emit(&out)
 }
 
 fn guest_test(component: &str, dir: &Path, bless: bool) -> Result<ExitCode> {
@@ -358,24 +433,26 @@ fn guest_test(component: &str, dir: &Path, bless: bool) -> Result<ExitCode> {
     let mut runtime = GuestRuntime::new()?;
     let verdicts = cases::run(&mut runtime, &transform, dir, bless)
         .with_context(|| format!("testing {transform} on {}", dir.display()))?;
-    let mut failed = 0;
+    let (mut failed, mut out) = (0, String::new());
     for (name, verdict) in &verdicts {
         match verdict {
-            cases::Verdict::Passed => println!("ok      {name}"),
-            cases::Verdict::Blessed => println!("blessed {name}"),
+            cases::Verdict::Passed => say!(out, "ok      {name}"),
+            cases::Verdict::Blessed => say!(out, "blessed {name}"),
             cases::Verdict::Failed(diff) => {
                 failed += 1;
-                println!("FAILED  {name}\n{diff}");
+                say!(out, "FAILED  {name}\n{diff}");
             }
             cases::Verdict::Unexpected(actual) => {
                 failed += 1;
-                println!(
+                say!(
+                    out,
                     "NEW     {name}: no {name}.out.jsonl; the outcomes were:\n{actual}(rerun with --bless to keep them)"
                 );
             }
         }
     }
-    println!("{} cases, {} passed, {failed} failed", verdicts.len(), verdicts.len() - failed);
+    say!(out, "{} cases, {} passed, {failed} failed", verdicts.len(), verdicts.len() - failed);
+    emit(&out)?;
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

@@ -13,6 +13,7 @@ mod hostile;
 mod join;
 mod kinesis;
 mod manifests;
+mod operations;
 mod permissions;
 mod postgres;
 mod property;

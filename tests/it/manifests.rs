@@ -119,12 +119,12 @@ fn missing_parts_are_named() {
 }
 
 #[test]
-fn sluice_validate_reports_errors_and_exits_1() {
+fn sluice_validate_reports_errors_and_exits_5() {
     let dir = crate::util::scratch();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, GOOD.replace("target = \"orders_cdc\"", "traget = \"orders_cdc\"")).unwrap();
     let out = sluice().arg("validate").arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(5));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.toml:13:1: unknown field `traget`"), "{stderr}");
     assert!(stderr.contains("13 | traget = \"orders_cdc\""), "{stderr}");
@@ -170,7 +170,7 @@ fn validate_starts_the_guests_and_checks_files_and_variables_like_run() {
         for command in ["validate", "run"] {
             let out = sluice().arg(command).arg(&path).env_remove("SLUICE_IT_UNSET_URL").output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{command}: {stderr}\n{text}");
+            assert_eq!(out.status.code(), Some(5), "{command}: {stderr}\n{text}");
             assert!(
                 stderr.contains(&format!("m.toml:{location}: ")),
                 "{command}: {location} in {stderr}\n{text}"
@@ -195,7 +195,7 @@ fn validate_reports_every_problem_not_only_the_first() {
     std::fs::write(&path, text).unwrap();
     let out = sluice().arg("validate").arg(&path).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("3 problems:"), "{stderr}");
     for (location, what) in
         [("5:8", "there is no file"), ("14:13", "missing-a.wasm"), ("18:13", "missing-b.wasm")]

@@ -51,9 +51,25 @@ pub struct Plan {
     pub sink: SinkConfig,
     pub batch: BatchLimits,
     pub guest: GuestLimits,
+    pub run: RunLimits,
+    pub telemetry: Telemetry,
     pub tables: Vec<Route>,
     /// The route for tables without their own entry.
     pub defaults: Option<Route>,
+}
+
+/// When a run stops by itself (`[run]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunLimits {
+    pub max_dead_letters: Option<u64>,
+    pub max_dead_letter_ratio: Option<f64>,
+}
+
+/// `[telemetry]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    pub stall_after: std::time::Duration,
 }
 
 /// Where one DynamoDB table's records go and what transforms them.

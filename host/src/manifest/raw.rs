@@ -29,6 +29,10 @@ pub struct Manifest {
     pub batch: Batch,
     #[serde(default)]
     pub guest: Guest,
+    #[serde(default)]
+    pub run: Run,
+    #[serde(default)]
+    pub telemetry: Telemetry,
     /// Where records of tables without a `[[tables]]` entry go.
     pub defaults: Option<Defaults>,
     #[serde(default)]
@@ -151,6 +155,28 @@ pub struct Batch {
     pub max_bytes: Option<Spanned<i64>>,
     /// How long to wait for a batch to fill before sending it (default 1000).
     pub max_wait_ms: Option<Spanned<i64>>,
+}
+
+/// `[run]`: when a run stops by itself, before committing a batch that
+/// crosses a limit.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// The most records one run may dead-letter.
+    pub max_dead_letters: Option<Spanned<i64>>,
+    /// The largest share of the records read (0 to 1) one run may
+    /// dead-letter, checked once it has read 100 records.
+    pub max_dead_letter_ratio: Option<Spanned<f64>>,
+}
+
+/// `[telemetry]`: what operators can watch from outside.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// Serve `/metrics` and `/health` here, e.g. "127.0.0.1:9898".
+    pub metrics_addr: Option<Spanned<String>>,
+    /// `/health` answers 503 once nothing moved for this long (default "60s").
+    pub stall_after: Option<Spanned<String>>,
 }
 
 /// `[guest]`: limits for every transform instance.

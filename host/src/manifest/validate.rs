@@ -6,7 +6,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw;
-use super::{Field, JoinPlan, ManifestError, Plan, Route};
+use super::{Field, JoinPlan, ManifestError, Plan, Route, RunLimits, Telemetry};
 use crate::guest::{GuestLimits, TransformRef};
 use crate::ident;
 use crate::objects::{Location, S3Prefix, parse_s3_prefix};
@@ -100,6 +100,32 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         memory_bytes: cx.int(&raw.guest.memory_limit_mb, 1, 4096)?.map_or(limits.memory_bytes, |mb| mb << 20),
     };
 
+    let run = RunLimits {
+        max_dead_letters: cx.int(&raw.run.max_dead_letters, 0, i64::MAX)?.map(|n| n as u64),
+        max_dead_letter_ratio: match &raw.run.max_dead_letter_ratio {
+            Some(r) if !(0.0..=1.0).contains(r.get_ref()) => {
+                return Err(cx.err(r, "must be between 0 and 1 (0.01 is one record in a hundred)"));
+            }
+            r => r.as_ref().map(|r| *r.get_ref()),
+        },
+    };
+    let telemetry = Telemetry {
+        metrics_addr: match &raw.telemetry.metrics_addr {
+            Some(a) => Some(a.get_ref().parse().map_err(|e| {
+                cx.err(
+                    a,
+                    format!("{e}: give an address and port, e.g. \"127.0.0.1:9898\" or \"0.0.0.0:9898\""),
+                )
+            })?),
+            None => None,
+        },
+        stall_after: match &raw.telemetry.stall_after {
+            Some(d) => humantime::parse_duration(d.get_ref())
+                .map_err(|e| cx.err(d, format!("{e}: give a duration such as \"60s\" or \"5m\"")))?,
+            None => Duration::from_secs(60),
+        },
+    };
+
     let mut tables: Vec<Route> = Vec::new();
     for t in &raw.tables {
         if t.source.get_ref().is_empty() {
@@ -179,6 +205,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         sink,
         batch,
         guest,
+        run,
+        telemetry,
         tables,
         defaults,
     };

@@ -21,6 +21,7 @@ mod rows;
 mod summary;
 mod transforms;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -32,10 +33,14 @@ pub use replay::Replay;
 pub use summary::Summary;
 
 use crate::guest::GuestRuntime;
-use crate::manifest::{Field, Plan};
+use crate::manifest::{Field, Plan, RunLimits};
 use crate::record::{Checkpoint, SinkBatch};
 use crate::sinks::{self, Applied, SameEvent, Writer};
 use crate::sources;
+use crate::telemetry::{
+    self,
+    metrics::{Kind, Stage, Table, health, metrics},
+};
 use replay::Bounds;
 use router::Router;
 use transforms::Transforms;
@@ -52,6 +57,32 @@ pub struct RunOptions {
     pub exit_when_caught_up: bool,
     /// Rewrite what earlier runs committed instead (`sluice replay`).
     pub replay: Option<Replay>,
+    /// Serve `/metrics` and `/health` here (else where `[telemetry]` says).
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// The run stopped before committing a batch that took its dead letters
+/// past `[run]`'s limit.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stopped before batch {batch}: it would bring this run's dead letters to {dead} of {read} records read, \
+     past {limit}; nothing of the batch is committed, so after fixing the cause a run resumes with it"
+)]
+pub struct TooManyDeadLetters {
+    pub batch: u64,
+    pub dead: u64,
+    pub read: u64,
+    pub limit: String,
+}
+
+/// A batch on its way to the sink thread.
+struct Pending {
+    batch: SinkBatch,
+    /// The positions to report to the source once it is written: its
+    /// checkpoints, which a replay reports but does not store.
+    reached: Vec<Checkpoint>,
+    /// When its stream changes were made, for the commit lag.
+    change_micros: Vec<u64>,
 }
 
 /// All that a run checks before it reads, and all `sluice validate` does:
@@ -97,6 +128,13 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     let started = Instant::now();
     let mut router = Router::new(plan, runtime);
     preflight(plan, &mut router)?; // what `check` does, before the sink is touched
+    let health = health();
+    health.stall_after(plan.telemetry.stall_after);
+    health.stops_with(options.stop.clone());
+    health.beat();
+    if let Some(addr) = options.metrics_addr.or(plan.telemetry.metrics_addr) {
+        telemetry::serve(addr)?;
+    }
     if let Some(replay) = &options.replay {
         replay.check(plan)?;
     }
@@ -112,11 +150,10 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     compare_transforms(&mut router, &mut transforms, bounds.as_ref());
 
     let mut summary = Summary::new(&plan.name);
-    // Each batch goes with the positions to report to the source once it is
-    // written: its checkpoints, which a replay reports but does not store.
-    let (tx, rx) = mpsc::sync_channel::<(SinkBatch, Vec<Checkpoint>)>(1);
+    let (tx, rx) = mpsc::sync_channel::<Pending>(1);
     let (acks, committed) = mpsc::channel::<Vec<Checkpoint>>();
-    let applied = std::thread::scope(|scope| -> Result<Applied> {
+    let (mut read_records, mut dead_letters) = (0u64, 0u64);
+    let (applied, in_sink) = std::thread::scope(|scope| -> Result<(Applied, Duration)> {
         let writer = std::thread::Builder::new()
             .name("sluice-sink".into())
             .spawn_scoped(scope, move || write_all(sink.as_mut(), rx, acks, started))
@@ -126,10 +163,13 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                 for checkpoints in committed.try_iter() {
                     source.committed(&checkpoints);
                 }
+                let began = Instant::now();
                 let Some(mut batch) = source.next_batch(&plan.batch)? else { break };
+                health.beat(); // an empty batch too: the source is caught up
                 if batch.records.is_empty() && batch.checkpoints.is_empty() {
                     continue;
                 }
+                metrics().stage(Stage::Read, began.elapsed());
                 summary.batches += 1;
                 summary.records += batch.records.len() as u64;
                 summary.bytes += batch.bytes as u64;
@@ -141,30 +181,66 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                     None => batch.checkpoints.clone(),
                 };
                 let number = batch.number;
+                let began = Instant::now();
                 let mut t = rows::batch(&mut router, batch, &plan.sink)
                     .with_context(|| format!("transforming batch {number}"))?;
+                metrics().stage(Stage::Transform, began.elapsed());
                 summary.skipped += t.skipped;
                 summary.guest_faults += t.faults;
                 summary.superseded += t.superseded;
+                read_records += t.tables.iter().map(|(_, s)| s.read).sum::<u64>();
+                dead_letters += t.sink.dead_letters.len() as u64;
+                if let Some(limit) = dead_letter_limit(&plan.run, dead_letters, read_records) {
+                    return Err(TooManyDeadLetters {
+                        batch: number,
+                        dead: dead_letters,
+                        read: read_records,
+                        limit,
+                    }
+                    .into());
+                }
+                for (table, stats) in &t.tables {
+                    let label = Table { table: table.to_string() };
+                    metrics().records_read.get_or_create(&label).inc_by(stats.read);
+                    metrics().dead_letters.get_or_create(&label).inc_by(stats.dead_lettered);
+                    metrics().guest_faults.get_or_create(&label).inc_by(stats.guest_faults);
+                    summary.tables.entry(table.to_string()).or_default().add(stats);
+                }
                 compare_transforms(&mut router, &mut transforms, bounds.as_ref());
                 if let Some(bounds) = &bounds {
                     summary.passed_over += bounds.rows(&mut t.sink);
                 }
                 transforms.commit_with(&mut t.sink);
-                if tx.send((t.sink, reached)).is_err() {
+                if tx.send(Pending { batch: t.sink, reached, change_micros: t.change_micros }).is_err() {
                     break; // the writer failed; its error is reported below
                 }
             }
             Ok(())
         })();
+        health.stopping();
         drop(tx);
-        let applied = writer.join().expect("the sink thread panicked")?;
-        read.map(|()| applied)
+        let written = writer.join().expect("the sink thread panicked")?;
+        read.map(|()| written)
     })?;
     summary.applied = applied;
+    summary.in_sink = in_sink;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
+
+/// The limit of `[run]` that `dead` dead letters of `read` records cross, if any.
+fn dead_letter_limit(limits: &RunLimits, dead: u64, read: u64) -> Option<String> {
+    if let Some(max) = limits.max_dead_letters.filter(|&max| dead > max) {
+        return Some(format!("max_dead_letters = {max}"));
+    }
+    let ratio = limits.max_dead_letter_ratio?;
+    (read >= RATIO_AFTER && dead as f64 > ratio * read as f64)
+        .then(|| format!("max_dead_letter_ratio = {ratio}"))
+}
+
+/// Records a run reads before `max_dead_letter_ratio` is checked: over fewer
+/// a ratio says little (one bad record of the first two is 50%).
+const RATIO_AFTER: u64 = 100;
 
 /// Compares the transforms of the guests started since the last call with
 /// those that made the stored rows (for a replay, of the tables it rewrites).
@@ -176,23 +252,50 @@ fn compare_transforms(router: &mut Router, transforms: &mut Transforms, bounds: 
     }
 }
 
+/// The sink thread: writes each batch, records what it did, and reports
+/// the positions reached to the source. Returns what the sink did and the
+/// time it took.
 fn write_all(
     sink: &mut dyn sinks::Sink,
-    batches: mpsc::Receiver<(SinkBatch, Vec<Checkpoint>)>,
+    batches: mpsc::Receiver<Pending>,
     acks: mpsc::Sender<Vec<Checkpoint>>,
     started: Instant,
-) -> Result<Applied> {
-    let mut total = Applied::default();
+) -> Result<(Applied, Duration)> {
+    let (mut total, mut in_sink) = (Applied::default(), Duration::ZERO);
     let (mut records, mut last_report) = (0u64, Instant::now());
-    for (batch, reached) in batches {
+    for Pending { batch, reached, change_micros } in batches {
         if batch.rows.is_empty() && batch.dead_letters.is_empty() && batch.checkpoints.is_empty() {
             // A replay's batch that rewrites nothing: no transaction needed.
             let _ = acks.send(reached);
             continue;
         }
         let began = Instant::now();
+        health().writing(true);
         let applied = sink.write(&batch).with_context(|| format!("writing batch {}", batch.number))?;
-        tracing::debug!(batch = batch.number, rows = batch.rows.len(), took = ?began.elapsed(), ?applied, "committed");
+        health().writing(false);
+        let took = began.elapsed();
+        in_sink += took;
+        health().beat();
+        let m = metrics();
+        m.stage(Stage::Write, took);
+        m.batches.inc();
+        m.committed_changes(&change_micros);
+        for (target, rows) in &applied.targets {
+            m.applied(target, Kind::Upserted, rows.upserted);
+            m.applied(target, Kind::Deleted, rows.deleted);
+            m.applied(target, Kind::Stale, rows.stale);
+        }
+        let all = applied.rows();
+        tracing::debug!(
+            batch = batch.number,
+            rows = batch.rows.len(),
+            took_ms = took.as_millis() as u64,
+            upserted = all.upserted,
+            deleted = all.deleted,
+            stale = all.stale,
+            dead_lettered = applied.dead_lettered,
+            "committed"
+        );
         total += applied;
         records += batch.records;
         let _ = acks.send(reached);
@@ -207,5 +310,5 @@ fn write_all(
             );
         }
     }
-    Ok(total)
+    Ok((total, in_sink))
 }

@@ -2,13 +2,16 @@
 //! (The guests' own `transform` runs in [`crate::guest`].)
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Result;
 
 use super::router::Router;
+use super::summary::TableSummary;
 use super::{checks, dedupe};
 use crate::record::{
-    Batch, DeadLetter, MAX_MESSAGE_BYTES, Outcome, Raw, RawPayload, Row, SinkBatch, SourceRecord, message,
+    Batch, DeadLetter, Format, MAX_MESSAGE_BYTES, Outcome, Raw, RawPayload, Row, SinkBatch, SourceRecord,
+    message,
 };
 use crate::sinks::SinkConfig;
 
@@ -17,6 +20,11 @@ pub(super) struct Transformed {
     pub skipped: u64,
     pub faults: u64,
     pub superseded: u64,
+    /// What became of each DynamoDB table's records.
+    pub tables: Vec<(Arc<str>, TableSummary)>,
+    /// When each stream change that became a row was made (microseconds),
+    /// for the commit lag.
+    pub change_micros: Vec<u64>,
 }
 
 /// Rows the sink would refuse become dead letters first; then sinks that
@@ -47,21 +55,32 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
     }
 
     let mut rows = Vec::new();
-    for (table, mut records) in groups {
-        let table = &*table;
+    let mut tables = Vec::new();
+    let mut change_micros = Vec::new();
+    for (name, mut records) in groups {
+        let table = &*name;
+        let mut stats = TableSummary { read: records.len() as u64, ..Default::default() };
+        let dead_before = sink.dead_letters.len();
         let Some(routed) = router.guest(table)? else {
             for record in records {
                 let reason =
                     format!("table {table:?} has no [[tables]] entry and the manifest has no [defaults]");
                 sink.dead_letters.push(dead(Some(table), record, reason));
             }
+            stats.dead_lettered = stats.read;
+            tables.push((name, stats));
             continue;
         };
+        let began = Instant::now();
         let outcomes = routed.guest.transform(batch.number, &mut records)?;
+        stats.in_transform = began.elapsed();
         for (record, outcome) in records.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Row(mut change) => match checks::check(&change, table) {
                     Ok(()) => {
+                        if matches!(record.format, Format::StreamChange) {
+                            change_micros.push(change.order.micros);
+                        }
                         // The transform's message about the row: kept, storable everywhere.
                         change.error = change.error.map(|e| message(&e, MAX_MESSAGE_BYTES));
                         let row = Row {
@@ -91,16 +110,20 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
                     )),
                 },
                 Outcome::Skip(reason) => {
-                    skipped += 1;
+                    stats.skipped += 1;
                     tracing::debug!(table, origin = record.origin(), "skipped: {reason}");
                 }
                 Outcome::Error(reason) => sink.dead_letters.push(dead(Some(table), record, reason)),
                 Outcome::Fault(reason) => {
-                    faults += 1;
+                    stats.guest_faults += 1;
                     sink.dead_letters.push(dead(Some(table), record, reason))
                 }
             }
         }
+        stats.dead_lettered = (sink.dead_letters.len() - dead_before) as u64;
+        skipped += stats.skipped;
+        faults += stats.guest_faults;
+        tables.push((name, stats));
     }
     let (rows, superseded) = if sink_config.capabilities().keeps_every_change {
         dedupe::distinct_changes(rows)
@@ -115,7 +138,7 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
             "the transform failed on records; they are dead-lettered"
         );
     }
-    Ok(Transformed { sink, skipped, faults, superseded })
+    Ok(Transformed { sink, skipped, faults, superseded, tables, change_micros })
 }
 
 fn dead(table: Option<&str>, record: SourceRecord, reason: String) -> DeadLetter {

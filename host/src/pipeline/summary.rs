@@ -1,11 +1,15 @@
-//! What a run did, printed when it ends.
+//! What a run did, printed when it ends: as text for people, or as JSON
+//! (`--summary json`) for the orchestrator that started it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::sinks::Applied;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct Summary {
     pub pipeline: String,
     pub batches: u64,
@@ -21,8 +25,39 @@ pub struct Summary {
     /// Records and rows a replay left alone: of another table, not yet
     /// committed by a run, or older than `--from`.
     pub passed_over: u64,
+    /// What the sink did, per sink table.
     pub applied: Applied,
+    /// Per DynamoDB table.
+    pub tables: BTreeMap<String, TableSummary>,
+    #[serde(rename = "sink_seconds", serialize_with = "seconds")]
+    pub in_sink: Duration,
+    #[serde(rename = "elapsed_seconds", serialize_with = "seconds")]
     pub elapsed: Duration,
+}
+
+/// What a run did with one DynamoDB table's records.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TableSummary {
+    pub read: u64,
+    pub skipped: u64,
+    pub guest_faults: u64,
+    pub dead_lettered: u64,
+    #[serde(rename = "transform_seconds", serialize_with = "seconds")]
+    pub in_transform: Duration,
+}
+
+impl TableSummary {
+    pub fn add(&mut self, other: &TableSummary) {
+        self.read += other.read;
+        self.skipped += other.skipped;
+        self.guest_faults += other.guest_faults;
+        self.dead_lettered += other.dead_lettered;
+        self.in_transform += other.in_transform;
+    }
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e3).round() / 1e3)
 }
 
 impl Summary {
@@ -33,11 +68,15 @@ impl Summary {
     pub fn records_per_sec(&self) -> f64 {
         self.records as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).expect("a summary serialises")
+    }
 }
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let a = &self.applied;
+        let rows = self.applied.rows();
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         writeln!(f, "pipeline {} finished in {:.2} s ({} batches)", self.pipeline, secs, self.batches)?;
         let lines = [
@@ -50,9 +89,9 @@ impl fmt::Display for Summary {
                     self.bytes as f64 / 1e6 / secs
                 ),
             ),
-            ("rows upserted", a.upserted, String::new()),
-            ("rows deleted", a.deleted, String::new()),
-            ("stale, not applied", a.stale, "older than the stored row".into()),
+            ("rows upserted", rows.upserted, String::new()),
+            ("rows deleted", rows.deleted, String::new()),
+            ("stale, not applied", rows.stale, "older than the stored row".into()),
             ("superseded in batch", self.superseded, "a newer change followed in the same batch".into()),
             ("skipped", self.skipped, "left out by a transform".into()),
             (
@@ -66,8 +105,12 @@ impl fmt::Display for Summary {
             ),
             (
                 "dead-lettered",
-                a.dead_lettered,
-                if a.dead_lettered > 0 { "see _sluice_dead_letters".into() } else { String::new() },
+                self.applied.dead_lettered,
+                if self.applied.dead_lettered > 0 {
+                    "see _sluice_dead_letters".into()
+                } else {
+                    String::new()
+                },
             ),
         ];
         let replayed =
@@ -78,6 +121,28 @@ impl fmt::Display for Summary {
             } else {
                 writeln!(f, "  {label:<20} {n:>10}   {note}")?;
             }
+        }
+        if !self.tables.is_empty() {
+            writeln!(
+                f,
+                "  {:<20} {:>10} {:>10} {:>10} {:>12}",
+                "by table", "read", "faults", "dead", "transform"
+            )?;
+            for (name, t) in &self.tables {
+                let took = format!("{:.2} s", t.in_transform.as_secs_f64());
+                writeln!(
+                    f,
+                    "    {name:<18} {:>10} {:>10} {:>10} {took:>12}",
+                    t.read, t.guest_faults, t.dead_lettered
+                )?;
+            }
+        }
+        if !self.applied.targets.is_empty() {
+            writeln!(f, "  {:<20} {:>10} {:>10} {:>10}", "by sink table", "upserted", "deleted", "stale")?;
+            for (name, r) in &self.applied.targets {
+                writeln!(f, "    {name:<18} {:>10} {:>10} {:>10}", r.upserted, r.deleted, r.stale)?;
+            }
+            writeln!(f, "  {:<20} {:>10.2} s", "time in the sink", self.in_sink.as_secs_f64())?;
         }
         Ok(())
     }

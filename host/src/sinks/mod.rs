@@ -17,9 +17,10 @@ mod retry;
 pub mod s3;
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Result;
+use serde::Serialize;
 
 use crate::columns::{self, Cell};
 use crate::manifest::NotReady;
@@ -154,20 +155,54 @@ pub struct Asked<'a> {
 }
 
 /// What a batch did to the sink.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Applied {
+    /// Per sink table.
+    pub targets: BTreeMap<String, Rows>,
+    pub dead_lettered: u64,
+}
+
+/// What became of the rows sent to one sink table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Rows {
     pub upserted: u64,
     pub deleted: u64,
     /// Changes older than what the sink already held, so not applied.
     pub stale: u64,
-    pub dead_lettered: u64,
+}
+
+impl Applied {
+    /// The counts of sink table `name`, created empty.
+    pub fn target(&mut self, name: &str) -> &mut Rows {
+        if !self.targets.contains_key(name) {
+            self.targets.insert(name.to_owned(), Rows::default());
+        }
+        self.targets.get_mut(name).expect("just inserted")
+    }
+
+    /// The counts of every sink table together.
+    pub fn rows(&self) -> Rows {
+        let mut all = Rows::default();
+        for rows in self.targets.values() {
+            all += *rows;
+        }
+        all
+    }
+}
+
+impl std::ops::AddAssign for Rows {
+    fn add_assign(&mut self, other: Rows) {
+        self.upserted += other.upserted;
+        self.deleted += other.deleted;
+        self.stale += other.stale;
+    }
 }
 
 impl std::ops::AddAssign for Applied {
     fn add_assign(&mut self, other: Applied) {
-        self.upserted += other.upserted;
-        self.deleted += other.deleted;
-        self.stale += other.stale;
+        for (name, rows) in other.targets {
+            *self.target(&name) += rows;
+        }
         self.dead_lettered += other.dead_lettered;
     }
 }

@@ -21,8 +21,8 @@ use postgres::{Client, Transaction};
 
 use super::retry::{Failure, retrying};
 use super::{
-    Applied, Asked, Fenced, Inspector, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable, Writer,
-    missing_columns, nul_in_document, nul_in_text, raw_text,
+    Applied, Asked, Fenced, Inspector, Rows, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable,
+    Writer, missing_columns, nul_in_document, nul_in_text, raw_text,
 };
 pub use config::{Config, MAX_NAME_BYTES, Secret, Section, redact_url};
 
@@ -145,7 +145,7 @@ impl PostgresSink {
         for (i, (target, group)) in by_target.iter().enumerate() {
             let spec = &self.targets[*target];
             let stage = format!("sluice_stage_{i}");
-            applied += apply(&mut tx, s, target, spec, group, &stage, self.same_event)?;
+            *applied.target(target) += apply(&mut tx, s, target, spec, group, &stage, self.same_event)?;
         }
         let statement = tx.prepare(&sql::dead_letter(s)).map_err(classify)?;
         for d in &batch.dead_letters {
@@ -177,7 +177,7 @@ fn apply(
     rows: &[&Row],
     stage: &str,
     same_event: SameEvent,
-) -> Result<Applied, Failure> {
+) -> Result<Rows, Failure> {
     let t = quote(target);
     let columns = columns::sql_names(&spec.extras);
     tx.batch_execute(&sql::create_stage(s, &t, stage)).map_err(classify)?;
@@ -206,7 +206,7 @@ fn apply(
             .get::<_, i64>(0) as u64;
         tx.execute(&sql::clear_tombstones(s, stage), &[&target]).map_err(classify)?;
     }
-    Ok(Applied { upserted, deleted, stale: staged - upserted - deleted, dead_lettered: 0 })
+    Ok(Rows { upserted, deleted, stale: staged - upserted - deleted })
 }
 
 /// One row in COPY's text format: tab-separated, `\N` for NULL, and

@@ -26,8 +26,8 @@ use anyhow::{Result, anyhow};
 
 use super::retry::retrying;
 use super::{
-    Applied, Asked, Fenced, Inspector, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable, Writer,
-    missing_columns, nul_in_document, nul_in_text,
+    Applied, Asked, Fenced, Inspector, Rows, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable,
+    Writer, missing_columns, nul_in_document, nul_in_text,
 };
 pub use config::{Auth, Compute, Config, MAX_PARTITION_BYTES, Section};
 
@@ -137,14 +137,14 @@ impl RedshiftSink {
             Err(e) => return Err(self.fenced(e)),
         };
         let mut applied = Applied::default();
-        for &(at, staged) in &request.counts {
+        for (at, staged, target) in &request.counts {
             let id = format!("{id}:{at}");
             let rows = retrying(self, "reading what a batch applied", |sink| sink.api.rows(&id), |_| {})?;
             let number = |i: usize| {
                 rows.first().and_then(|r| r.get(i).cloned().flatten()).and_then(|v| v.parse().ok())
             };
             let (deleted, upserted): (u64, u64) = (number(0).unwrap_or(0), number(1).unwrap_or(0));
-            applied += Applied { upserted, deleted, stale: staged - upserted - deleted, dead_lettered: 0 };
+            *applied.target(target) += Rows { upserted, deleted, stale: staged - upserted - deleted };
         }
         Ok(applied)
     }

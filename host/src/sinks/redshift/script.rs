@@ -56,8 +56,8 @@ pub(super) struct Layout<'a> {
 pub(super) struct Request {
     pub statements: Vec<String>,
     /// Where counts of applicable rows are read: (1-based statement number,
-    /// rows staged).
-    pub counts: Vec<(usize, u64)>,
+    /// rows staged, the sink table).
+    pub counts: Vec<(usize, u64, String)>,
 }
 
 /// A batch's requests, in the order they run.
@@ -75,8 +75,9 @@ pub(super) struct Script {
 #[derive(Default)]
 struct Unit {
     statements: Vec<String>,
-    /// (index in `statements` of a count of applicable rows, rows staged).
-    count: Option<(usize, u64)>,
+    /// (index in `statements` of a count of applicable rows, rows staged,
+    /// the sink table).
+    count: Option<(usize, u64, String)>,
 }
 
 impl Unit {
@@ -119,8 +120,8 @@ impl Packer {
             self.requests.push(request);
         }
         let request = self.requests.last_mut().expect("a request");
-        if let Some((at, staged)) = unit.count {
-            request.counts.push((request.statements.len() + at + 1, staged));
+        if let Some((at, staged, target)) = unit.count {
+            request.counts.push((request.statements.len() + at + 1, staged, target));
         }
         request.statements.extend(unit.statements);
         Ok(())
@@ -284,7 +285,7 @@ impl Layout<'_> {
         if hard {
             unit.statements.push(sql::drop_older_than_tombstones(s, target, stage, self.same_event));
         }
-        unit.count = Some((unit.statements.len(), staged));
+        unit.count = Some((unit.statements.len(), staged, target.to_owned()));
         unit.statements.push(sql::count_applicable(stage));
         unit.statements.extend(sql::replace_rows(s, &t, stage, columns, hard));
         if hard {

@@ -204,10 +204,11 @@ impl Sink for S3Sink {
                 &extras,
                 raw.as_deref(),
             ));
+            let counts = applied.target(&row.target);
             if row.change.operation.is_delete() {
-                applied.deleted += 1;
+                counts.deleted += 1;
             } else {
-                applied.upserted += 1;
+                counts.upserted += 1;
             }
         }
         for dead in &batch.dead_letters {

@@ -280,10 +280,11 @@ impl SqliteSink {
                 (true, DeleteMode::Hard) => hard_delete(&tx, row, self.same_event)?,
                 _ => upsert(&tx, &self.upserts[&*row.target], target, row)?,
             };
+            let counts = applied.target(&row.target);
             match (done, row.change.operation.is_delete()) {
-                (false, _) => applied.stale += 1,
-                (true, false) => applied.upserted += 1,
-                (true, true) => applied.deleted += 1,
+                (false, _) => counts.stale += 1,
+                (true, false) => counts.upserted += 1,
+                (true, true) => counts.deleted += 1,
             }
         }
         let mut dead = tx.prepare_cached(&format!(
@@ -502,11 +503,11 @@ mod tests {
         let config = Config { path: dir.path().join("s.db") };
         let mut sink = SqliteSink::open(&config, &writer(&[("t".to_owned(), DeleteMode::Soft)])).unwrap();
         let applied = sink.write(&batch(1, vec![row("{\"k\":1}", 5, Operation::Upsert)])).unwrap();
-        assert_eq!(applied.upserted, 1);
+        assert_eq!(applied.rows().upserted, 1);
         let applied = sink.write(&batch(2, vec![row("{\"k\":1}", 7, Operation::TtlDelete)])).unwrap();
-        assert_eq!(applied.deleted, 1);
+        assert_eq!(applied.rows().deleted, 1);
         let applied = sink.write(&batch(3, vec![row("{\"k\":1}", 6, Operation::Upsert)])).unwrap();
-        assert_eq!((applied.upserted, applied.stale), (0, 1));
+        assert_eq!((applied.rows().upserted, applied.rows().stale), (0, 1));
         let (deleted, ttl, image, event): (bool, bool, Option<String>, String) = sink
             .conn
             .query_row("SELECT is_deleted, is_ttl_delete, new_image, event_id FROM t", [], |r| {
@@ -523,7 +524,7 @@ mod tests {
         let mut sink = SqliteSink::open(&config, &writer(&[("t".to_owned(), DeleteMode::Soft)])).unwrap();
         let mut binary = row("{\"k\":1}", 5, Operation::Upsert);
         binary.raw = crate::record::Raw::Kept(vec![0xff, 0x00, 0xfe]);
-        assert_eq!(sink.write(&batch(1, vec![binary])).unwrap().upserted, 1);
+        assert_eq!(sink.write(&batch(1, vec![binary])).unwrap().rows().upserted, 1);
         let (raw, size): (Option<String>, i64) = sink
             .conn
             .query_row("SELECT raw_payload, raw_payload_size_bytes FROM t", [], |r| {

@@ -88,6 +88,10 @@ struct ShardStatus {
 
 impl Status {
     fn behind(&self, shard: &str, millis: Option<i64>) {
+        if let Some(ms) = millis {
+            let label = crate::telemetry::metrics::Shard { shard: shard.to_owned() };
+            crate::telemetry::metrics::metrics().source_behind_milliseconds.get_or_create(&label).set(ms);
+        }
         self.shards.lock().expect("status lock").entry(shard.to_owned()).or_default().millis_behind = millis;
     }
 

@@ -1,4 +1,4 @@
--- transaction 1 of 1; counts at [(5, 2), (13, 2)]
+-- transaction 1 of 1; counts at [(5, 2, "orders_cdc"), (13, 2, "other_cdc")]
 SELECT 1 / (CASE WHEN epoch = 7 THEN 1 ELSE 0 END) FROM "cdc"._sluice_writers WHERE pipeline = 'demo';
 CREATE TEMP TABLE "tmp_1" (LIKE "cdc"."orders_cdc");
 INSERT INTO "tmp_1" (table_name, keys, event_id, last_event_name, approx_creation_timestamp_millis, new_image, old_image, error, has_parsing_error, is_deleted, is_ttl_delete, raw_payload_size_bytes, raw_payload, change_micros, change_seq, source_position) VALUES ('orders', '{"id":"a"}', 'e-a', 'MODIFY', 1000, JSON_PARSE('{"id":"a","note":"it''s a \\"test\\" \\\\ ok","n":1.50}'), JSON_PARSE('{"id":… (695 bytes);

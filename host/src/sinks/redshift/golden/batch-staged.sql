@@ -39,7 +39,7 @@ INSERT INTO "cdc"."_sluice_stage_2a97516c354b_7_3_2" (table_name, keys, event_id
 SELECT 1 / (CASE WHEN epoch = 7 THEN 1 ELSE 0 END) FROM "cdc"._sluice_writers WHERE pipeline = 'demo';
 INSERT INTO "cdc"."_sluice_stage_2a97516c354b_7_3_2" (table_name, keys, event_id, last_event_name, approx_creation_timestamp_millis, new_image, old_image, error, has_parsing_error, is_deleted, is_ttl_delete, raw_payload_size_bytes, raw_payload, change_micros, change_seq, source_position, "s3_uri") VALUES ('orders', '{"id":"d187"}', 'e-d187', 'MODIFY', 1000, JSON_PARSE('{"id":"d187","note":"it''s a… (54346 bytes);
 DROP TABLE "cdc"."_sluice_pieces_2a97516c354b_7_3_0";
--- transaction 1 of 1; counts at [(3, 301), (9, 600)]
+-- transaction 1 of 1; counts at [(3, 301, "orders_cdc"), (9, 600, "other_cdc")]
 SELECT 1 / (CASE WHEN epoch = 7 THEN 1 ELSE 0 END) FROM "cdc"._sluice_writers WHERE pipeline = 'demo';
 DELETE FROM "cdc"."_sluice_stage_2a97516c354b_7_3_1" USING "cdc"."orders_cdc" AS o WHERE "cdc"."_sluice_stage_2a97516c354b_7_3_1".table_name = o.table_name AND "cdc"."_sluice_stage_2a97516c354b_7_3_1".keys = o.keys AND ((o.change_micros > "cdc"."_sluice_stage_2a97516c354b_7_3_1".change_micros OR (o.change_micros = "cdc"."_sluice_stage_2a97516c354b_7_3_1".change_micros AND (LEN(o.change_seq) > LEN(… (737 bytes);
 SELECT COUNT(CASE WHEN is_deleted THEN 1 END), COUNT(CASE WHEN NOT is_deleted THEN 1 END) FROM "cdc"."_sluice_stage_2a97516c354b_7_3_1";

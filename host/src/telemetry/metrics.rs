@@ -1,0 +1,279 @@
+//! The process's Prometheus metrics and its health, recorded by the rooms
+//! through [`metrics()`] and [`health()`] and served by `server.rs`.
+//!
+//! Label `table` is the DynamoDB table (records, faults, dead letters);
+//! `target` is the sink table (rows applied); `shard` is a stream's shard.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Table {
+    pub table: String,
+}
+
+/// What became of a row: `kind="upserted"`, `"deleted"` or `"stale"`.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Upserted,
+    Deleted,
+    Stale,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Applied {
+    pub target: String,
+    pub kind: &'static str,
+}
+
+/// Where a batch spends its time: `stage="read"`, `"transform"` or `"write"`.
+#[derive(Clone, Copy, Debug)]
+pub enum Stage {
+    Read,
+    Transform,
+    Write,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Shard {
+    pub shard: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub records_read: Family<Table, Counter>,
+    pub rows_applied: Family<Applied, Counter>,
+    pub dead_letters: Family<Table, Counter>,
+    pub guest_faults: Family<Table, Counter>,
+    pub batches: Counter,
+    pub batch_seconds: Family<StageLabel, Histogram>,
+    pub commit_lag_seconds: Histogram,
+    pub source_behind_milliseconds: Family<Shard, Gauge>,
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("sluice");
+        let m = Metrics {
+            records_read: Family::default(),
+            rows_applied: Family::default(),
+            dead_letters: Family::default(),
+            guest_faults: Family::default(),
+            batches: Counter::default(),
+            // 1 ms to ~9 min.
+            batch_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.001, 2.0, 20))
+            }),
+            // 10 ms to ~45 min: a change's age when its row commits.
+            commit_lag_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 18)),
+            source_behind_milliseconds: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("records_read", "Records read from the source", m.records_read.clone());
+        registry.register(
+            "rows_applied",
+            "Rows the sink applied, or refused as stale",
+            m.rows_applied.clone(),
+        );
+        registry.register("dead_letters", "Records stored as dead letters", m.dead_letters.clone());
+        registry.register(
+            "guest_faults",
+            "Records a transform failed on (trap, memory, time)",
+            m.guest_faults.clone(),
+        );
+        registry.register("batches", "Batches committed", m.batches.clone());
+        registry.register("batch_seconds", "Time a batch spent in each stage", m.batch_seconds.clone());
+        registry.register(
+            "commit_lag_seconds",
+            "From a stream change's ApproximateCreationDateTime to the commit of its batch",
+            m.commit_lag_seconds.clone(),
+        );
+        registry.register(
+            "source_behind_milliseconds",
+            "How far a shard's reader is behind the tip (Kinesis MillisBehindLatest)",
+            m.source_behind_milliseconds.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String");
+        text
+    }
+
+    pub fn applied(&self, target: &str, kind: Kind, n: u64) {
+        if n > 0 {
+            let kind = match kind {
+                Kind::Upserted => "upserted",
+                Kind::Deleted => "deleted",
+                Kind::Stale => "stale",
+            };
+            self.rows_applied.get_or_create(&Applied { target: target.to_owned(), kind }).inc_by(n);
+        }
+    }
+
+    pub fn stage(&self, stage: Stage, took: Duration) {
+        let stage = match stage {
+            Stage::Read => "read",
+            Stage::Transform => "transform",
+            Stage::Write => "write",
+        };
+        self.batch_seconds.get_or_create(&StageLabel { stage }).observe(took.as_secs_f64());
+    }
+
+    /// Observes, for each change committed now, how long ago it was made.
+    pub fn committed_changes(&self, change_micros: &[u64]) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        for &made in change_micros {
+            self.commit_lag_seconds.observe(now.saturating_sub(made) as f64 / 1e6);
+        }
+    }
+}
+
+/// Whether the pipeline makes progress: `/health` answers 200 while it
+/// does, or waits caught up, and 503 when it is stopping, when the reading
+/// side has not moved, or when the sink has been busy with one batch, for
+/// longer than the stall limit.
+pub struct Health {
+    started: Instant,
+    /// Milliseconds since `started` of the last sign of progress.
+    beat: AtomicU64,
+    /// Milliseconds since `started` when the sink began the write under
+    /// way, plus one; 0 while it is not writing.
+    writing: AtomicU64,
+    stall_ms: AtomicU64,
+    /// Set by SIGINT or SIGTERM (the run's stop flag) or when the run ends.
+    stopping: Mutex<Arc<AtomicBool>>,
+}
+
+pub fn health() -> &'static Health {
+    static HEALTH: LazyLock<Health> = LazyLock::new(|| Health {
+        started: Instant::now(),
+        beat: AtomicU64::new(0),
+        writing: AtomicU64::new(0),
+        stall_ms: AtomicU64::new(60_000),
+        stopping: Mutex::new(Arc::new(AtomicBool::new(false))),
+    });
+    &HEALTH
+}
+
+impl Health {
+    /// The pipeline moved: a batch was read (even an empty one, which means
+    /// the source is caught up) or committed.
+    pub fn beat(&self) {
+        self.beat.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// The sink starts (`true`) or ends a write.
+    pub fn writing(&self, busy: bool) {
+        self.writing.store(if busy { self.now() + 1 } else { 0 }, Ordering::Relaxed);
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn stall_after(&self, limit: Duration) {
+        self.stall_ms.store(limit.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Reports "stopping" as soon as `flag` is set.
+    pub fn stops_with(&self, flag: Arc<AtomicBool>) {
+        *self.stopping.lock().expect("health lock") = flag;
+    }
+
+    pub fn stopping(&self) {
+        self.stopping.lock().expect("health lock").store(true, Ordering::Relaxed);
+    }
+
+    /// `Ok` with how long ago the last beat was, or `Err` saying why not healthy.
+    pub fn check(&self) -> Result<Duration, String> {
+        let now = self.now();
+        let since = Duration::from_millis(now.saturating_sub(self.beat.load(Ordering::Relaxed)));
+        let writing = match self.writing.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            began => Duration::from_millis(now.saturating_sub(began - 1)),
+        };
+        let limit = Duration::from_millis(self.stall_ms.load(Ordering::Relaxed));
+        if self.stopping.lock().expect("health lock").load(Ordering::Relaxed) {
+            Err("stopping".into())
+        } else if writing > limit {
+            Err(format!(
+                "stalled: the sink has been writing one batch for {:.1} s (limit {} s)",
+                writing.as_secs_f64(),
+                limit.as_secs()
+            ))
+        } else if since > limit {
+            Err(format!(
+                "stalled: no progress for {:.1} s (limit {} s)",
+                since.as_secs_f64(),
+                limit.as_secs()
+            ))
+        } else {
+            Ok(since)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_ok_while_beating_and_not_when_stalled_or_stopping() {
+        let health = Health {
+            started: Instant::now(),
+            beat: AtomicU64::new(0),
+            writing: AtomicU64::new(0),
+            stall_ms: AtomicU64::new(50),
+            stopping: Mutex::new(Arc::new(AtomicBool::new(false))),
+        };
+        health.beat();
+        assert!(health.check().is_ok());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(health.check().unwrap_err().starts_with("stalled"));
+        health.beat();
+        assert!(health.check().is_ok());
+        health.writing(true);
+        std::thread::sleep(Duration::from_millis(80));
+        health.beat();
+        assert!(health.check().unwrap_err().contains("the sink has been writing"));
+        health.writing(false);
+        assert!(health.check().is_ok());
+        let stop = Arc::new(AtomicBool::new(false));
+        health.stops_with(stop.clone());
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(health.check().unwrap_err(), "stopping");
+    }
+
+    #[test]
+    fn counters_are_exposed_with_their_labels_in_the_text_format() {
+        let m = Metrics::new();
+        m.records_read.get_or_create(&Table { table: "orders".into() }).inc_by(7);
+        m.applied("orders_cdc", Kind::Stale, 2);
+        let text = m.encode();
+        assert!(text.contains("sluice_records_read_total{table=\"orders\"} 7"), "{text}");
+        assert!(text.contains("sluice_rows_applied_total{target=\"orders_cdc\",kind=\"stale\"} 2"), "{text}");
+    }
+}

@@ -1,0 +1,303 @@
+//! What operators run sluice with: Prometheus metrics and a health check
+//! during a real run, JSON logs and summaries, exit codes, the dead-letter
+//! limit, and a CLI that behaves in pipes and shells.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice::generator::{self, GenOptions, Precision};
+
+use crate::kinesis::{Stream, sluice_k};
+use crate::util::{count, dump, pipeline, run_ok, scratch, sluice, stdout};
+
+/// `GET path` on 127.0.0.1:`port`: (status, body), or `None` if nothing listens.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The value of each sample line of a Prometheus text exposition.
+fn samples(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Waits until `done` holds, for at most `secs`, polling every 50 ms.
+fn wait_for(secs: u64, what: &str, child: &mut Child, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("{what} did not happen within {secs} s (or the run ended: {:?})", child.try_wait());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kinesis_manifest(dir: &std::path::Path, stream: &Stream, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"ops\"\n[source]\ntype = \"kinesis\"\nstream_arn = \"{}\"\n\
+             [sink]\ntype = \"sqlite\"\npath = \"out.db\"\n[batch]\nmax_records = 50\nmax_wait_ms = 200\n\
+             [telemetry]\nstall_after = \"1s\"\n{extra}\
+             [[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n",
+            stream.arn
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn changes(seed: u64, n: usize) -> generator::Generated {
+    generator::generate(&GenOptions {
+        changes: n,
+        items: 40,
+        seed,
+        precision: Precision::Microsecond,
+        tables: vec!["orders".into()],
+        ..Default::default()
+    })
+}
+
+fn start(manifest: &std::path::Path, port: u16, failpoints: Option<&str>) -> Child {
+    let mut cmd: Command = sluice_k();
+    cmd.arg("run").arg(manifest).args(["--metrics-addr", &format!("127.0.0.1:{port}")]);
+    let log = std::fs::File::create(manifest.with_file_name("run.log")).unwrap();
+    cmd.stdout(Stdio::piped()).stderr(log);
+    if let Some(f) = failpoints {
+        cmd.env("FAILPOINTS", f);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn finish(mut child: Child) -> String {
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    out
+}
+
+fn sigterm(child: &Child) {
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+}
+
+#[test]
+fn metrics_during_a_stream_run_agree_with_its_summary() {
+    let stream = Stream::new(1);
+    let g = changes(81, 600);
+    stream.put(&g.records);
+    // A record without a tableName: dead-lettered.
+    stream.put(&[r#"{"dynamodb":{"Keys":{"pk":{"S":"x"}}}}"#.to_owned()]);
+    let dir = scratch();
+    let manifest = kinesis_manifest(dir.path(), &stream, "");
+    let port = free_port();
+    let mut run = start(&manifest, port, None);
+    let read = (g.records.len() + 1) as f64;
+    let total = |m: &HashMap<String, f64>, prefix: &str| -> f64 {
+        m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum()
+    };
+    let mut scraped = HashMap::new();
+    wait_for(60, "every record read and committed", &mut run, || {
+        let Some((200, text)) = get(port, "/metrics") else { return false };
+        scraped = samples(&text);
+        total(&scraped, "sluice_records_read_total") + 1.0 >= read
+            && get(port, "/health").is_some_and(|(status, _)| status == 200)
+            && dump(&dir.path().join("out.db"), "SELECT count(*) FROM _sluice_dead_letters")[0][0].as_deref()
+                == Some("1")
+    });
+    // Once caught up and idle, /health stays 200 and the counters stand still.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (status, body) = get(port, "/health").unwrap();
+    assert_eq!(status, 200, "idle and caught up is healthy: {body}");
+    scraped = samples(&get(port, "/metrics").unwrap().1);
+    sigterm(&run);
+    let summary = finish(run);
+
+    let m = |name: &str| scraped.get(name).copied().unwrap_or(0.0) as u64;
+    assert_eq!(m("sluice_records_read_total{table=\"orders\"}"), g.records.len() as u64);
+    assert_eq!(count(&summary, "records read"), g.records.len() as u64 + 1);
+    for (kind, label) in
+        [("upserted", "rows upserted"), ("deleted", "rows deleted"), ("stale", "stale, not applied")]
+    {
+        let metric = m(&format!("sluice_rows_applied_total{{target=\"orders_cdc\",kind=\"{kind}\"}}"));
+        assert_eq!(metric, count(&summary, label), "{kind}");
+    }
+    let batches: u64 =
+        summary.split(" batches)").next().unwrap().rsplit('(').next().unwrap().parse().unwrap();
+    assert_eq!(m("sluice_batches_total"), batches, "{summary}");
+    assert_eq!(m("sluice_batch_seconds_count{stage=\"write\"}"), m("sluice_batches_total"));
+    assert!(batches > 0);
+    assert_eq!(m("sluice_commit_lag_seconds_count"), g.records.len() as u64, "one per stream change");
+    assert!(
+        scraped.contains_key("sluice_source_behind_milliseconds{shard=\"shardId-000000000000\"}"),
+        "{scraped:?}"
+    );
+    assert_eq!(count(&summary, "dead-lettered"), 1);
+}
+
+#[test]
+fn health_turns_503_while_the_sink_stalls_and_once_told_to_stop() {
+    let stream = Stream::new(1);
+    let dir = scratch();
+    let manifest = kinesis_manifest(dir.path(), &stream, "");
+    let port = free_port();
+    // The second commit takes 6 s, against a stall limit of 1 s.
+    let mut run = start(&manifest, port, Some("sink::before_commit=1*off->1*sleep(6000)"));
+    wait_for(30, "/health answering 200", &mut run, || get(port, "/health").is_some_and(|(s, _)| s == 200));
+    let db = dir.path().join("out.db");
+    stream.put(&changes(82, 100).records);
+    let committed = || dump(&db, "SELECT count(*) FROM _sluice_checkpoints")[0][0].as_deref() != Some("0");
+    wait_for(30, "a first commit", &mut run, || db.exists() && committed());
+    stream.put(&changes(83, 100).records);
+    let mut stalled = String::new();
+    wait_for(30, "/health reporting the stall", &mut run, || match get(port, "/health") {
+        Some((503, body)) => {
+            stalled = body;
+            true
+        }
+        _ => false,
+    });
+    assert!(stalled.starts_with("stalled: the sink has been writing one batch"), "{stalled}");
+    sigterm(&run);
+    let (status, body) = get(port, "/health").expect("still finishing the batch");
+    assert_eq!((status, body.trim()), (503, "stopping"));
+    let summary = finish(run);
+    assert!(count(&summary, "records read") > 0, "{summary}");
+}
+
+#[test]
+fn json_logs_and_a_json_summary_are_one_object_a_line() {
+    let dir = scratch();
+    let g = changes(83, 200);
+    let mut records = g.records.clone();
+    records.insert(10, "{\"broken\": ".to_owned());
+    let manifest =
+        pipeline(dir.path(), &records, 50, "[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n");
+    let out = run_ok(
+        sluice()
+            .args(["--log-format", "json", "run", "--summary", "json"])
+            .arg(&manifest)
+            .env("SLUICE_LOG", "sluice=debug"),
+    );
+    let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(logs.lines().count() >= 2, "{logs}");
+    for line in logs.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string() && v["fields"]["message"].is_string(), "{line}");
+        assert!(!line.contains("Some(") && !line.contains(" { "), "no Debug dumps: {line}");
+    }
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(s["records"], records.len());
+    assert_eq!(s["applied"]["dead_lettered"], 1);
+    assert_eq!(s["tables"]["orders"]["read"], g.records.len());
+    assert!(s["applied"]["targets"]["orders_cdc"]["upserted"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["elapsed_seconds"].as_f64().unwrap() > 0.0);
+    assert!(s["tables"]["orders"]["transform_seconds"].as_f64().is_some());
+}
+
+#[test]
+fn past_the_dead_letter_limit_a_run_stops_before_committing_the_batch_and_exits_6() {
+    let g = changes(84, 300);
+    let junk = |records: &mut Vec<String>, at: usize| {
+        for i in 0..5 {
+            records.insert(at + i, format!("junk {i}"));
+        }
+    };
+    for (limit, junk_at, committed_line) in [
+        // Lines 61-65 are junk: the batch of lines 61-80 would bring 5 > 3.
+        ("max_dead_letters = 3", 60, 60),
+        // Checked from 100 records read: the batch of lines 141-160 brings
+        // 5 of 160, past 1%.
+        ("max_dead_letter_ratio = 0.01", 150, 140),
+    ] {
+        let dir = scratch();
+        let mut records = g.records.clone();
+        junk(&mut records, junk_at);
+        let table = "[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n";
+        let manifest = pipeline(dir.path(), &records, 20, &format!("[run]\n{limit}\n{table}"));
+        let out = sluice().arg("run").arg(&manifest).output().unwrap();
+        assert_eq!(out.status.code(), Some(6), "{limit}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(limit),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let db = dir.path().join("out.db");
+        let position =
+            dump(&db, "SELECT position FROM _sluice_checkpoints WHERE stream NOT LIKE 'transform:%'");
+        assert!(
+            position[0][0].as_deref().unwrap().ends_with(&format!("\"line\":{committed_line}}}")),
+            "{limit}: {position:?}"
+        );
+        assert_eq!(dump(&db, "SELECT count(*) FROM _sluice_dead_letters")[0][0].as_deref(), Some("0"));
+
+        // Raised, the run resumes with the batch it stopped before.
+        let manifest = pipeline(dir.path(), &records, 20, table);
+        let rest = stdout(&run_ok(sluice().arg("run").arg(&manifest)));
+        assert_eq!(count(&rest, "records read"), (records.len() - committed_line) as u64);
+        assert_eq!(count(&rest, "dead-lettered"), 5);
+    }
+}
+
+#[test]
+fn exit_codes_tell_a_bad_manifest_from_a_failed_run() {
+    let dir = scratch();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nsourc = 1\n").unwrap();
+    for command in ["run", "validate", "status", "replay"] {
+        let out = sluice().arg(command).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(5), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A file the manifest names that is not there: also the manifest's problem.
+    let manifest =
+        pipeline(dir.path(), &[], 10, "[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n");
+    std::fs::remove_file(dir.path().join("stream.jsonl")).unwrap();
+    assert_eq!(sluice().arg("run").arg(&manifest).output().unwrap().status.code(), Some(5));
+}
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly_and_completions_are_printed() {
+    let dir = scratch();
+    let g = changes(85, 3000);
+    let manifest = pipeline(dir.path(), &g.records, 500, "[defaults]\ntarget = \"cdc\"\n");
+    run_ok(sluice().arg("run").arg(&manifest));
+    // Far more than a pipe holds, read by a reader that leaves after one line.
+    let script = format!(
+        "set -o pipefail; '{}' status --rows 100000 '{}' | head -1",
+        env!("CARGO_BIN_EXE_sluice"),
+        manifest.display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    for (shell, needle) in [("bash", "_sluice()"), ("zsh", "#compdef sluice"), ("fish", "complete -c sluice")]
+    {
+        let script = stdout(&run_ok(sluice().args(["completions", shell])));
+        assert!(script.contains(needle) && script.contains("replay"), "{shell}");
+    }
+}
