@@ -9,6 +9,12 @@ use std::future::Future;
 use std::sync::OnceLock;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use tokio::runtime::Runtime;
 
 /// The process's one runtime for AWS SDK calls. Every room calls from
@@ -41,22 +47,57 @@ pub fn config() -> &'static SdkConfig {
 pub fn s3_client() -> aws_sdk_s3::Client {
     let custom_endpoint =
         std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-    let s3 = aws_sdk_s3::config::Builder::from(config()).force_path_style(custom_endpoint).build();
+    let s3 = aws_sdk_s3::config::Builder::from(config())
+        .force_path_style(custom_endpoint)
+        .interceptor(LogCalls)
+        .build();
     aws_sdk_s3::Client::from_conf(s3)
 }
 
 pub fn redshift_data() -> aws_sdk_redshiftdata::Client {
-    aws_sdk_redshiftdata::Client::new(config())
+    let conf = aws_sdk_redshiftdata::config::Builder::from(config()).interceptor(LogCalls).build();
+    aws_sdk_redshiftdata::Client::from_conf(conf)
 }
 
 pub fn kinesis(config: &SdkConfig) -> aws_sdk_kinesis::Client {
-    aws_sdk_kinesis::Client::new(config)
+    aws_sdk_kinesis::Client::from_conf(
+        aws_sdk_kinesis::config::Builder::from(config).interceptor(LogCalls).build(),
+    )
+}
+
+/// Logs each AWS operation sluice calls (debug, target `sluice::aws`): for
+/// an operator tracing a permission, and for the tests that check
+/// `sluice iam-policy` allows every call a run makes.
+#[derive(Debug)]
+struct LogCalls;
+
+impl Intercept for LogCalls {
+    fn name(&self) -> &'static str {
+        "sluice-log-calls"
+    }
+
+    // Not `read_before_execution`: a client's interceptors run that before
+    // the operation's metadata is in the bag.
+    fn read_before_serialization(
+        &self,
+        _: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(op) = cfg.load::<Metadata>() {
+            tracing::debug!(service = op.service(), operation = op.name(), "aws call");
+        }
+        Ok(())
+    }
 }
 
 /// The same configuration, signed with a role assumed through STS (e.g.
 /// in another account). The credentials are cached and renewed before
 /// they expire.
 pub async fn assume_role(config: &SdkConfig, role_arn: &str) -> SdkConfig {
+    // The provider's own STS client cannot take an interceptor: its call
+    // is logged here, where it is set up.
+    tracing::debug!(service = "sts", operation = "AssumeRole", role_arn, "aws call");
     let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
         .session_name("sluice")
         .configure(config)

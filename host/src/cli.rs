@@ -14,7 +14,7 @@ use crate::pipeline::{Replay, RunOptions};
 use crate::record::DeleteMode;
 use crate::sinks::{self, SinkError};
 use crate::sources::ReplayFrom;
-use crate::{pipeline, telemetry};
+use crate::{iam, pipeline, telemetry};
 
 /// `println!` into a String.
 macro_rules! say {
@@ -130,6 +130,21 @@ enum Command {
         /// How many of the newest rows to show per table.
         #[arg(long, default_value_t = 3)]
         rows: usize,
+    },
+    /// Print the least-privilege IAM policy a manifest needs, as JSON: the
+    /// AWS actions of its source, sink and joins, on the streams, buckets,
+    /// prefixes, secrets and clusters it names.
+    ///
+    /// Without --role, the policy for the identity sluice runs as. A
+    /// manifest may name roles too (a stream's `role_arn`, which sluice
+    /// assumes; Redshift's `iam_role`, which Redshift assumes to COPY):
+    /// --role ARN prints the policy that role needs.
+    IamPolicy {
+        /// The pipeline manifest (TOML).
+        manifest: PathBuf,
+        /// A role the manifest names.
+        #[arg(long, value_name = "ARN")]
+        role: Option<String>,
     },
     /// Work with transform components.
     #[command(subcommand)]
@@ -259,6 +274,28 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Replay { manifest, table, from, report } => {
             let options = RunOptions { replay: Some(Replay { tables: table, from }), ..Default::default() };
             run(&manifest, options, &report)?;
+        }
+        Command::IamPolicy { manifest, role } => {
+            let plan = manifest::load(&manifest)?;
+            let grants = iam::grants(&plan);
+            let roles = iam::roles(&grants);
+            let who = match role {
+                Some(arn) if roles.contains(&arn) => iam::Principal::Role(arn),
+                Some(arn) => anyhow::bail!(
+                    "the manifest names no role {arn:?}; it names: {}",
+                    if roles.is_empty() { "none".to_owned() } else { roles.join(", ") }
+                ),
+                None => {
+                    for arn in &roles {
+                        eprintln!(
+                            "note: role {arn} needs its own policy: sluice iam-policy --role {arn} ..."
+                        );
+                    }
+                    iam::Principal::Runner
+                }
+            };
+            let document = iam::document(&grants, &who);
+            emit(&format!("{}\n", serde_json::to_string_pretty(&document)?))?;
         }
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -11,6 +11,7 @@
 //!   of every sink table; [`ident`]: SQL names; [`aws`] and
 //!   [`objects`]: AWS clients, and S3 or a local folder behind one interface.
 //!
+//! [`iam`] lists the AWS permissions a manifest needs.
 //! [`generator`] writes realistic change streams for demos, tests and benchmarks.
 
 pub mod aws;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod columns;
 pub mod generator;
 pub mod guest;
+pub mod iam;
 pub mod ident;
 pub mod manifest;
 pub mod objects;

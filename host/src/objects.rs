@@ -75,7 +75,7 @@ pub enum Access {
 }
 
 impl Access {
-    fn action(self) -> &'static str {
+    pub fn action(self) -> &'static str {
         match self {
             Access::List => "s3:ListBucket",
             Access::Get => "s3:GetObject",

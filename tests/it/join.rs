@@ -35,7 +35,7 @@ pub(crate) fn documents() -> String {
 }
 
 /// Items (DynamoDB JSON) and the URI attribute each carries.
-fn items(bucket: &str) -> Vec<(String, Value)> {
+pub(crate) fn items(bucket: &str) -> Vec<(String, Value)> {
     let uri = |key: &str| json!({ "S": format!("s3://{bucket}/{key}") });
     let mut items = vec![
         ("a".to_owned(), uri("docs/a.json")),
@@ -77,9 +77,9 @@ fn stream_records(items: &[(String, Value)]) -> Vec<String> {
         .collect()
 }
 
-const TABLE: &str = "[[tables]]\nsource = \"docs_items\"\ntarget = \"joined\"\ntransform = \"builtin:s3-join\"\nkeys = [\"id\"]\n";
+pub(crate) const TABLE: &str = "[[tables]]\nsource = \"docs_items\"\ntarget = \"joined\"\ntransform = \"builtin:s3-join\"\nkeys = [\"id\"]\n";
 
-fn join_section(bucket: &str) -> String {
+pub(crate) fn join_section(bucket: &str) -> String {
     format!(
         "[tables.join]\nattribute = \"doc_uri\"\nprefix = \"s3://{bucket}/docs/\"\nmax_object_bytes = 65536\n"
     )

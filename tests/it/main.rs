@@ -10,6 +10,7 @@ mod crash;
 mod export;
 mod faults;
 mod hostile;
+mod iam;
 mod join;
 mod kinesis;
 mod manifests;
