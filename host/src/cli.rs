@@ -1,20 +1,23 @@
 //! The command line: parse, run, and map errors to exit codes (the README's
 //! "Exit codes" lists them).
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use serde_json::json;
 
 use crate::generator::{self, GenOptions, Precision};
 use crate::guest::{GuestRuntime, TransformRef, cases, scaffold};
 use crate::manifest::{self, Plan};
 use crate::pipeline::{Replay, RunOptions};
+use crate::record::Checkpoint;
 use crate::record::DeleteMode;
 use crate::sinks::{self, SinkError};
 use crate::sources::ReplayFrom;
-use crate::{iam, pipeline, telemetry};
+use crate::{iam, pipeline, sources, telemetry};
 
 /// `println!` into a String.
 macro_rules! say {
@@ -130,6 +133,11 @@ enum Command {
         /// How many of the newest rows to show per table.
         #[arg(long, default_value_t = 3)]
         rows: usize,
+        /// Print one JSON object: positions (with how far each is behind
+        /// the end of its file, shard or data file), the transforms that
+        /// made each table's rows, row counts, and the dead letters, newest first.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the least-privilege IAM policy a manifest needs, as JSON: the
     /// AWS actions of its source, sink and joins, on the streams, buckets,
@@ -307,7 +315,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             pipeline::check(&plan, &mut GuestRuntime::new()?, offline)?;
             emit(&describe(&plan))?;
         }
-        Command::Status { manifest, rows } => status(&manifest::load(&manifest)?, rows)?,
+        Command::Status { manifest, rows, json } => status(&manifest::load(&manifest)?, rows, json)?,
         Command::Guest(GuestCommand::Test { component, cases, bless }) => {
             return guest_test(&component, &cases, bless);
         }
@@ -436,33 +444,172 @@ fn describe(plan: &Plan) -> String {
     out
 }
 
-fn status(plan: &Plan, rows: usize) -> Result<()> {
+/// What `status` found in a sink, sorted out of its checkpoint table.
+#[derive(Default)]
+struct Stored {
+    /// (partition, position, committed at)
+    positions: Vec<(String, String, String)>,
+    /// (DynamoDB table, stamp, committed at)
+    transforms: Vec<(String, String, String)>,
+    tables: BTreeMap<String, pipeline::TableTotals>,
+    targets: BTreeMap<String, pipeline::TargetTotals>,
+}
+
+fn sort_out(status: &sinks::Status) -> Stored {
+    let mut stored = Stored::default();
+    for (partition, position, at) in &status.checkpoints {
+        let entry = (partition.clone(), position.clone(), at.clone());
+        if let Some(table) = pipeline::stamped_table(partition) {
+            stored.transforms.push((table.to_owned(), position.clone(), at.clone()));
+        } else {
+            match pipeline::Totals::parse(partition, position) {
+                Some(pipeline::Totals::Table(name, t)) => drop(stored.tables.insert(name, t)),
+                Some(pipeline::Totals::Target(name, t)) => drop(stored.targets.insert(name, t)),
+                None => stored.positions.push(entry),
+            }
+        }
+    }
+    stored
+}
+
+fn status(plan: &Plan, rows: usize, json: bool) -> Result<()> {
     let targets = plan.targets();
     let asked = sinks::Asked { pipeline: &plan.name, targets: &targets, sample_rows: rows };
     let status = plan.sink.inspect()?.status(&asked)?;
+    let stored = sort_out(&status);
+    let positions: Vec<Checkpoint> = stored
+        .positions
+        .iter()
+        .map(|(partition, position, _)| Checkpoint {
+            partition: partition.clone(),
+            position: position.clone(),
+        })
+        .collect();
+    let behind: HashMap<String, sources::Behind> = sources::behind(plan, &positions).into_iter().collect();
+    if json {
+        return emit(&format!("{}\n", status_json(plan, &status, &stored, &behind)));
+    }
     let mut out = String::new();
     say!(out, "pipeline {}", plan.name);
-    say!(out, "checkpoints");
-    if status.checkpoints.is_empty() {
+    say!(out, "positions");
+    if stored.positions.is_empty() {
         say!(out, "  none yet");
     }
-    for (stream, position, at) in &status.checkpoints {
-        say!(out, "  {stream}  {position}  committed {at}");
+    for (partition, position, at) in &stored.positions {
+        let lag = match behind.get(partition) {
+            Some(sources::Behind::Bytes(n)) => format!("  ({n} bytes unread)"),
+            Some(sources::Behind::Milliseconds(ms)) => format!("  ({ms} ms behind the tip)"),
+            Some(sources::Behind::Done(true)) => "  (read to its end)".into(),
+            Some(sources::Behind::Done(false)) => "  (not read to its end)".into(),
+            Some(sources::Behind::Unknown(why)) => format!("  (behind: unknown: {why})"),
+            None => String::new(),
+        };
+        say!(out, "  {partition}  {position}  committed {at}{lag}");
+    }
+    if !stored.tables.is_empty() {
+        say!(
+            out,
+            "records, all runs    {:>10} {:>10} {:>10} {:>10} {:>12}",
+            "read",
+            "skipped",
+            "faults",
+            "dead",
+            "transform"
+        );
+        for (name, t) in &stored.tables {
+            say!(
+                out,
+                "  {name:<18} {:>10} {:>10} {:>10} {:>10} {:>10.2} s",
+                t.read,
+                t.skipped,
+                t.guest_faults,
+                t.dead_lettered,
+                t.transform_seconds
+            );
+        }
     }
     say!(out, "tables");
     for t in &status.tables {
-        say!(out, "  {}: {} live, {} deleted, {} tombstones", t.name, t.live, t.deleted, t.tombstones);
+        let applied = stored.targets.get(&t.name).map_or(String::new(), |a| {
+            format!(
+                "; all runs: {} upserted, {} deleted, {} stale, {:.2} s in the sink",
+                a.upserted, a.deleted, a.stale, a.sink_seconds
+            )
+        });
+        say!(
+            out,
+            "  {}: {} live, {} deleted, {} tombstones{applied}",
+            t.name,
+            t.live,
+            t.deleted,
+            t.tombstones
+        );
         for (key, deleted, image) in &t.sample {
             let image =
                 if *deleted { "(deleted)".to_owned() } else { clip(image.as_deref().unwrap_or("null"), 90) };
             say!(out, "    {key}  {image}");
         }
     }
+    for (table, stamp, at) in &stored.transforms {
+        say!(out, "transform of {table}: {stamp} (since {at})");
+    }
     say!(out, "dead letters: {}", status.dead_letters);
     for (origin, reason) in &status.recent_dead_letters {
         say!(out, "  {origin}: {}", clip(reason, 120));
     }
     emit(&out)
+}
+
+fn status_json(
+    plan: &Plan,
+    status: &sinks::Status,
+    stored: &Stored,
+    behind: &HashMap<String, sources::Behind>,
+) -> serde_json::Value {
+    let parsed = |text: &str| serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::from(text));
+    let positions: Vec<_> = stored
+        .positions
+        .iter()
+        .map(|(partition, position, at)| {
+            json!({
+                "partition": partition,
+                "position": parsed(position),
+                "committed_at": at,
+                "behind": behind.get(partition),
+            })
+        })
+        .collect();
+    let transforms: Vec<_> = stored
+        .transforms
+        .iter()
+        .map(|(table, stamp, at)| json!({ "table": table, "stamp": parsed(stamp), "since": at }))
+        .collect();
+    let tables: Vec<_> = status
+        .tables
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "live": t.live,
+                "deleted": t.deleted,
+                "tombstones": t.tombstones,
+                "all_runs": stored.targets.get(&t.name),
+            })
+        })
+        .collect();
+    let newest: Vec<_> = status
+        .recent_dead_letters
+        .iter()
+        .map(|(origin, reason)| json!({ "origin": origin, "reason": reason }))
+        .collect();
+    json!({
+        "pipeline": plan.name,
+        "positions": positions,
+        "transforms": transforms,
+        "records": stored.tables,
+        "tables": tables,
+        "dead_letters": { "count": status.dead_letters, "newest": newest },
+    })
 }
 
 fn guest_test(component: &str, dir: &Path, bless: bool) -> Result<ExitCode> {

@@ -154,6 +154,13 @@ fn metrics_during_a_stream_run_agree_with_its_summary() {
         "{scraped:?}"
     );
     assert_eq!(count(&summary, "dead-lettered"), 1);
+
+    // `status` asks the stream how far each committed position is behind.
+    let status: serde_json::Value =
+        serde_json::from_slice(&run_ok(sluice_k().args(["status", "--json"]).arg(&manifest)).stdout).unwrap();
+    let position = &status["positions"][0];
+    assert!(position["partition"].as_str().unwrap().ends_with("/shardId-000000000000"), "{status}");
+    assert!(position["behind"]["milliseconds"].is_i64(), "{status}");
 }
 
 #[test]
@@ -300,4 +307,49 @@ fn a_closed_pipe_ends_a_command_quietly_and_completions_are_printed() {
         let script = stdout(&run_ok(sluice().args(["completions", shell])));
         assert!(script.contains(needle) && script.contains("replay"), "{shell}");
     }
+}
+
+#[test]
+fn status_json_shows_how_far_behind_each_position_is_the_totals_of_every_run_and_dead_letters_newest_first() {
+    let dir = scratch();
+    let g = changes(86, 400);
+    let (first, rest) = g.records.split_at(200);
+    let mut first = first.to_vec();
+    first.push("junk from the first run".into());
+    let table = "[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n";
+    let manifest = pipeline(dir.path(), &first, 50, table);
+    let one = stdout(&run_ok(sluice().arg("run").arg(&manifest)));
+
+    // More arrives: the status says how much is unread.
+    let mut all = first.clone();
+    all.extend_from_slice(rest);
+    all.push("junk from the second run".into());
+    pipeline(dir.path(), &all, 50, table);
+    let unread = all[first.len()..].iter().map(|l| l.len() + 1).sum::<usize>() as u64;
+    let status = |m: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&run_ok(sluice().args(["status", "--json"]).arg(m)).stdout).unwrap()
+    };
+    let s = status(&manifest);
+    assert_eq!(s["positions"][0]["behind"]["bytes"], unread, "{s}");
+    assert_eq!(s["records"]["orders"]["read"], 200);
+    let upserted = s["tables"][0]["all_runs"]["upserted"].as_u64().unwrap();
+    assert_eq!(upserted, count(&one, "rows upserted"), "{s}");
+
+    let two = stdout(&run_ok(sluice().arg("run").arg(&manifest)));
+    let s = status(&manifest);
+    assert_eq!(s["positions"][0]["behind"]["bytes"], 0);
+    assert_eq!(s["records"]["orders"]["read"], g.records.len(), "totals add up over runs");
+    let all_runs = &s["tables"][0]["all_runs"];
+    assert_eq!(
+        all_runs["upserted"].as_u64().unwrap(),
+        count(&one, "rows upserted") + count(&two, "rows upserted")
+    );
+    assert_eq!(
+        all_runs["stale"].as_u64().unwrap(),
+        count(&one, "stale, not applied") + count(&two, "stale, not applied")
+    );
+    assert_eq!(s["dead_letters"]["count"], 2);
+    let newest = s["dead_letters"]["newest"][0]["origin"].as_str().unwrap();
+    assert_eq!(newest, format!("stream.jsonl:{}", all.len()), "newest first: {s}");
+    assert_eq!(s["transforms"][0]["table"], "orders");
 }

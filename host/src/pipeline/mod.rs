@@ -19,6 +19,7 @@ mod replay;
 mod router;
 mod rows;
 mod summary;
+mod totals;
 mod transforms;
 
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ use anyhow::{Context, Result};
 
 pub use replay::Replay;
 pub use summary::Summary;
+pub use totals::{TableTotals, TargetTotals, Totals};
+pub use transforms::stamped_table;
 
 use crate::guest::GuestRuntime;
 use crate::manifest::{Field, Plan, RunLimits};
@@ -73,6 +76,14 @@ pub struct TooManyDeadLetters {
     pub dead: u64,
     pub read: u64,
     pub limit: String,
+}
+
+/// A batch the sink thread wrote, reported back.
+struct Written {
+    /// The positions reached, for the source.
+    reached: Vec<Checkpoint>,
+    applied: Applied,
+    took: Duration,
 }
 
 /// A batch on its way to the sink thread.
@@ -141,8 +152,11 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     let same_event = if options.replay.is_some() { SameEvent::Rewrites } else { SameEvent::Keeps };
     let targets = plan.targets();
     let mut sink = plan.sink.open(&Writer { pipeline: &plan.name, targets: &targets, same_event })?;
-    let (committed, mut transforms) =
+    let (mut committed, mut transforms) =
         transforms::split(sink.checkpoints()?, options.replay.is_some(), &plan.path);
+    let mut ledger = totals::split(&mut committed);
+    // A replay's work is not a run's: it adds nothing to the totals.
+    let keep_totals = options.replay.is_none();
     let (mut source, bounds) = match &options.replay {
         None => (sources::open(plan, &committed, options.exit_when_caught_up)?, None),
         Some(replay) => (sources::open_for_replay(plan, replay.from)?, Some(replay.bounds(plan, &committed))),
@@ -151,17 +165,19 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
 
     let mut summary = Summary::new(&plan.name);
     let (tx, rx) = mpsc::sync_channel::<Pending>(1);
-    let (acks, committed) = mpsc::channel::<Vec<Checkpoint>>();
+    let (acks, committed) = mpsc::channel::<Written>();
     let (mut read_records, mut dead_letters) = (0u64, 0u64);
     let (applied, in_sink) = std::thread::scope(|scope| -> Result<(Applied, Duration)> {
+        let sink = sink.as_mut();
         let writer = std::thread::Builder::new()
             .name("sluice-sink".into())
-            .spawn_scoped(scope, move || write_all(sink.as_mut(), rx, acks, started))
+            .spawn_scoped(scope, move || write_all(sink, rx, acks, started))
             .context("starting the sink thread")?;
         let read = (|| -> Result<()> {
             while !options.stop.load(Ordering::Relaxed) {
-                for checkpoints in committed.try_iter() {
-                    source.committed(&checkpoints);
+                for written in committed.try_iter() {
+                    source.committed(&written.reached);
+                    ledger.applied(&written.applied, written.took);
                 }
                 let began = Instant::now();
                 let Some(mut batch) = source.next_batch(&plan.batch)? else { break };
@@ -211,6 +227,9 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                     summary.passed_over += bounds.rows(&mut t.sink);
                 }
                 transforms.commit_with(&mut t.sink);
+                if keep_totals {
+                    t.sink.checkpoints.extend(ledger.batch(&t.tables));
+                }
                 if tx.send(Pending { batch: t.sink, reached, change_micros: t.change_micros }).is_err() {
                     break; // the writer failed; its error is reported below
                 }
@@ -222,6 +241,14 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
         let written = writer.join().expect("the sink thread panicked")?;
         read.map(|()| written)
     })?;
+    for written in committed.try_iter() {
+        ledger.applied(&written.applied, written.took);
+    }
+    let last = ledger.unsent();
+    if keep_totals && !last.is_empty() {
+        sink.write(&SinkBatch { checkpoints: last, ..Default::default() })
+            .context("committing the totals")?;
+    }
     summary.applied = applied;
     summary.in_sink = in_sink;
     summary.elapsed = started.elapsed();
@@ -258,7 +285,7 @@ fn compare_transforms(router: &mut Router, transforms: &mut Transforms, bounds: 
 fn write_all(
     sink: &mut dyn sinks::Sink,
     batches: mpsc::Receiver<Pending>,
-    acks: mpsc::Sender<Vec<Checkpoint>>,
+    acks: mpsc::Sender<Written>,
     started: Instant,
 ) -> Result<(Applied, Duration)> {
     let (mut total, mut in_sink) = (Applied::default(), Duration::ZERO);
@@ -266,7 +293,7 @@ fn write_all(
     for Pending { batch, reached, change_micros } in batches {
         if batch.rows.is_empty() && batch.dead_letters.is_empty() && batch.checkpoints.is_empty() {
             // A replay's batch that rewrites nothing: no transaction needed.
-            let _ = acks.send(reached);
+            let _ = acks.send(Written { reached, applied: Applied::default(), took: Duration::ZERO });
             continue;
         }
         let began = Instant::now();
@@ -296,9 +323,9 @@ fn write_all(
             dead_lettered = applied.dead_lettered,
             "committed"
         );
-        total += applied;
         records += batch.records;
-        let _ = acks.send(reached);
+        let _ = acks.send(Written { reached, applied: applied.clone(), took });
+        total += applied;
         if last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
             let secs = started.elapsed().as_secs_f64();

@@ -50,6 +50,12 @@ pub(super) struct Transforms {
     manifest: String,
 }
 
+/// The DynamoDB table whose transform stamp a checkpoint's partition holds,
+/// if it holds one.
+pub fn stamped_table(partition: &str) -> Option<&str> {
+    partition.strip_prefix(PREFIX)
+}
+
 /// Parts committed checkpoints into the source's positions and the stamps.
 pub(super) fn split(
     committed: Vec<Checkpoint>,
@@ -59,7 +65,7 @@ pub(super) fn split(
     let mut stored = HashMap::new();
     let mut positions = Vec::new();
     for c in committed {
-        match c.partition.strip_prefix(PREFIX) {
+        match stamped_table(&c.partition) {
             Some(table) => match serde_json::from_str::<Stamp>(&c.position) {
                 Ok(stamp) => {
                     stored.insert(table.to_owned(), stamp);

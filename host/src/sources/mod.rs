@@ -125,6 +125,53 @@ fn open_as(
     }
 }
 
+/// How far a committed position is from the end of its partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Behind {
+    /// Of a file: bytes not read yet.
+    Bytes(u64),
+    /// Of a shard: Kinesis' `MillisBehindLatest` after the position.
+    Milliseconds(i64),
+    /// Of an export's data file: read to its end or not.
+    Done(bool),
+    /// Not known, and why.
+    Unknown(String),
+}
+
+/// How far each committed position is behind the end of its partition, for
+/// `sluice status`. Reads only; a stream is asked one record past each position.
+pub fn behind(plan: &Plan, committed: &[Checkpoint]) -> Vec<(String, Behind)> {
+    let kinesis = |k: &kinesis::Config| match kinesis::behind(k, committed) {
+        Ok(lags) => lags
+            .into_iter()
+            .map(|(p, lag)| (p, lag.map_or_else(Behind::Unknown, Behind::Milliseconds)))
+            .collect(),
+        Err(e) => vec![(k.stream_arn.clone(), Behind::Unknown(format!("{e:#}")))],
+    };
+    match &plan.source {
+        SourceConfig::File(f) => committed
+            .iter()
+            .filter(|c| c.partition == f.written)
+            .map(|c| {
+                let left = file::unread_bytes(&f.path, &c.position);
+                (c.partition.clone(), left.map_or_else(|e| Behind::Unknown(format!("{e:#}")), Behind::Bytes))
+            })
+            .collect(),
+        SourceConfig::Kinesis(k) => kinesis(k),
+        SourceConfig::Export(e) => {
+            let mut all: Vec<(String, Behind)> = committed
+                .iter()
+                .filter_map(|c| Some((c.partition.clone(), Behind::Done(export::is_done(&c.position)?))))
+                .collect();
+            if let Some(then) = &e.then {
+                all.extend(kinesis(&then.kinesis));
+            }
+            all
+        }
+    }
+}
+
 /// How far a pipeline's runs committed each partition: what a replay reads
 /// up to, so that it rewrites rows and leaves the rest to the next run.
 pub struct Reached(HashMap<String, String>);

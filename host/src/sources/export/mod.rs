@@ -48,6 +48,12 @@ pub(super) fn last_line(position: &str) -> Option<String> {
     serde_json::from_str::<Position>(position).ok().map(|p| p.line.to_string())
 }
 
+/// Whether a committed position is a data file read to its end; `None`
+/// if it is not a data file's.
+pub(super) fn is_done(position: &str) -> Option<bool> {
+    serde_json::from_str::<Position>(position).ok().map(|p| p.done)
+}
+
 pub struct ExportSource {
     events: Receiver<Event>,
     /// The rest of a chunk that did not fit in the last batch.

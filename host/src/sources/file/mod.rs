@@ -31,6 +31,13 @@ pub(super) fn last_line(position: &str) -> Option<String> {
     serde_json::from_str::<Position>(position).ok().map(|p| p.line.to_string())
 }
 
+/// The bytes of `path` after a committed position.
+pub(super) fn unread_bytes(path: &Path, position: &str) -> Result<u64> {
+    let at: Position = serde_json::from_str(position).context("reading the position")?;
+    let len = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    Ok(len.saturating_sub(at.offset))
+}
+
 pub struct FileSource {
     reader: BufReader<File>,
     partition: Arc<str>,

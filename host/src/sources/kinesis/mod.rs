@@ -64,6 +64,63 @@ struct Position {
     ended: bool,
 }
 
+fn stream_name(config: &Config) -> Result<&str> {
+    config
+        .stream_arn
+        .rsplit_once("stream/")
+        .map(|(_, name)| name)
+        .ok_or_else(|| anyhow!("{} is not a Kinesis stream ARN", config.stream_arn))
+}
+
+/// A client for the stream, through its role if the manifest names one.
+fn client(config: &Config) -> aws_sdk_kinesis::Client {
+    // The shared SDK configuration is loaded before entering the runtime.
+    let sdk = crate::aws::config();
+    match &config.role_arn {
+        Some(role) => crate::aws::kinesis(&crate::aws::block_on(crate::aws::assume_role(sdk, role))),
+        None => crate::aws::kinesis(sdk),
+    }
+}
+
+/// How far each committed shard position is behind the stream's tip, for
+/// `sluice status`: (partition, milliseconds behind, or why not known).
+/// Reads one record after each position (GetShardIterator, GetRecords),
+/// which commits and changes nothing.
+pub fn behind(config: &Config, committed: &[Checkpoint]) -> Result<Vec<(String, Result<i64, String>)>> {
+    let prefix = format!("{}/", stream_name(config)?);
+    let client = client(config);
+    let mut lags = Vec::new();
+    for c in committed.iter().filter(|c| c.partition.starts_with(&prefix)) {
+        let shard = &c.partition[prefix.len()..];
+        let position: Position = serde_json::from_str(&c.position).unwrap_or_default();
+        let lag = match (position.ended, position.after) {
+            (true, _) => Ok(0),
+            (false, None) => Err("no record committed yet".to_owned()),
+            (false, Some(after)) => crate::aws::block_on(async {
+                let iterator = client
+                    .get_shard_iterator()
+                    .stream_arn(&config.stream_arn)
+                    .shard_id(shard)
+                    .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::AfterSequenceNumber)
+                    .starting_sequence_number(after)
+                    .send()
+                    .await
+                    .map_err(|e| crate::aws::describe(&e))?;
+                let page = client
+                    .get_records()
+                    .shard_iterator(iterator.shard_iterator().unwrap_or_default())
+                    .limit(1)
+                    .send()
+                    .await
+                    .map_err(|e| crate::aws::describe(&e))?;
+                Ok(page.millis_behind_latest().unwrap_or(0))
+            }),
+        };
+        lags.push((c.partition.clone(), lag));
+    }
+    Ok(lags)
+}
+
 /// The last sequence number a committed position covers.
 pub(super) fn last_sequence(position: &str) -> Option<String> {
     serde_json::from_str::<Position>(position).ok()?.after
@@ -158,12 +215,7 @@ pub struct KinesisSource {
 
 impl KinesisSource {
     pub fn open(config: &Config, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Self> {
-        let stream_name: Arc<str> = config
-            .stream_arn
-            .rsplit_once("stream/")
-            .map(|(_, name)| name)
-            .ok_or_else(|| anyhow!("{} is not a Kinesis stream ARN", config.stream_arn))?
-            .into();
+        let stream_name: Arc<str> = stream_name(config)?.into();
         let prefix = format!("{stream_name}/");
         let mut positions = HashMap::new();
         for c in committed.iter().filter(|c| c.partition.starts_with(&prefix)) {
@@ -171,12 +223,7 @@ impl KinesisSource {
                 .with_context(|| format!("reading the checkpoint of {}: {:?}", c.partition, c.position))?;
             positions.insert(c.partition[prefix.len()..].to_owned(), position);
         }
-        // The shared SDK configuration is loaded before entering the runtime.
-        let sdk = crate::aws::config();
-        let client = match &config.role_arn {
-            Some(role) => crate::aws::kinesis(&crate::aws::block_on(crate::aws::assume_role(sdk, role))),
-            None => crate::aws::kinesis(sdk),
-        };
+        let client = client(config);
         let (events_tx, events) = mpsc::channel(CHANNEL);
         let (commits, commits_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared { status: Arc::default(), settled: Mutex::new(false) });
