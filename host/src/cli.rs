@@ -83,6 +83,11 @@ enum Command {
         /// everything read is committed: for catch-up runs, cron jobs, tests.
         #[arg(long)]
         exit_when_caught_up: bool,
+        /// Read the next batch after the committed positions, transform it,
+        /// and print the rows and dead letters it would write, writing
+        /// nothing (with --summary json, as one JSON object).
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         report: Report,
     },
@@ -275,7 +280,12 @@ pub fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Run { manifest, exit_when_caught_up, report } => {
+        Command::Run { manifest, dry_run: true, report, .. } => {
+            let plan = manifest::load(&manifest)?;
+            let found = pipeline::dry_run(&plan, &mut GuestRuntime::new()?)?;
+            emit(&describe_dry_run(&plan, &found, report.summary))?;
+        }
+        Command::Run { manifest, exit_when_caught_up, report, .. } => {
             let options = RunOptions { exit_when_caught_up, ..Default::default() };
             run(&manifest, options, &report)?;
         }
@@ -375,6 +385,64 @@ fn run(manifest: &Path, mut options: RunOptions, report: &Report) -> Result<()> 
         SummaryFormat::Text => emit(&summary.to_string()),
         SummaryFormat::Json => emit(&format!("{}\n", summary.json())),
     }
+}
+
+fn describe_dry_run(plan: &Plan, found: &pipeline::DryRun, format: SummaryFormat) -> String {
+    let b = &found.batch;
+    let rows: Vec<_> = b
+        .rows
+        .iter()
+        .map(|r| {
+            let c = &r.change;
+            json!({
+                "target": &*r.target,
+                "table": c.table,
+                "keys": serde_json::from_str::<serde_json::Value>(&c.key).unwrap_or_else(|_| c.key.clone().into()),
+                "operation": if c.operation.is_delete() { "delete" } else { "upsert" },
+                "change_micros": c.order.micros,
+                "event_id": c.event_id,
+                "new_image": c.new_image.as_deref().and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok()),
+                "origin": r.origin,
+            })
+        })
+        .collect();
+    let dead: Vec<_> =
+        b.dead_letters.iter().map(|d| json!({ "origin": d.origin, "reason": d.reason })).collect();
+    if format == SummaryFormat::Json {
+        let all = json!({ "pipeline": plan.name, "records": found.records, "skipped": found.skipped,
+                          "rows": rows, "dead_letters": dead, "positions": b.checkpoints.iter()
+                              .map(|c| json!({ "partition": c.partition, "position": c.position })).collect::<Vec<_>>() });
+        return format!("{all}\n");
+    }
+    let mut out = String::new();
+    say!(
+        out,
+        "dry run of pipeline {}: the next batch, {} records; nothing is written",
+        plan.name,
+        found.records
+    );
+    for r in &rows {
+        say!(
+            out,
+            "  {} {} {}  {}",
+            r["target"].as_str().unwrap_or_default(),
+            r["operation"].as_str().unwrap_or_default(),
+            r["keys"],
+            clip(&r["new_image"].to_string(), 90)
+        );
+    }
+    for d in &b.dead_letters {
+        say!(out, "  dead letter {}: {}", d.origin, clip(&d.reason, 100));
+    }
+    say!(
+        out,
+        "would write {} rows and {} dead letters ({} records skipped by the transform, {} superseded in the batch)",
+        b.rows.len(),
+        b.dead_letters.len(),
+        found.skipped,
+        found.superseded
+    );
+    out
 }
 
 /// The exit code for an error, by the typed error it carries.

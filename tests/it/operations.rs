@@ -353,3 +353,39 @@ fn status_json_shows_how_far_behind_each_position_is_the_totals_of_every_run_and
     assert_eq!(newest, format!("stream.jsonl:{}", all.len()), "newest first: {s}");
     assert_eq!(s["transforms"][0]["table"], "orders");
 }
+
+#[test]
+fn a_dry_run_shows_the_next_batch_and_writes_nothing() {
+    let dir = scratch();
+    let db = dir.path().join("out.db");
+    let g = changes(87, 300);
+    let mut records = g.records.clone();
+    records.insert(105, "junk".into());
+    let table = "[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n";
+    let manifest = pipeline(dir.path(), &records, 100, table);
+    let fresh = run_ok(sluice().args(["run", "--dry-run", "--summary", "json"]).arg(&manifest));
+    let plan: serde_json::Value = serde_json::from_slice(&fresh.stdout).unwrap();
+    assert_eq!(plan["records"], 100);
+    assert!(!db.exists(), "a dry run creates nothing");
+
+    // After a run stopped at a dead-letter limit, the dry run shows the
+    // batch it stopped before: the junk record among it.
+    let limited = pipeline(dir.path(), &records, 100, &format!("[run]\nmax_dead_letters = 0\n{table}"));
+    assert_eq!(sluice().arg("run").arg(&limited).output().unwrap().status.code(), Some(6));
+    let before =
+        (dump(&db, "SELECT * FROM _sluice_checkpoints"), dump(&db, "SELECT count(*) FROM orders_cdc"));
+    let next: serde_json::Value = serde_json::from_slice(
+        &run_ok(sluice().args(["run", "--dry-run", "--summary", "json"]).arg(&manifest)).stdout,
+    )
+    .unwrap();
+    assert_eq!(next["dead_letters"][0]["origin"], "stream.jsonl:106", "{next}");
+    assert!(
+        next["rows"].as_array().unwrap().iter().all(|r| r["origin"].as_str().unwrap() > "stream.jsonl:100")
+    );
+    assert!(next["rows"][0]["new_image"].is_object() || next["rows"][0]["operation"] == "delete");
+    let text = stdout(&run_ok(sluice().args(["run", "--dry-run"]).arg(&manifest)));
+    assert!(text.contains("nothing is written") && text.contains("dead letter stream.jsonl:106"), "{text}");
+    let after =
+        (dump(&db, "SELECT * FROM _sluice_checkpoints"), dump(&db, "SELECT count(*) FROM orders_cdc"));
+    assert_eq!(after, before, "a dry run writes nothing");
+}

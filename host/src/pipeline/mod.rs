@@ -255,6 +255,43 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     Ok(summary)
 }
 
+/// What `run --dry-run` found: the next batch after the committed
+/// positions, transformed, as the sink would be handed it.
+pub struct DryRun {
+    pub records: usize,
+    pub batch: SinkBatch,
+    pub skipped: u64,
+    pub superseded: u64,
+}
+
+/// Reads the next batch after the committed positions and transforms it,
+/// writing nothing: the sink is only read (as `status` does), no position
+/// is committed, and no table or epoch is created. (A stream read through
+/// enhanced fan-out registers its consumer if it is missing.)
+pub fn dry_run(plan: &Plan, runtime: &mut GuestRuntime) -> Result<DryRun> {
+    let mut router = Router::new(plan, runtime);
+    preflight(plan, &mut router)?;
+    let targets = plan.targets();
+    let asked = sinks::Asked { pipeline: &plan.name, targets: &targets, sample_rows: 0 };
+    let stored = plan.sink.inspect()?.status(&asked)?.checkpoints;
+    let committed =
+        stored.into_iter().map(|(partition, position, _)| Checkpoint { partition, position }).collect();
+    let (mut committed, _) = transforms::split(committed, false, &plan.path);
+    totals::split(&mut committed);
+    let mut source = sources::open(plan, &committed, true)?;
+    // A stream may deliver nothing in one wait: try a few.
+    for _ in 0..10 {
+        let Some(batch) = source.next_batch(&plan.batch)? else { break };
+        if batch.records.is_empty() {
+            continue;
+        }
+        let records = batch.records.len();
+        let t = rows::batch(&mut router, batch, &plan.sink)?;
+        return Ok(DryRun { records, batch: t.sink, skipped: t.skipped, superseded: t.superseded });
+    }
+    Ok(DryRun { records: 0, batch: SinkBatch::default(), skipped: 0, superseded: 0 })
+}
+
 /// The limit of `[run]` that `dead` dead letters of `read` records cross, if any.
 fn dead_letter_limit(limits: &RunLimits, dead: u64, read: u64) -> Option<String> {
     if let Some(max) = limits.max_dead_letters.filter(|&max| dead > max) {
