@@ -492,10 +492,11 @@ impl Read for Resuming {
                 Err(e) if self.retries > 0 => {
                     self.retries -= 1;
                     tracing::warn!(
-                        "reading s3://{}/{} broke after {} bytes ({e}); resuming there in {pause:?}",
+                        "reading s3://{}/{} broke after {} bytes ({e}); resuming there in {} ms",
                         self.bucket,
                         self.key,
-                        self.read
+                        self.read,
+                        pause.as_millis()
                     );
                     std::thread::sleep(pause);
                     pause *= 2;

@@ -42,6 +42,14 @@ pub struct ExportInfo {
     pub incremental: bool,
 }
 
+/// Whether `name` could name a DynamoDB table: 3 to 255 letters, digits,
+/// `_`, `-` and `.` (the DynamoDB Developer Guide, "Naming rules"). A
+/// junk record can name anything; what is kept per table (stamps, totals)
+/// is kept only for names DynamoDB allows.
+pub fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
 impl SourceRecord {
     /// Where the record came from, for people: `data/stream.jsonl:42`.
     pub fn origin(&self) -> String {
@@ -293,6 +301,16 @@ pub struct SinkBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_names_dynamodb_allows_are_table_names() {
+        for ok in ["orders", "a.b-c_d", &"x".repeat(255)] {
+            assert!(is_table_name(ok), "{ok}");
+        }
+        for bad in ["ab", "", "with space", "nul\0", "ünï", &"x".repeat(256)] {
+            assert!(!is_table_name(bad), "{bad:?}");
+        }
+    }
 
     fn order(micros: u64, tiebreak: &str) -> Order {
         Order { micros, tiebreak: tiebreak.into() }

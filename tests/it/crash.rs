@@ -7,7 +7,8 @@
 use sluice::generator::{self, GenOptions};
 
 use crate::util::{
-    count, dump, expected_soft, pipeline, run_ok, scalar, scratch, sluice, stdout, table_state,
+    POSITIONS_ONLY, count, dump, expected_soft, pipeline, run_ok, scalar, scratch, sluice, stdout,
+    table_state,
 };
 
 const TABLES: &str = "[defaults]\ntarget = \"cdc\"\n";
@@ -22,7 +23,7 @@ fn crash_and_resume(failpoint: &str, committed_batches: usize) {
     let crashed = sluice().arg("run").arg(&manifest).env("FAILPOINTS", failpoint).output().unwrap();
     assert!(!crashed.status.success(), "the run should have crashed at {failpoint}");
     let committed_lines = (committed_batches * BATCH) as i64;
-    let position = dump(&db, "SELECT position FROM _sluice_checkpoints WHERE stream NOT LIKE 'transform:%'");
+    let position = dump(&db, &format!("SELECT position FROM _sluice_checkpoints WHERE {POSITIONS_ONLY}"));
     let expected: Vec<Vec<Option<String>>> = match committed_batches {
         0 => vec![],
         _ => vec![vec![Some(format!(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sluice::generator::{self, GenOptions, Precision};
 
 use crate::kinesis::{Stream, sluice_k};
-use crate::util::{count, dump, pipeline, run_ok, scratch, sluice, stdout};
+use crate::util::{POSITIONS_ONLY, count, dump, pipeline, run_ok, scratch, sluice, stdout};
 
 /// `GET path` on 127.0.0.1:`port`: (status, body), or `None` if nothing listens.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -253,8 +253,7 @@ fn past_the_dead_letter_limit_a_run_stops_before_committing_the_batch_and_exits_
             String::from_utf8_lossy(&out.stderr)
         );
         let db = dir.path().join("out.db");
-        let position =
-            dump(&db, "SELECT position FROM _sluice_checkpoints WHERE stream NOT LIKE 'transform:%'");
+        let position = dump(&db, &format!("SELECT position FROM _sluice_checkpoints WHERE {POSITIONS_ONLY}"));
         assert!(
             position[0][0].as_deref().unwrap().ends_with(&format!("\"line\":{committed_line}}}")),
             "{limit}: {position:?}"

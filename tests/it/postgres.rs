@@ -7,13 +7,11 @@ use sluice::generator::{self, GenOptions, Precision};
 use sluice_test_support::postgres;
 
 use crate::util::{
-    SOFT_AND_HARD, assert_pg_like_oracle, canonical_states, count, pg_state, pipeline, pipeline_into, run_ok,
-    scratch, sluice, stdout, table_state,
+    POSITIONS_ONLY, SOFT_AND_HARD, assert_pg_like_oracle, canonical_states, count, pg_state, pipeline,
+    pipeline_into, run_ok, scratch, sluice, stdout, table_state,
 };
 
 const TABLES: &str = SOFT_AND_HARD;
-/// The source's positions, without the transforms' stamps.
-const POSITIONS: &str = "SELECT position FROM cdc._sluice_checkpoints WHERE stream NOT LIKE 'transform:%'";
 
 fn sink(url: &str) -> String {
     format!("type = \"postgres\"\nurl = \"{url}\"\nschema = \"cdc\"")
@@ -78,7 +76,8 @@ fn postgres_resumes_after_a_crash_mid_batch() {
         .unwrap();
     assert!(!crashed.status.success());
     let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
-    let position: String = client.query_one(POSITIONS, &[]).unwrap().get(0);
+    let positions = format!("SELECT position FROM cdc._sluice_checkpoints WHERE {POSITIONS_ONLY}");
+    let position: String = client.query_one(&positions, &[]).unwrap().get(0);
     assert!(position.ends_with(r#""line":200}"#), "{position}");
 
     let resumed = stdout(&run_ok(sluice().arg("run").arg(&manifest)));

@@ -12,8 +12,8 @@ use sluice::generator::{self, GenOptions, Precision};
 use sluice_test_support::{moto, postgres, unique_name};
 
 use crate::util::{
-    ItemState, SOFT_AND_HARD, assert_pg_like_oracle, count, pg_state, pipeline, pipeline_into, run_ok,
-    runtime, s3, scratch, sluice, stdout,
+    ItemState, POSITIONS_ONLY, SOFT_AND_HARD, assert_pg_like_oracle, count, pg_state, pipeline,
+    pipeline_into, run_ok, runtime, s3, scratch, sluice, stdout,
 };
 
 const TABLES: &str = SOFT_AND_HARD;
@@ -405,8 +405,8 @@ fn a_24_shard_stream_commits_batches_with_every_shard_position() {
     cmd.env("AWS_ENDPOINT_URL_KINESIS", sluice_test_support::kinesis::shared().endpoint());
     run_ok(cmd.arg("run").arg(&manifest).arg("--exit-when-caught-up"));
     let mut client = ::postgres::Client::connect(&w.url, ::postgres::NoTls).unwrap();
-    let positions = "SELECT count(*) FROM cdc._sluice_checkpoints WHERE stream NOT LIKE 'transform:%'";
-    let shards: i64 = client.query_one(positions, &[]).unwrap().get(0);
+    let positions = format!("SELECT count(*) FROM cdc._sluice_checkpoints WHERE {POSITIONS_ONLY}");
+    let shards: i64 = client.query_one(&positions, &[]).unwrap().get(0);
     assert_eq!(shards, 24);
     let widest = w
         .standin

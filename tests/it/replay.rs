@@ -9,8 +9,8 @@ use sluice::generator::{self, GenOptions};
 
 use crate::redshift::Warehouse;
 use crate::util::{
-    count, dump, expected_soft, pg_state, pipeline, pipeline_into, run_ok, scalar, scratch, sluice, stdout,
-    table_state,
+    POSITIONS_ONLY, count, dump, expected_soft, pg_state, pipeline, pipeline_into, run_ok, scalar, scratch,
+    sluice, stdout, table_state,
 };
 
 /// The `ddb-json` guest built for tests: a setting `tag` adds a column `tag`
@@ -48,8 +48,8 @@ fn replay_rewrites_rows_an_older_transform_made_up_to_the_committed_positions() 
     let (first, rest) = g.records.split_at(g.records.len() / 2);
     let manifest = pipeline(dir.path(), first, 50, &tables(None, "soft"));
     run_ok(sluice().arg("run").arg(&manifest));
-    let positions = "SELECT stream, position FROM _sluice_checkpoints WHERE stream NOT LIKE 'transform:%'";
-    let committed = dump(&db, positions);
+    let positions = format!("SELECT stream, position FROM _sluice_checkpoints WHERE {POSITIONS_ONLY}");
+    let committed = dump(&db, &positions);
     let (orders, customers) = (table_state(&db, "orders_cdc"), table_state(&db, "customers_cdc"));
 
     // The transform's settings change, and more changes arrive, unread.
@@ -59,7 +59,7 @@ fn replay_rewrites_rows_an_older_transform_made_up_to_the_committed_positions() 
     assert!(count(&summary, "rows upserted") > 0, "{summary}");
     assert!(count(&summary, "not replayed") >= rest.len() as u64, "{summary}");
     assert!(!stderr(&out).contains(CHANGED), "a replay does not warn of what it rewrites");
-    assert_eq!(dump(&db, positions), committed, "a replay commits no position");
+    assert_eq!(dump(&db, &positions), committed, "a replay commits no position");
     assert_eq!(
         table_state(&db, "orders_cdc"),
         orders,

@@ -52,6 +52,11 @@ pub fn count(summary: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {label:?} in the summary:\n{summary}"))
 }
 
+/// The SQL condition on `_sluice_checkpoints` that keeps only source
+/// positions, leaving out transform stamps and totals.
+pub const POSITIONS_ONLY: &str =
+    "stream NOT LIKE 'transform:%' AND stream NOT LIKE 'totals:%' AND stream NOT LIKE 'applied:%'";
+
 /// Writes `stream.jsonl` and a manifest reading it into `out.db`.
 pub fn pipeline(dir: &Path, records: &[String], batch: usize, extra: &str) -> PathBuf {
     pipeline_into(dir, records, batch, "type = \"sqlite\"\npath = \"out.db\"", extra)

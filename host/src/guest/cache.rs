@@ -64,7 +64,7 @@ impl CompileCache {
         );
         let began = std::time::Instant::now();
         let compiled = engine.precompile_component(wasm).map_err(anyhow::Error::from)?;
-        tracing::info!(transform = what, took = ?began.elapsed(), "compiled");
+        tracing::info!(transform = what, took_ms = began.elapsed().as_millis() as u64, "compiled");
         if let Err(e) = store(dir, &path, &compiled).and_then(|()| prune(dir, MAX_CACHE_BYTES)) {
             tracing::warn!(dir = %dir.display(), "cannot cache the compiled component: {e:#}");
         }

@@ -227,7 +227,7 @@ impl TableGuest {
     }
 
     fn explain(&mut self, e: &wasmtime::Error) -> Fault {
-        tracing::debug!(table = self.table(), "guest failure in detail: {e:?}");
+        tracing::debug!(table = self.table(), "guest failure in detail: {e:#}");
         let timed_out = matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt));
         let what = if self.store.data().memory.hit {
             format!("exceeded its memory cap of {} MiB", self.limits.memory_bytes >> 20)

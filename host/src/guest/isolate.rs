@@ -45,7 +45,7 @@ pub(super) fn run(
         isolated = results.iter().filter(|o| matches!(o, Outcome::Fault(_))).count(),
         calls = calls.made,
         timed_out = calls.timed_out,
-        took = ?started.elapsed(),
+        took_ms = started.elapsed().as_millis() as u64,
         "isolated the records the transform fails on"
     );
     Ok(results)

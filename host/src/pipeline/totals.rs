@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::summary::TableSummary;
-use crate::record::Checkpoint;
+use crate::record::{Checkpoint, is_table_name};
 use crate::sinks::{Applied, Rows};
 
 const TABLE: &str = "totals:";
@@ -88,7 +88,7 @@ impl Ledger {
     /// since they were last sent.
     pub fn batch(&mut self, tables: &[(Arc<str>, TableSummary)]) -> Vec<Checkpoint> {
         let mut entries = Vec::new();
-        for (name, s) in tables {
+        for (name, s) in tables.iter().filter(|(name, _)| is_table_name(name)) {
             let t = self.tables.entry(name.to_string()).or_default();
             t.read += s.read;
             t.skipped += s.skipped;

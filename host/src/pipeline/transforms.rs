@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::guest::{TableSettings, TransformRef};
-use crate::record::{Checkpoint, SinkBatch};
+use crate::record::{Checkpoint, SinkBatch, is_table_name};
 
 /// Checkpoints whose partition starts so are stamps, not source positions.
 const PREFIX: &str = "transform:";
@@ -90,7 +90,7 @@ impl Transforms {
     /// per run, and queues its stamp when it is new. A run warns of a
     /// change, since the rows stored before keep what the old one made.
     pub fn started(&mut self, table: &str, stamp: &Stamp) {
-        if !self.seen.insert(table.to_owned()) {
+        if !is_table_name(table) || !self.seen.insert(table.to_owned()) {
             return;
         }
         match self.stored.get(table) {

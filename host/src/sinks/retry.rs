@@ -55,7 +55,7 @@ pub(super) fn retrying<S, T>(
         if started.elapsed() > RETRY_FOR {
             return Err(e.context(GaveUp(what.to_owned())));
         }
-        tracing::warn!("{what}: {e:#}; retrying in {pause:?}");
+        tracing::warn!(retry_in_ms = pause.as_millis() as u64, "{what}: {e:#}; retrying");
         reset(state);
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_secs(5));

@@ -436,8 +436,8 @@ impl Coordinator {
         {
             Ok(out) => tracing::info!(
                 consumer = name,
-                "registered the enhanced fan-out consumer {:?}",
-                out.consumer().map(|c| c.consumer_arn())
+                consumer_arn = out.consumer().map(|c| c.consumer_arn()),
+                "registered the enhanced fan-out consumer"
             ),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
             Err(e) => return Err(failed(&e)),

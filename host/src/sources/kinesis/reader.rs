@@ -85,7 +85,7 @@ impl Backoff {
 
     /// Says what failed, then waits.
     async fn wait(&mut self, shard: &str, failed: String) {
-        tracing::warn!(shard, "{failed}; retrying in {:?}", self.next);
+        tracing::warn!(shard, retry_in_ms = self.next.as_millis() as u64, "{failed}; retrying");
         tokio::time::sleep(self.next).await;
         self.next = (self.next * 2).min(Duration::from_secs(10));
     }
