@@ -107,6 +107,14 @@ fn bad_values_are_explained_where_they_are() {
     assert_error(&GOOD.replace("name = \"m\"", "name = \"m n\""), "1:8", &["name"]);
     assert_error(&format!("{GOOD}raw_payload = \"hide\"\n"), "14:15", &["\"keep\" or \"drop\""]);
     assert_error("name = \"m\"\n[source\n", "2:8", &["unclosed table, expected `]`"]);
+    assert_error(&format!("{GOOD}[run]\nmax_dead_letter_ratio = 2.0\n"), "15:25", &["between 0 and 1"]);
+    assert_error(&format!("{GOOD}[telemetry]\nmetrics_addr = \"9898\"\n"), "15:16", &["address and port"]);
+    assert_error(&format!("{GOOD}[telemetry]\nstall_after = \"soon\"\n"), "15:15", &["duration"]);
+    assert_error(
+        &format!("{GOOD}[telemetry]\nmetrics_port = 1\n"),
+        "15:1",
+        &["unknown field `metrics_port`"],
+    );
 }
 
 #[test]

@@ -506,7 +506,8 @@ fn after_a_lost_response_the_batch_is_followed_up_not_sent_again() {
     let batches: usize =
         summary.split(" (").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
     let sent = w.standin.statements().iter().filter(|s| s.contains(needle)).count();
-    assert_eq!(sent, batches, "each batch's transaction was created once");
+    // And one more when the run ends: the last batch's totals (pipeline/totals.rs).
+    assert_eq!(sent, batches + 1, "each batch's transaction was created once");
     w.assert_like_oracle(&g);
 }
 
