@@ -130,8 +130,9 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// Show what a pipeline has stored: checkpoints, row counts, a few rows,
-    /// and the latest dead letters.
+    /// Show what a pipeline has stored: positions and how far each is behind,
+    /// every run's totals per table, row counts, a few rows, the transform
+    /// that made each table's rows, and the latest dead letters. Reads only.
     Status {
         /// The pipeline manifest (TOML).
         manifest: PathBuf,
@@ -162,8 +163,11 @@ enum Command {
     /// Work with transform components.
     #[command(subcommand)]
     Guest(GuestCommand),
-    /// Print a shell completion script: e.g. `sluice completions bash >
-    /// ~/.local/share/bash-completion/completions/sluice`.
+    /// Print a shell completion script for bash, zsh, fish, elvish or
+    /// powershell.
+    ///
+    /// For example: sluice completions bash >
+    /// ~/.local/share/bash-completion/completions/sluice
     Completions { shell: clap_complete::Shell },
     /// Write a realistic change stream: every DynamoDB type, deletes, TTL
     /// deletes, duplicates and bounded reordering.
