@@ -364,6 +364,22 @@ fn several_shards_end_in_the_latest_state_of_every_item() {
     assert_eq!(count(&again, "records read"), 0, "everything was committed");
 }
 
+/// GetRecords returns pages of up to 10,000 records; a batch still stops
+/// at `max_records` (100 here), the rest of the page opening the next.
+#[test]
+fn a_page_larger_than_a_batch_is_cut_at_max_records() {
+    let stream = Stream::new(1);
+    let g = stream_of(69, 1000);
+    stream.put(&g.records);
+    let dir = scratch();
+    let (summary, _) = run_to_tip(&manifest(dir.path(), &stream, ""), None);
+    assert_eq!(count(&summary, "records read"), g.records.len() as u64);
+    let batches: usize =
+        summary.split(" batches)").next().unwrap().rsplit('(').next().unwrap().parse().unwrap();
+    assert!(batches >= g.records.len().div_ceil(100), "{batches} batches for {} records", g.records.len());
+    assert_latest_state(dir.path(), &g);
+}
+
 #[test]
 fn a_split_and_a_merge_during_a_run_killed_and_restarted_lose_nothing() {
     let stream = Stream::new(2);

@@ -204,6 +204,8 @@ pub struct KinesisSource {
     /// The coordinator task; aborting it stops every shard reader too.
     coordinator: tokio::task::AbortHandle,
     events: mpsc::Receiver<Event>,
+    /// The rest of a page of records that did not fit in the last batch.
+    pending: Option<Event>,
     /// Shards whose end the sink committed, for the coordinator.
     commits: mpsc::UnboundedSender<String>,
     shared: Arc<Shared>,
@@ -241,6 +243,7 @@ impl KinesisSource {
         Ok(KinesisSource {
             coordinator,
             events,
+            pending: None,
             commits,
             shared,
             stream_name,
@@ -264,7 +267,7 @@ impl Source for KinesisSource {
         let mut positions = Positions::new();
         while batch.records.len() < limits.max_records && batch.bytes < limits.max_bytes {
             let wait = deadline.saturating_duration_since(Instant::now());
-            let event = match self.events.try_recv() {
+            let event = match self.pending.take().map_or_else(|| self.events.try_recv(), Ok) {
                 Ok(event) => event,
                 Err(mpsc::error::TryRecvError::Disconnected) => bail!("the Kinesis readers stopped"),
                 Err(mpsc::error::TryRecvError::Empty) if wait.is_zero() => break,
@@ -278,7 +281,13 @@ impl Source for KinesisSource {
                 }
             };
             match event {
-                Event::Records { partition, records } => {
+                Event::Records { partition, mut records } => {
+                    // Cut the page where the batch is full; the rest opens the next batch.
+                    let room = limits.max_records - batch.records.len();
+                    if records.len() > room {
+                        let rest = records.split_off(room);
+                        self.pending = Some(Event::Records { partition: partition.clone(), records: rest });
+                    }
                     let last = records.last().map(|r| r.sequence.clone());
                     batch.bytes += records.iter().map(|r| r.payload.len()).sum::<usize>();
                     batch.records.extend(records);
@@ -296,8 +305,8 @@ impl Source for KinesisSource {
         }
         if batch.records.is_empty() && positions.is_empty() {
             let settled = *self.shared.settled.lock().expect("settled lock");
-            if self.exit_when_caught_up && settled && self.shared.status.caught_up() && self.events.is_empty()
-            {
+            let drained = self.events.is_empty() && self.pending.is_none();
+            if self.exit_when_caught_up && settled && self.shared.status.caught_up() && drained {
                 tracing::info!(stream = &*self.stream_name, "every shard is at its tip");
                 return Ok(None);
             }
