@@ -84,11 +84,19 @@ pub struct BatchLimits {
     pub max_records: usize,
     pub max_bytes: usize,
     pub max_wait: std::time::Duration,
+    /// The most records one transaction may hold when batches read while
+    /// the sink is busy are merged into the next (group commit); 0: never.
+    pub max_coalesce: usize,
 }
 
 impl Default for BatchLimits {
     fn default() -> Self {
-        BatchLimits { max_records: 500, max_bytes: 4 << 20, max_wait: std::time::Duration::from_secs(1) }
+        BatchLimits {
+            max_records: 500,
+            max_bytes: 4 << 20,
+            max_wait: std::time::Duration::from_secs(1),
+            max_coalesce: 10_000,
+        }
     }
 }
 

@@ -7,8 +7,8 @@
 use sluice::generator::{self, GenOptions};
 
 use crate::util::{
-    POSITIONS_ONLY, count, dump, expected_soft, pipeline, run_ok, scalar, scratch, sluice, stdout,
-    table_state,
+    ONE_BATCH_A_COMMIT, POSITIONS_ONLY, count, dump, expected_soft, pipeline, run_ok, scalar, scratch,
+    sluice, stdout, table_state,
 };
 
 const TABLES: &str = "[defaults]\ntarget = \"cdc\"\n";
@@ -17,7 +17,9 @@ const BATCH: usize = 50;
 fn crash_and_resume(failpoint: &str, committed_batches: usize) {
     let dir = scratch();
     let g = generator::generate(&GenOptions { changes: 1500, items: 40, seed: 21, ..Default::default() });
-    let manifest = pipeline(dir.path(), &g.records, BATCH, TABLES);
+    // Crash points are counted in commits: one batch each.
+    let tables = format!("{ONE_BATCH_A_COMMIT}{TABLES}");
+    let manifest = pipeline(dir.path(), &g.records, BATCH, &tables);
     let db = dir.path().join("out.db");
 
     let crashed = sluice().arg("run").arg(&manifest).env("FAILPOINTS", failpoint).output().unwrap();

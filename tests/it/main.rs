@@ -9,6 +9,7 @@ mod convergence;
 mod crash;
 mod export;
 mod faults;
+mod group_commit;
 mod hostile;
 mod iam;
 mod join;

@@ -7,8 +7,8 @@ use sluice::generator::{self, GenOptions, Precision};
 use sluice_test_support::postgres;
 
 use crate::util::{
-    POSITIONS_ONLY, SOFT_AND_HARD, assert_pg_like_oracle, canonical_states, count, pg_state, pipeline,
-    pipeline_into, run_ok, scratch, sluice, stdout, table_state,
+    ONE_BATCH_A_COMMIT, POSITIONS_ONLY, SOFT_AND_HARD, assert_pg_like_oracle, canonical_states, count,
+    pg_state, pipeline, pipeline_into, run_ok, scratch, sluice, stdout, table_state,
 };
 
 const TABLES: &str = SOFT_AND_HARD;
@@ -38,13 +38,14 @@ fn postgres_ends_in_the_same_state_as_sqlite() {
     let g = stream(41, 3000);
     let url = postgres::shared().fresh_database("pg_same");
     let dir = scratch();
-    let manifest = pipeline_into(dir.path(), &g.records, 37, &sink(&url), TABLES);
+    let tables = format!("{ONE_BATCH_A_COMMIT}{TABLES}");
+    let manifest = pipeline_into(dir.path(), &g.records, 37, &sink(&url), &tables);
     let summary = stdout(&run_ok(sluice().arg("run").arg(&manifest)));
     assert_eq!(count(&summary, "records read"), g.records.len() as u64);
     assert_like_oracle(&url, &g);
 
     let lite = scratch();
-    let manifest = pipeline(lite.path(), &g.records, 37, TABLES);
+    let manifest = pipeline(lite.path(), &g.records, 37, &tables);
     let lite_summary = stdout(&run_ok(sluice().arg("run").arg(&manifest)));
     for label in ["rows upserted", "rows deleted", "stale, not applied", "dead-lettered"] {
         assert_eq!(count(&summary, label), count(&lite_summary, label), "{label}");
@@ -67,7 +68,8 @@ fn postgres_resumes_after_a_crash_mid_batch() {
     let g = stream(42, 1500);
     let url = postgres::shared().fresh_database("pg_crash");
     let dir = scratch();
-    let manifest = pipeline_into(dir.path(), &g.records, 50, &sink(&url), TABLES);
+    let tables = format!("{ONE_BATCH_A_COMMIT}{TABLES}");
+    let manifest = pipeline_into(dir.path(), &g.records, 50, &sink(&url), &tables);
     let crashed = sluice()
         .arg("run")
         .arg(&manifest)

@@ -57,6 +57,18 @@ pub fn count(summary: &str, label: &str) -> u64 {
 pub const POSITIONS_ONLY: &str =
     "stream NOT LIKE 'transform:%' AND stream NOT LIKE 'totals:%' AND stream NOT LIKE 'applied:%'";
 
+/// Manifest lines (under `[batch]`) that commit every batch on its own, for
+/// tests that compare counts or crash points batch by batch.
+pub const ONE_BATCH_A_COMMIT: &str = "max_coalesce = 0\n";
+
+/// A summary's "(N batches, M commits)": batches read, transactions committed.
+pub fn batches_and_commits(summary: &str) -> (u64, u64) {
+    let inner = summary.split_once(" (").and_then(|(_, r)| r.split_once(')')).map(|(i, _)| i).unwrap();
+    let number = |part: &str| part.split_whitespace().next().unwrap().parse().unwrap();
+    let (batches, commits) = inner.split_once(", ").unwrap();
+    (number(batches), number(commits))
+}
+
 /// Writes `stream.jsonl` and a manifest reading it into `out.db`.
 pub fn pipeline(dir: &Path, records: &[String], batch: usize, extra: &str) -> PathBuf {
     pipeline_into(dir, records, batch, "type = \"sqlite\"\npath = \"out.db\"", extra)

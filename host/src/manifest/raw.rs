@@ -155,6 +155,10 @@ pub struct Batch {
     pub max_bytes: Option<Spanned<i64>>,
     /// How long to wait for a batch to fill before sending it (default 1000).
     pub max_wait_ms: Option<Spanned<i64>>,
+    /// While the sink commits one batch, the batches read meanwhile are
+    /// merged into the next transaction, up to this many records (default
+    /// 10000; 0 commits every batch on its own).
+    pub max_coalesce: Option<Spanned<i64>>,
 }
 
 /// `[run]`: when a run stops by itself, before committing a batch that

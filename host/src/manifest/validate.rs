@@ -88,6 +88,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         max_wait: cx
             .int(&raw.batch.max_wait_ms, 0, 3_600_000)?
             .map_or(defaults.max_wait, |ms| Duration::from_millis(ms as u64)),
+        max_coalesce: cx.int(&raw.batch.max_coalesce, 0, 1_000_000)?.unwrap_or(defaults.max_coalesce),
     };
     let limits = GuestLimits::default();
     let guest = GuestLimits {

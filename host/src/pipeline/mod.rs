@@ -8,12 +8,15 @@
 //! 4. a [sink](crate::sinks) writes rows, dead letters and checkpoints in one
 //!    transaction, on its own thread, while the next batch is transformed.
 //!
-//! The channel between 3 and 4 holds one batch, so a slow sink slows the
-//! reading instead of growing memory. The sink thread reports each commit
+//! Between 3 and 4 one batch waits (`coalesce.rs`); batches transformed
+//! while the sink is busy are merged into it up to `max_coalesce` records
+//! (group commit), then the reading waits, so a slow sink gets larger
+//! transactions and slows the reading instead of growing memory. The sink thread reports each commit
 //! back, so a source can act on what is committed (Kinesis starts a child
 //! shard only once its parents' ends are committed).
 
 mod checks;
+mod coalesce;
 mod dedupe;
 mod replay;
 mod router;
@@ -44,6 +47,7 @@ use crate::telemetry::{
     self,
     metrics::{Kind, Stage, Table, health, metrics},
 };
+use coalesce::{Slot, WriterGone};
 use replay::Bounds;
 use router::Router;
 use transforms::Transforms;
@@ -164,14 +168,24 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     compare_transforms(&mut router, &mut transforms, bounds.as_ref());
 
     let mut summary = Summary::new(&plan.name);
-    let (tx, rx) = mpsc::sync_channel::<Pending>(1);
+    // Only a transactional sink merges batches: the S3 sink names its
+    // objects after the batches it was given.
+    let capabilities = plan.sink.capabilities();
+    let max_coalesce = if capabilities.transactional { plan.batch.max_coalesce } else { 0 };
+    let slot = Slot::new(max_coalesce, capabilities.keeps_every_change);
     let (acks, committed) = mpsc::channel::<Written>();
     let (mut read_records, mut dead_letters) = (0u64, 0u64);
-    let (applied, in_sink) = std::thread::scope(|scope| -> Result<(Applied, Duration)> {
+    let (applied, in_sink, commits) = std::thread::scope(|scope| -> Result<(Applied, Duration, u64)> {
         let sink = sink.as_mut();
         let writer = std::thread::Builder::new()
             .name("sluice-sink".into())
-            .spawn_scoped(scope, move || write_all(sink, rx, acks, started))
+            .spawn_scoped(scope, || {
+                let written = write_all(sink, &slot, acks, started);
+                if written.is_err() {
+                    slot.writer_gone();
+                }
+                written
+            })
             .context("starting the sink thread")?;
         let read = (|| -> Result<()> {
             while !options.stop.load(Ordering::Relaxed) {
@@ -230,14 +244,15 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                 if keep_totals {
                     t.sink.checkpoints.extend(ledger.batch(&t.tables));
                 }
-                if tx.send(Pending { batch: t.sink, reached, change_micros: t.change_micros }).is_err() {
-                    break; // the writer failed; its error is reported below
+                match slot.put(Pending { batch: t.sink, reached, change_micros: t.change_micros }) {
+                    Ok(merged_away) => summary.superseded += merged_away,
+                    Err(WriterGone) => break, // its error is reported below
                 }
             }
             Ok(())
         })();
         health.stopping();
-        drop(tx);
+        slot.close();
         let written = writer.join().expect("the sink thread panicked")?;
         read.map(|()| written)
     })?;
@@ -251,6 +266,7 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     }
     summary.applied = applied;
     summary.in_sink = in_sink;
+    summary.commits = commits;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
@@ -317,17 +333,17 @@ fn compare_transforms(router: &mut Router, transforms: &mut Transforms, bounds: 
 }
 
 /// The sink thread: writes each batch, records what it did, and reports
-/// the positions reached to the source. Returns what the sink did and the
-/// time it took.
+/// the positions reached to the source. Returns what the sink did, the
+/// time it took, and the transactions it committed.
 fn write_all(
     sink: &mut dyn sinks::Sink,
-    batches: mpsc::Receiver<Pending>,
+    batches: &Slot,
     acks: mpsc::Sender<Written>,
     started: Instant,
-) -> Result<(Applied, Duration)> {
-    let (mut total, mut in_sink) = (Applied::default(), Duration::ZERO);
+) -> Result<(Applied, Duration, u64)> {
+    let (mut total, mut in_sink, mut commits) = (Applied::default(), Duration::ZERO, 0);
     let (mut records, mut last_report) = (0u64, Instant::now());
-    for Pending { batch, reached, change_micros } in batches {
+    while let Some(Pending { batch, reached, change_micros }) = batches.take() {
         if batch.rows.is_empty() && batch.dead_letters.is_empty() && batch.checkpoints.is_empty() {
             // A replay's batch that rewrites nothing: no transaction needed.
             let _ = acks.send(Written { reached, applied: Applied::default(), took: Duration::ZERO });
@@ -337,6 +353,7 @@ fn write_all(
         health().writing(true);
         let applied = sink.write(&batch).with_context(|| format!("writing batch {}", batch.number))?;
         health().writing(false);
+        commits += 1;
         let took = began.elapsed();
         in_sink += took;
         health().beat();
@@ -374,5 +391,5 @@ fn write_all(
             );
         }
     }
-    Ok((total, in_sink))
+    Ok((total, in_sink, commits))
 }

@@ -12,7 +12,11 @@ use crate::sinks::Applied;
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Summary {
     pub pipeline: String,
+    /// Batches read and transformed.
     pub batches: u64,
+    /// Transactions the sink committed: fewer than the batches when batches
+    /// read while the sink was busy were merged (`max_coalesce`).
+    pub commits: u64,
     pub records: u64,
     pub bytes: u64,
     /// Rows dropped within a batch because a newer change to the item followed.
@@ -78,7 +82,11 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let rows = self.applied.rows();
         let secs = self.elapsed.as_secs_f64().max(1e-9);
-        writeln!(f, "pipeline {} finished in {:.2} s ({} batches)", self.pipeline, secs, self.batches)?;
+        writeln!(
+            f,
+            "pipeline {} finished in {:.2} s ({} batches, {} commits)",
+            self.pipeline, secs, self.batches, self.commits
+        )?;
         let lines = [
             (
                 "records read",

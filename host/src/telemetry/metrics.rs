@@ -100,7 +100,11 @@ impl Metrics {
             "Records a transform failed on (trap, memory, time)",
             m.guest_faults.clone(),
         );
-        registry.register("batches", "Batches committed", m.batches.clone());
+        registry.register(
+            "batches",
+            "Transactions the sink committed (merged batches count once)",
+            m.batches.clone(),
+        );
         registry.register("batch_seconds", "Time a batch spent in each stage", m.batch_seconds.clone());
         registry.register(
             "commit_lag_seconds",
