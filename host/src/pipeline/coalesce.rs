@@ -99,10 +99,7 @@ impl Slot {
         rows.append(&mut later.batch.rows);
         dead.append(&mut later.batch.dead_letters);
         micros.append(&mut later.change_micros);
-        let (rows, superseded) = match self.keeps_every_change {
-            true => dedupe::distinct_changes(rows),
-            false => dedupe::latest_per_item(rows),
-        };
+        let (rows, superseded) = dedupe::for_sink(rows, self.keeps_every_change);
         let b = &mut later.batch;
         b.rows = rows;
         b.dead_letters = dead;

@@ -7,13 +7,23 @@ use std::collections::hash_map::Entry;
 
 use crate::record::Row;
 
+/// What a sink is given of `rows`: every distinct change for a sink that
+/// keeps them, else the latest per item. Returns the rows and how many
+/// were dropped.
+pub(super) fn for_sink(rows: Vec<Row>, keeps_every_change: bool) -> (Vec<Row>, u64) {
+    match keeps_every_change {
+        true => distinct_changes(rows),
+        false => latest_per_item(rows),
+    }
+}
+
 /// Keeps, for every (target, table, key), the row with the greatest order;
 /// of equal orders the later one, as the sinks would. A change delivered
 /// more than once (the same event id) counts by its first delivery, the one
 /// with the least order: a copy delivered again later carries a newer
 /// sequence number it must not win with. Returns the rows kept and how many
 /// were dropped.
-pub(super) fn latest_per_item(rows: Vec<Row>) -> (Vec<Row>, u64) {
+fn latest_per_item(rows: Vec<Row>) -> (Vec<Row>, u64) {
     let mut first: HashMap<(&str, &str, &str, &str), usize> = HashMap::new();
     for (i, row) in rows.iter().enumerate().filter(|(_, r)| !r.change.event_id.is_empty()) {
         let c = &row.change;
@@ -57,7 +67,7 @@ pub(super) fn latest_per_item(rows: Vec<Row>) -> (Vec<Row>, u64) {
 /// Keeps every distinct change, in arrival order: a change seen twice (the
 /// same event id, or for export rows, which have none, the same order) is
 /// kept once. For sinks that record history rather than state.
-pub(super) fn distinct_changes(rows: Vec<Row>) -> (Vec<Row>, u64) {
+fn distinct_changes(rows: Vec<Row>) -> (Vec<Row>, u64) {
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
     let before = rows.len();
     let kept: Vec<Row> = rows

@@ -215,10 +215,12 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                 let mut t = rows::batch(&mut router, batch, &plan.sink)
                     .with_context(|| format!("transforming batch {number}"))?;
                 metrics().stage(Stage::Transform, began.elapsed());
-                summary.skipped += t.skipped;
-                summary.guest_faults += t.faults;
                 summary.superseded += t.superseded;
-                read_records += t.tables.iter().map(|(_, s)| s.read).sum::<u64>();
+                for (_, stats) in &t.tables {
+                    summary.skipped += stats.skipped;
+                    summary.guest_faults += stats.guest_faults;
+                    read_records += stats.read;
+                }
                 dead_letters += t.sink.dead_letters.len() as u64;
                 if let Some(limit) = dead_letter_limit(&plan.run, dead_letters, read_records) {
                     return Err(TooManyDeadLetters {
@@ -290,10 +292,12 @@ pub fn dry_run(plan: &Plan, runtime: &mut GuestRuntime) -> Result<DryRun> {
     let targets = plan.targets();
     let asked = sinks::Asked { pipeline: &plan.name, targets: &targets, sample_rows: 0 };
     let stored = plan.sink.inspect()?.status(&asked)?.checkpoints;
-    let committed =
-        stored.into_iter().map(|(partition, position, _)| Checkpoint { partition, position }).collect();
-    let (mut committed, _) = transforms::split(committed, false, &plan.path);
-    totals::split(&mut committed);
+    // The source's positions only, without stamps and totals.
+    let committed: Vec<Checkpoint> = stored
+        .into_iter()
+        .filter(|(partition, ..)| stamped_table(partition).is_none() && !totals::is_totals(partition))
+        .map(|(partition, position, _)| Checkpoint { partition, position })
+        .collect();
     let mut source = sources::open(plan, &committed, true)?;
     // A stream may deliver nothing in one wait: try a few.
     for _ in 0..10 {
@@ -303,7 +307,8 @@ pub fn dry_run(plan: &Plan, runtime: &mut GuestRuntime) -> Result<DryRun> {
         }
         let records = batch.records.len();
         let t = rows::batch(&mut router, batch, &plan.sink)?;
-        return Ok(DryRun { records, batch: t.sink, skipped: t.skipped, superseded: t.superseded });
+        let skipped = t.tables.iter().map(|(_, s)| s.skipped).sum();
+        return Ok(DryRun { records, batch: t.sink, skipped, superseded: t.superseded });
     }
     Ok(DryRun { records: 0, batch: SinkBatch::default(), skipped: 0, superseded: 0 })
 }

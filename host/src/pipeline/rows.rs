@@ -17,8 +17,6 @@ use crate::sinks::SinkConfig;
 
 pub(super) struct Transformed {
     pub sink: SinkBatch,
-    pub skipped: u64,
-    pub faults: u64,
     pub superseded: u64,
     /// What became of each DynamoDB table's records.
     pub tables: Vec<(Arc<str>, TableSummary)>,
@@ -37,7 +35,6 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
         checkpoints: batch.checkpoints,
         ..Default::default()
     };
-    let (mut skipped, mut faults) = (0, 0);
 
     // Group by DynamoDB table, keeping arrival order within each group.
     let mut groups: Vec<(Arc<str>, Vec<SourceRecord>)> = Vec::new();
@@ -121,16 +118,11 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
             }
         }
         stats.dead_lettered = (sink.dead_letters.len() - dead_before) as u64;
-        skipped += stats.skipped;
-        faults += stats.guest_faults;
         tables.push((name, stats));
     }
-    let (rows, superseded) = if sink_config.capabilities().keeps_every_change {
-        dedupe::distinct_changes(rows)
-    } else {
-        dedupe::latest_per_item(rows)
-    };
+    let (rows, superseded) = dedupe::for_sink(rows, sink_config.capabilities().keeps_every_change);
     sink.rows = rows;
+    let faults: u64 = tables.iter().map(|(_, s)| s.guest_faults).sum();
     if faults > 0 {
         tracing::warn!(
             batch = batch.number,
@@ -138,7 +130,7 @@ pub(super) fn batch(router: &mut Router, batch: Batch, sink_config: &SinkConfig)
             "the transform failed on records; they are dead-lettered"
         );
     }
-    Ok(Transformed { sink, skipped, faults, superseded, tables, change_micros })
+    Ok(Transformed { sink, superseded, tables, change_micros })
 }
 
 fn dead(table: Option<&str>, record: SourceRecord, reason: String) -> DeadLetter {

@@ -77,9 +77,14 @@ pub(super) fn split(committed: &mut Vec<Checkpoint>) -> Ledger {
             ledger.targets.insert(name, t);
             false
         }
-        None => !c.partition.starts_with(TABLE) && !c.partition.starts_with(TARGET),
+        None => !is_totals(&c.partition),
     });
     ledger
+}
+
+/// Whether a checkpoint's partition holds totals rather than a position.
+pub(super) fn is_totals(partition: &str) -> bool {
+    partition.starts_with(TABLE) || partition.starts_with(TARGET)
 }
 
 impl Ledger {

@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Table {
@@ -64,6 +64,13 @@ pub struct Metrics {
     pub source_behind_milliseconds: Family<Shard, Gauge>,
 }
 
+/// `metric`, registered under `name` (a metric is a handle: the clone the
+/// registry keeps counts what the returned one records).
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 /// The process's metrics.
 pub fn metrics() -> &'static Metrics {
     static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -73,50 +80,50 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::with_prefix("sluice");
-        let m = Metrics {
-            records_read: Family::default(),
-            rows_applied: Family::default(),
-            dead_letters: Family::default(),
-            guest_faults: Family::default(),
-            batches: Counter::default(),
+        let r = &mut registry;
+        Metrics {
+            records_read: registered(r, "records_read", "Records read from the source", Family::default()),
+            rows_applied: registered(
+                r,
+                "rows_applied",
+                "Rows the sink applied, or refused as stale",
+                Family::default(),
+            ),
+            dead_letters: registered(r, "dead_letters", "Records stored as dead letters", Family::default()),
+            guest_faults: registered(
+                r,
+                "guest_faults",
+                "Records a transform failed on (trap, memory, time)",
+                Family::default(),
+            ),
+            batches: registered(
+                r,
+                "batches",
+                "Transactions the sink committed (merged batches count once)",
+                Counter::default(),
+            ),
             // 1 ms to ~9 min.
-            batch_seconds: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.001, 2.0, 20))
-            }),
+            batch_seconds: registered(
+                r,
+                "batch_seconds",
+                "Time a batch spent in each stage",
+                Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 20))),
+            ),
             // 10 ms to ~45 min: a change's age when its row commits.
-            commit_lag_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 18)),
-            source_behind_milliseconds: Family::default(),
-            registry: Registry::default(),
-        };
-        registry.register("records_read", "Records read from the source", m.records_read.clone());
-        registry.register(
-            "rows_applied",
-            "Rows the sink applied, or refused as stale",
-            m.rows_applied.clone(),
-        );
-        registry.register("dead_letters", "Records stored as dead letters", m.dead_letters.clone());
-        registry.register(
-            "guest_faults",
-            "Records a transform failed on (trap, memory, time)",
-            m.guest_faults.clone(),
-        );
-        registry.register(
-            "batches",
-            "Transactions the sink committed (merged batches count once)",
-            m.batches.clone(),
-        );
-        registry.register("batch_seconds", "Time a batch spent in each stage", m.batch_seconds.clone());
-        registry.register(
-            "commit_lag_seconds",
-            "From a stream change's ApproximateCreationDateTime to the commit of its batch",
-            m.commit_lag_seconds.clone(),
-        );
-        registry.register(
-            "source_behind_milliseconds",
-            "How far a shard's reader is behind the tip (Kinesis MillisBehindLatest)",
-            m.source_behind_milliseconds.clone(),
-        );
-        Metrics { registry, ..m }
+            commit_lag_seconds: registered(
+                r,
+                "commit_lag_seconds",
+                "From a stream change's ApproximateCreationDateTime to the commit of its batch",
+                Histogram::new(exponential_buckets(0.01, 2.0, 18)),
+            ),
+            source_behind_milliseconds: registered(
+                r,
+                "source_behind_milliseconds",
+                "How far a shard's reader is behind the tip (Kinesis MillisBehindLatest)",
+                Family::default(),
+            ),
+            registry,
+        }
     }
 
     /// The text exposition format.
@@ -167,8 +174,10 @@ pub struct Health {
     /// way, plus one; 0 while it is not writing.
     writing: AtomicU64,
     stall_ms: AtomicU64,
-    /// Set by SIGINT or SIGTERM (the run's stop flag) or when the run ends.
-    stopping: Mutex<Arc<AtomicBool>>,
+    /// The run's stop flag (set by SIGINT or SIGTERM), watched.
+    stop: Mutex<Arc<AtomicBool>>,
+    /// The run is done reading.
+    ended: AtomicBool,
 }
 
 pub fn health() -> &'static Health {
@@ -177,7 +186,8 @@ pub fn health() -> &'static Health {
         beat: AtomicU64::new(0),
         writing: AtomicU64::new(0),
         stall_ms: AtomicU64::new(60_000),
-        stopping: Mutex::new(Arc::new(AtomicBool::new(false))),
+        stop: Mutex::new(Arc::new(AtomicBool::new(false))),
+        ended: AtomicBool::new(false),
     });
     &HEALTH
 }
@@ -204,11 +214,12 @@ impl Health {
 
     /// Reports "stopping" as soon as `flag` is set.
     pub fn stops_with(&self, flag: Arc<AtomicBool>) {
-        *self.stopping.lock().expect("health lock") = flag;
+        *self.stop.lock().expect("health lock") = flag;
     }
 
+    /// The run is done reading: "stopping" from now on.
     pub fn stopping(&self) {
-        self.stopping.lock().expect("health lock").store(true, Ordering::Relaxed);
+        self.ended.store(true, Ordering::Relaxed);
     }
 
     /// `Ok` with how long ago the last beat was, or `Err` saying why not healthy.
@@ -220,7 +231,9 @@ impl Health {
             began => Duration::from_millis(now.saturating_sub(began - 1)),
         };
         let limit = Duration::from_millis(self.stall_ms.load(Ordering::Relaxed));
-        if self.stopping.lock().expect("health lock").load(Ordering::Relaxed) {
+        let stopping = self.ended.load(Ordering::Relaxed)
+            || self.stop.lock().expect("health lock").load(Ordering::Relaxed);
+        if stopping {
             Err("stopping".into())
         } else if writing > limit {
             Err(format!(
@@ -251,7 +264,8 @@ mod tests {
             beat: AtomicU64::new(0),
             writing: AtomicU64::new(0),
             stall_ms: AtomicU64::new(50),
-            stopping: Mutex::new(Arc::new(AtomicBool::new(false))),
+            stop: Mutex::new(Arc::new(AtomicBool::new(false))),
+            ended: AtomicBool::new(false),
         };
         health.beat();
         assert!(health.check().is_ok());
