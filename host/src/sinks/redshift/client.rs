@@ -279,6 +279,7 @@ fn transient(error: &str) -> bool {
         "serializable isolation violation",
         "could not serialize",
         "connection",
+        "connecting to",
         "terminating",
         "shutting down",
         "starting up",
@@ -331,5 +332,19 @@ fn field_text(field: &Field) -> Option<String> {
         Field::BooleanValue(b) => Some(b.to_string()),
         Field::BlobValue(b) => Some(String::from_utf8_lossy(b.as_ref()).into_owned()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient;
+
+    #[test]
+    fn a_database_that_cannot_be_reached_for_a_moment_is_transient() {
+        // What the Data API (and its stand-in) says while the database restarts.
+        for error in ["error connecting to server", "terminating connection due to administrator command"] {
+            assert!(transient(error), "{error}");
+        }
+        assert!(!transient("column \"x\" does not exist"));
     }
 }
