@@ -135,3 +135,48 @@ fn a_looping_record_costs_one_batch_budget_to_find_and_one_record_budget_to_isol
     assert_eq!(field("isolated"), 1, "{line}");
     assert_eq!(count(&stdout(&out), "dead-lettered"), 1);
 }
+
+/// A guest's time budget counts the time it ran, not the time the machine
+/// made it wait: a busy host (here, the process stopped again and again)
+/// must not turn valid records into dead letters.
+#[test]
+fn time_a_busy_machine_takes_from_a_guest_is_not_charged_to_its_budget() {
+    let dir = scratch();
+    let g = generator::generate(&GenOptions {
+        changes: 30,
+        items: 30,
+        deletes: 0.0,
+        ttl_deletes: 0.0,
+        duplicates: 0.0,
+        tables: vec!["orders".into()],
+        ..Default::default()
+    });
+    // Every record keeps its guest busy for 20 ms of a 100 ms budget.
+    let records: Vec<String> = g.records.iter().map(|r| poisoned(r, "spin")).collect();
+    let tables = format!(
+        "[guest]\nrecord_budget_ms = 100\n\
+         [[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\ntransform = \"{FAULTY}\"\n"
+    );
+    let manifest = pipeline(dir.path(), &records, 1, &tables);
+
+    let mut child = sluice().arg("run").arg(&manifest).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        std::process::Command::new("kill").args([name, &pid]).status().unwrap();
+    };
+    // Stopped for 150 ms of every 180 ms: a guest call caught by a stop
+    // takes longer than its budget on the wall clock.
+    while child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(30));
+        signal("-STOP");
+        std::thread::sleep(Duration::from_millis(150));
+        signal("-CONT");
+    }
+    let out = child.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{summary}");
+    assert_eq!(count(&summary, "guest faults"), 0, "{summary}");
+    assert_eq!(count(&summary, "dead-lettered"), 0, "{summary}");
+    let db = dir.path().join("out.db");
+    assert_eq!(dump(&db, "SELECT keys FROM orders_cdc").len(), g.expected.len());
+}

@@ -107,6 +107,14 @@ mod faults {
                     hog.push(std::hint::black_box(vec![1u8; 1 << 20]));
                 }
             }
+            if has("spin") {
+                // Busy for 20 ms of wall time: a guest that is running when
+                // the host is descheduled.
+                let began = std::time::Instant::now();
+                while began.elapsed() < std::time::Duration::from_millis(20) {
+                    std::hint::spin_loop();
+                }
+            }
             if has("panic") {
                 panic!("the test guest was told to panic");
             }

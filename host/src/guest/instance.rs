@@ -2,7 +2,7 @@
 //! budget and the host functions it may call.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use wasmtime::component::ResourceTable;
@@ -27,21 +27,30 @@ pub(super) struct State {
 }
 
 /// The time a call has used, for its budget: the guest's own, not the
-/// host's (a `fetch` waiting on S3 is not the guest looping).
+/// host's (a `fetch` waiting on S3 is not the guest looping), and time the
+/// guest ran, read from its thread's CPU clock: on a busy machine the wall
+/// clock also counts time the thread waited for a core, which would fault
+/// valid records.
 struct CallClock {
-    started: Instant,
+    started: Duration,
     in_host: Duration,
     budget: Duration,
 }
 
 impl CallClock {
     fn new(budget: Duration) -> Self {
-        CallClock { started: Instant::now(), in_host: Duration::ZERO, budget }
+        CallClock { started: thread_cpu_time(), in_host: Duration::ZERO, budget }
     }
 
     fn exhausted(&self) -> bool {
-        self.started.elapsed().saturating_sub(self.in_host) >= self.budget
+        thread_cpu_time().saturating_sub(self.started).saturating_sub(self.in_host) >= self.budget
     }
+}
+
+/// CPU time this thread has run.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 impl WasiView for State {
@@ -66,9 +75,9 @@ impl host::Host for State {
     }
 
     fn fetch(&mut self, uris: Vec<String>) -> Vec<Result<Vec<u8>, types::FetchError>> {
-        let began = Instant::now();
+        let began = thread_cpu_time();
         let fetched = self.fetch_now(uris);
-        self.clock.in_host += began.elapsed();
+        self.clock.in_host += thread_cpu_time().saturating_sub(began);
         fetched
     }
 }

@@ -187,10 +187,10 @@ pub struct Telemetry {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Guest {
-    /// The most time one call of a transform may take, in milliseconds
+    /// The most CPU time one call of a transform may take, in milliseconds
     /// (default 5000).
     pub time_budget_ms: Option<Spanned<i64>>,
-    /// Time per record of a call, in milliseconds (default 10): a call of n
+    /// CPU time per record of a call, in milliseconds (default 10): a call of n
     /// records may take n times this, up to `time_budget_ms`. Time spent
     /// waiting for the host's `fetch` does not count.
     pub record_budget_ms: Option<Spanned<i64>>,
