@@ -17,8 +17,8 @@ use sluice_test_support::{moto, unique_name};
 
 use crate::kinesis::{Stream, run_to_tip};
 use crate::util::{
-    ItemState, assert_same_items, canonical, count, expected_soft, pipeline, run_ok, runtime, s3, scalar,
-    scratch, sluice, stdout, table_state,
+    ItemState, ONE_BATCH_A_COMMIT, assert_same_items, canonical, count, expected_soft, pipeline, run_ok,
+    runtime, s3, scalar, scratch, sluice, stdout, table_state,
 };
 
 /// The generated workload: one table with a composite key (`pk`, `sk`).
@@ -379,6 +379,9 @@ fn a_killed_load_resumes_without_reloading_finished_files() {
     let folder = export.write_local(dir.path());
     let path = folder.strip_prefix(dir.path()).unwrap().display().to_string();
     let manifest = manifest(dir.path(), &path, "parallel = 1", 10);
+    // The crash comes after the fifth commit, so every batch is committed alone.
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("[batch]\n", &format!("[batch]\n{ONE_BATCH_A_COMMIT}"))).unwrap();
     let crashed = sluice()
         .arg("run")
         .arg(&manifest)
