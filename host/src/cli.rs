@@ -493,10 +493,11 @@ fn describe(plan: &Plan) -> String {
     out += &format!("  sink      {}\n", plan.sink);
     let b = &plan.batch;
     out += &format!(
-        "  batches   up to {} records, {} bytes, {} ms\n",
+        "  batches   up to {} records, {} bytes; waiting at most {} ms to fill, {} ms once it has records\n",
         b.max_records,
         b.max_bytes,
-        b.max_wait.as_millis()
+        b.max_wait.as_millis(),
+        b.linger.as_millis()
     );
     out += &format!(
         "  guests    {} ms per record, at most {} ms per call, {} MiB of memory per instance\n",

@@ -84,6 +84,9 @@ pub struct BatchLimits {
     pub max_records: usize,
     pub max_bytes: usize,
     pub max_wait: std::time::Duration,
+    /// How long a batch that has records waits for more when none are
+    /// ready (a stream's); at most `max_wait`.
+    pub linger: std::time::Duration,
     /// The most records one transaction may hold when batches read while
     /// the sink is busy are merged into the next (group commit); 0: never.
     pub max_coalesce: usize,
@@ -95,6 +98,7 @@ impl Default for BatchLimits {
             max_records: 500,
             max_bytes: 4 << 20,
             max_wait: std::time::Duration::from_secs(1),
+            linger: std::time::Duration::ZERO,
             max_coalesce: 10_000,
         }
     }

@@ -2,6 +2,7 @@
 //! including every manifest in `pipelines/`, validate.
 
 use std::path::Path;
+use std::time::Duration;
 
 use sluice::sinks::SinkConfig;
 use sluice::sources::SourceConfig;
@@ -54,6 +55,12 @@ fn the_good_manifest_resolves_paths_from_its_folder() {
         SinkConfig::Sqlite(sluice::sinks::sqlite::Config { path: "pipelines/out/m.db".into() })
     );
     assert_eq!(plan.batch.max_records, 500);
+    // With group commit a batch is sent as soon as no more records are
+    // ready; without it, a batch waits to fill.
+    assert_eq!(plan.batch.linger, Duration::ZERO);
+    let alone = format!("{GOOD}[batch]\nmax_coalesce = 0\n");
+    let plan = sluice::manifest::parse(Path::new("pipelines/m.toml"), &alone).unwrap();
+    assert_eq!(plan.batch.linger, plan.batch.max_wait);
 }
 
 #[test]
@@ -107,6 +114,11 @@ fn bad_values_are_explained_where_they_are() {
     assert_error(&GOOD.replace("name = \"m\"", "name = \"m n\""), "1:8", &["name"]);
     assert_error(&format!("{GOOD}raw_payload = \"hide\"\n"), "14:15", &["\"keep\" or \"drop\""]);
     assert_error("name = \"m\"\n[source\n", "2:8", &["unclosed table, expected `]`"]);
+    assert_error(
+        &format!("{GOOD}[batch]\nmax_wait_ms = 100\nlinger_ms = 500\n"),
+        "16:13",
+        &["cannot exceed max_wait_ms (100)"],
+    );
     assert_error(&format!("{GOOD}[run]\nmax_dead_letter_ratio = 2.0\n"), "15:25", &["between 0 and 1"]);
     assert_error(&format!("{GOOD}[telemetry]\nmetrics_addr = \"9898\"\n"), "15:16", &["address and port"]);
     assert_error(&format!("{GOOD}[telemetry]\nstall_after = \"soon\"\n"), "15:15", &["duration"]);
@@ -261,6 +273,14 @@ fn kinesis_sources_are_checked() {
     assert_error(&kinesis("start = \"at_timestamp\""), "6:9", &["needs timestamp"]);
     assert_error(&kinesis("start = \"at_timestamp\"\ntimestamp = \"yesterday\""), "7:13", &["RFC 3339"]);
     assert_error(&kinesis("shard = \"1\""), "6:1", &["unknown field `shard`"]);
+    let SourceConfig::Kinesis(k) = plan.source else { unreachable!() };
+    assert_eq!(k.poll_interval, Duration::from_millis(250));
+    assert_error(&kinesis("poll_interval_ms = 100"), "6:20", &["between 200 and 60000"]);
+    assert_error(
+        &kinesis("consumer = \"c\"\npoll_interval_ms = 500"),
+        "7:20",
+        &["applies to polling; with a consumer, records are pushed"],
+    );
     assert_error(
         &GOOD.replace(
             "type = \"file\"\npath = \"data/stream.jsonl\"",

@@ -153,8 +153,12 @@ pub struct Batch {
     pub max_records: Option<Spanned<i64>>,
     /// Payload bytes per batch (default 4 MiB).
     pub max_bytes: Option<Spanned<i64>>,
-    /// How long to wait for a batch to fill before sending it (default 1000).
+    /// The longest a batch waits to fill before it is sent (default 1000).
     pub max_wait_ms: Option<Spanned<i64>>,
+    /// How long a stream's batch that has records waits for more when none
+    /// are ready (default 0 with group commit: batches read while the sink
+    /// is busy merge anyway; else `max_wait_ms`).
+    pub linger_ms: Option<Spanned<i64>>,
     /// While the sink commits one batch, the batches read meanwhile are
     /// merged into the next transaction, up to this many records (default
     /// 10000; 0 commits every batch on its own).

@@ -82,13 +82,32 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
     let max_target = sink.max_target_bytes();
 
     let defaults = BatchLimits::default();
+    let max_wait = cx
+        .int(&raw.batch.max_wait_ms, 0, 3_600_000)?
+        .map_or(defaults.max_wait, |ms| Duration::from_millis(ms as u64));
+    let max_coalesce = cx.int(&raw.batch.max_coalesce, 0, 1_000_000)?.unwrap_or(defaults.max_coalesce);
+    // Without group commit every batch is its own transaction (or file), so
+    // a batch waits to fill; with it, a batch sent early merges with those
+    // read while the sink is busy, so sending at once costs nothing.
+    let groups = sink.capabilities().transactional && max_coalesce > 0;
+    let linger = match cx.int(&raw.batch.linger_ms, 0, 3_600_000)? {
+        Some(ms) if Duration::from_millis(ms as u64) > max_wait => {
+            let at = raw.batch.linger_ms.as_ref().expect("read above");
+            return Err(cx.err(
+                at,
+                format!("linger_ms is {ms}; it cannot exceed max_wait_ms ({})", max_wait.as_millis()),
+            ));
+        }
+        Some(ms) => Duration::from_millis(ms as u64),
+        None if groups => Duration::ZERO,
+        None => max_wait,
+    };
     let batch = BatchLimits {
         max_records: cx.int(&raw.batch.max_records, 1, 100_000)?.unwrap_or(defaults.max_records),
         max_bytes: cx.int(&raw.batch.max_bytes, 1024, 1 << 30)?.unwrap_or(defaults.max_bytes),
-        max_wait: cx
-            .int(&raw.batch.max_wait_ms, 0, 3_600_000)?
-            .map_or(defaults.max_wait, |ms| Duration::from_millis(ms as u64)),
-        max_coalesce: cx.int(&raw.batch.max_coalesce, 0, 1_000_000)?.unwrap_or(defaults.max_coalesce),
+        max_wait,
+        linger,
+        max_coalesce,
     };
     let limits = GuestLimits::default();
     let guest = GuestLimits {

@@ -52,6 +52,13 @@ pub struct Shard {
     pub shard: String,
 }
 
+/// A change's age when its row commits, in seconds: fine steps below two
+/// seconds, where latency targets live, then coarse ones up to an hour.
+const COMMIT_LAG_BUCKETS: [f64; 22] = [
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 5.0, 10.0, 30.0,
+    60.0, 300.0, 900.0, 3600.0,
+];
+
 pub struct Metrics {
     registry: Registry,
     pub records_read: Family<Table, Counter>,
@@ -109,12 +116,11 @@ impl Metrics {
                 "Time a batch spent in each stage",
                 Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 20))),
             ),
-            // 10 ms to ~45 min: a change's age when its row commits.
             commit_lag_seconds: registered(
                 r,
                 "commit_lag_seconds",
                 "From a stream change's ApproximateCreationDateTime to the commit of its batch",
-                Histogram::new(exponential_buckets(0.01, 2.0, 18)),
+                Histogram::new(COMMIT_LAG_BUCKETS.iter().copied()),
             ),
             source_behind_milliseconds: registered(
                 r,

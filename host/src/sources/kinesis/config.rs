@@ -1,7 +1,7 @@
 //! `[source] type = "kinesis"`: the manifest section and what it resolves
 //! to. An export's `then` is the same section, with `margin`.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -27,6 +27,11 @@ pub struct Section {
     /// 2 MB/s per shard of its own and records pushed as they arrive,
     /// instead of polling.
     pub consumer: Option<Spanned<String>>,
+    /// When polling: how often a shard at its tip is asked for new records,
+    /// in milliseconds (default 250, at least 200). Kinesis allows 5
+    /// `GetRecords` calls per second per shard, shared by every polling
+    /// consumer of the stream: raise it when others poll the same stream.
+    pub poll_interval_ms: Option<Spanned<i64>>,
     /// Only under an export's `then`: how long before the export's
     /// `exportTime` the stream is read from (default `5m`), e.g. `"15m"`.
     pub margin: Option<Spanned<String>>,
@@ -39,7 +44,14 @@ pub struct Config {
     pub start: Start,
     /// Enhanced fan-out through this consumer, instead of polling.
     pub consumer: Option<String>,
+    /// When polling, how often a shard at its tip is polled.
+    pub poll_interval: Duration,
 }
+
+/// A shard at its tip is polled 4 times a second: a change waits at most a
+/// quarter second to be read, and a fifth of the shard's 5 calls per second
+/// is left for other consumers.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Where shards without a checkpoint and without a parent start reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,11 +104,18 @@ impl Section {
                 return Err(cx.err(c, "a consumer name is 1 to 128 letters, digits, '_', '.' or '-'"));
             }
         }
+        if let (Some(p), Some(_)) = (&self.poll_interval_ms, &self.consumer) {
+            return Err(cx.err(p, "poll_interval_ms applies to polling; with a consumer, records are pushed"));
+        }
+        let poll_interval = cx
+            .int(&self.poll_interval_ms, 200, 60_000)?
+            .map_or(POLL_INTERVAL, |ms| Duration::from_millis(ms as u64));
         Ok(Config {
             stream_arn: self.stream_arn.into_inner(),
             role_arn: self.role_arn.map(Spanned::into_inner),
             start,
             consumer: self.consumer.map(Spanned::into_inner),
+            poll_interval,
         })
     }
 }

@@ -232,6 +232,7 @@ impl KinesisSource {
         let coordinator = Coordinator {
             client,
             consumer: config.consumer.clone(),
+            poll_interval: config.poll_interval,
             stream_arn: config.stream_arn.clone(),
             stream_name: stream_name.clone(),
             start: config.start.clone(),
@@ -266,7 +267,10 @@ impl Source for KinesisSource {
         let mut batch = Batch::default();
         let mut positions = Positions::new();
         while batch.records.len() < limits.max_records && batch.bytes < limits.max_bytes {
-            let wait = deadline.saturating_duration_since(Instant::now());
+            let mut wait = deadline.saturating_duration_since(Instant::now());
+            if !batch.records.is_empty() {
+                wait = wait.min(limits.linger);
+            }
             let event = match self.pending.take().map_or_else(|| self.events.try_recv(), Ok) {
                 Ok(event) => event,
                 Err(mpsc::error::TryRecvError::Disconnected) => bail!("the Kinesis readers stopped"),
@@ -339,6 +343,7 @@ struct Coordinator {
     client: aws_sdk_kinesis::Client,
     /// The enhanced fan-out consumer's name, if any.
     consumer: Option<String>,
+    poll_interval: Duration,
     stream_arn: String,
     stream_name: Arc<str>,
     start: Start,
@@ -350,7 +355,7 @@ struct Coordinator {
 impl Coordinator {
     async fn run(self, mut commits: mpsc::UnboundedReceiver<String>) {
         let mode = match &self.consumer {
-            None => Mode::Polling,
+            None => Mode::Polling { at_tip: self.poll_interval },
             Some(name) => match self.consumer_arn(name).await {
                 Ok(consumer_arn) => Mode::FanOut { consumer_arn },
                 Err(why) => {

@@ -2,9 +2,10 @@
 //!
 //! **Polling.** Kinesis allows 5 `GetRecords` calls and 2 MB per second per
 //! shard, shared by every polling consumer. A reader calls at most every
-//! 200 ms, waits longer after a large response (bytes / 2 MB/s), backs off
-//! when the shard is at its tip (empty responses) and, exponentially, when
-//! the service says it is over its limit; a shard that is behind but
+//! 200 ms, waits longer after a large response (bytes / 2 MB/s), waits
+//! `poll_interval_ms` when the shard is at its tip (empty responses) and
+//! backs off exponentially when the service says it is over its limit; a
+//! shard that is behind but
 //! returned nothing (a gap in the stream) is polled again without idling.
 //! An expired iterator (5 minutes unused, e.g. while the sink held the
 //! pipeline back) is renewed after the last committed sequence number;
@@ -34,8 +35,6 @@ use crate::sources::ChangeRecords;
 const LIMIT: i32 = 1000;
 /// At most 5 calls per second per shard.
 const MIN_PAUSE: Duration = Duration::from_millis(200);
-/// How often a shard at its tip is polled.
-const IDLE_PAUSE: Duration = Duration::from_secs(1);
 /// How often a closed, idle shard read by enhanced fan-out is checked for its end.
 const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// The per-shard read limit, bytes per second.
@@ -105,8 +104,13 @@ impl ReadError {
 /// How records reach the reader.
 #[derive(Debug, Clone)]
 pub(super) enum Mode {
-    Polling,
-    FanOut { consumer_arn: String },
+    /// Polling, every `at_tip` when the shard is at its tip.
+    Polling {
+        at_tip: Duration,
+    },
+    FanOut {
+        consumer_arn: String,
+    },
 }
 
 pub(super) struct Reader {
@@ -130,7 +134,7 @@ impl Reader {
             _ => None,
         };
         match self.mode.clone() {
-            Mode::Polling => self.poll(partition, last).await,
+            Mode::Polling { at_tip } => self.poll(partition, last, at_tip).await,
             Mode::FanOut { consumer_arn } => self.subscribe(partition, last, &consumer_arn).await,
         }
     }
@@ -153,7 +157,7 @@ impl Reader {
         tracing::info!(shard = self.shard, "shard read to its end");
     }
 
-    async fn poll(&self, partition: Arc<str>, mut last: Option<String>) {
+    async fn poll(&self, partition: Arc<str>, mut last: Option<String>, at_tip: Duration) {
         let mut iterator = None;
         let mut backoff = Backoff::new(MIN_PAUSE);
         loop {
@@ -186,7 +190,7 @@ impl Reader {
                     };
                     iterator = Some(next);
                     let pause = if empty && page.millis_behind.unwrap_or(0) == 0 {
-                        IDLE_PAUSE
+                        at_tip
                     } else {
                         MIN_PAUSE.max(Duration::from_secs_f64(bytes as f64 / BYTES_PER_SEC))
                     };
