@@ -235,9 +235,23 @@ impl<'a> Scanner<'a> {
     }
 
     /// The rest of a string token, after its opening quote.
-    #[inline]
+    #[inline(always)]
     fn string_body(&mut self) -> Result<RawStr<'a>, Error> {
+        // Most strings have no escapes: they end at the first byte that
+        // needs attention, and the loop below stays out of line.
         let start = self.pos;
+        let end = start + skip_plain(&self.bytes[start..]);
+        if self.bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(RawStr { raw: &self.text[start..end], escapes: Escapes::None });
+        }
+        self.pos = end;
+        self.string_rest(start)
+    }
+
+    /// [`Scanner::string_body`] from the first byte that needs attention.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize) -> Result<RawStr<'a>, Error> {
         let mut escapes = Escapes::None;
         loop {
             self.pos += skip_plain(&self.bytes[self.pos..]);
@@ -543,6 +557,30 @@ mod tests {
         assert!(ok(r#""\ud83d""#).is_err());
         assert!(ok(r#""\ude00""#).is_err());
         assert!(ok(r#""open"#).is_err());
+    }
+
+    #[test]
+    fn strings_end_or_escape_in_every_lane() {
+        for len in 0..20 {
+            let plain = "a".repeat(len);
+            let text = format!("\"{plain}\",");
+            let mut s = Scanner::new(&text);
+            let r = s.string().unwrap();
+            assert_eq!((r.raw, r.escaped(), s.pos()), (plain.as_str(), false, len + 2));
+            for (escape, rest) in [(r"\n", "b"), (r"\u00e9", ""), (r#"\""#, "xxxxxxxxx")] {
+                let raw = format!("{plain}{escape}{rest}");
+                let text = format!("\"{raw}\"");
+                let r = Scanner::new(&text).string().unwrap();
+                assert_eq!((r.raw, r.escaped()), (raw.as_str(), true));
+            }
+            let err = Scanner::new(&format!("\"{plain}\u{1}\"")).string().unwrap_err();
+            assert_eq!(
+                (err.reason(), err.offset()),
+                ("control character 0x01 must be escaped inside a string", Some(len + 1))
+            );
+            let err = Scanner::new(&format!("\"{plain}")).string().unwrap_err();
+            assert_eq!((err.reason(), err.offset()), ("unterminated string", Some(len + 1)));
+        }
     }
 
     #[test]
