@@ -118,10 +118,34 @@ impl<'a> Distinct<'a> {
 }
 
 impl Values {
-    /// [`bloom_bit`] of an unusual entry's one spelling.
+    /// [`bloom_bit`] of an unusual entry's one spelling, without building it.
     #[cold]
     fn unusual_bloom_bit(self, entry: &str) -> u64 {
-        bloom_bit(&self.spelling(entry, false))
+        match self {
+            Values::Strings => {
+                let (mut first, mut last, mut len) = (0, 0, 0);
+                let mut utf8 = [0; 4];
+                for c in unescaped_chars(entry) {
+                    let bytes = c.encode_utf8(&mut utf8).as_bytes();
+                    if len == 0 {
+                        first = bytes[0];
+                    }
+                    last = bytes[bytes.len() - 1];
+                    len += bytes.len();
+                }
+                bloom_bit_of(first, last, len)
+            }
+            Values::Numbers => {
+                let text = plain(entry);
+                match Number::parse(&text, 0) {
+                    Ok(n) => {
+                        let (first, last, len) = n.canonical_shape();
+                        bloom_bit_of(first, last, len)
+                    }
+                    Err(_) => bloom_bit(&text),
+                }
+            }
+        }
     }
 
     /// Whether two entries as written are equal in value.
@@ -194,12 +218,17 @@ impl<'a> Members<'a> {
 /// and `updated`, `lat` and `lon` do not).
 #[inline(always)]
 fn bloom_bit(text: &str) -> u64 {
-    let b = text.as_bytes();
-    let ends = match (b.first(), b.last()) {
-        (Some(&first), Some(&last)) => u32::from(first) << 8 | u32::from(last),
-        _ => 0,
-    };
-    let hash = (ends ^ (b.len() as u32) << 16).wrapping_mul(0x9E37_79B9);
+    match text.as_bytes() {
+        [] => bloom_bit_of(0, 0, 0),
+        b => bloom_bit_of(b[0], b[b.len() - 1], b.len()),
+    }
+}
+
+/// [`bloom_bit`] of a text known by its first and last bytes and length.
+#[inline(always)]
+fn bloom_bit_of(first: u8, last: u8, len: usize) -> u64 {
+    let ends = u32::from(first) << 8 | u32::from(last);
+    let hash = (ends ^ (len as u32) << 16).wrapping_mul(0x9E37_79B9);
     1 << (hash >> 26)
 }
 
@@ -260,6 +289,23 @@ mod tests {
             assert!(!seen.insert(name, true), "{name}");
         }
         assert!(seen.spilled.is_none());
+    }
+
+    #[test]
+    fn unusual_entries_are_hashed_by_their_one_spelling() {
+        for (values, entry) in [
+            (Values::Strings, r"\u0061"),
+            (Values::Strings, r#"extra \u00e9 \ud83d\ude00 \"q\""#),
+            (Values::Strings, r"\n"),
+            (Values::Numbers, "1.0"),
+            (Values::Numbers, "-1.5E+2"),
+            (Values::Numbers, "9.9999999999999999999999999999999999999E+125"),
+            (Values::Numbers, "1E-130"),
+            (Values::Numbers, r"\u0031e1"),
+            (Values::Numbers, "-0"),
+        ] {
+            assert_eq!(values.unusual_bloom_bit(entry), bloom_bit(&values.spelling(entry, false)), "{entry}");
+        }
     }
 
     #[test]

@@ -161,6 +161,22 @@ impl<'a> Number<'a> {
         self.int.bytes().chain(self.frac.bytes()).skip(first).take(count)
     }
 
+    /// The first byte, last byte and length of [`Number::canonical`],
+    /// without writing it out.
+    pub fn canonical_shape(&self) -> (u8, u8, usize) {
+        let Some((first, last)) = self.significant else { return (b'0', b'0', 1) };
+        let (int, frac) = (self.int.as_bytes(), self.frac.as_bytes());
+        let digit = |at: usize| if at < int.len() { int[at] } else { frac[at - int.len()] };
+        let count = last + 1 - first;
+        let (lead, end, len) = match usize::try_from(self.magnitude) {
+            // `m + 1` integer digits, zero padded, then the fraction if any is left.
+            Ok(m) if count > m + 1 => (digit(first), digit(last), count + 1),
+            Ok(m) => (digit(first), if count == m + 1 { digit(last) } else { b'0' }, m + 1),
+            Err(_) => (b'0', digit(last), 1 + (-self.magnitude) as usize + count),
+        };
+        if self.negative { (b'-', end, len + 1) } else { (lead, end, len) }
+    }
+
     /// [`Number::write_canonical`] into a new string.
     pub fn canonical(&self) -> String {
         let mut out = String::new();
@@ -310,6 +326,41 @@ mod tests {
             for text in spellings {
                 assert_eq!(canonical(text), want, "{text}");
             }
+        }
+    }
+
+    #[test]
+    fn canonical_shape_is_that_of_the_canonical_text() {
+        for text in [
+            "0",
+            "-0",
+            "0.000",
+            "1",
+            "-1",
+            "10",
+            "1E2",
+            "1.5E2",
+            "-1.5e+2",
+            "150.00",
+            "0.5",
+            "-.5",
+            "5e-2",
+            "123.456",
+            "1E+125",
+            "-9.9999999999999999999999999999999999999E+125",
+            "1E-130",
+            "-1E-130",
+            "1.2345678901234567890123456789012345678E-100",
+            "007",
+            "1.",
+            "291.76",
+            "1E0",
+            "9.90E1",
+            "99.9E1",
+        ] {
+            let canonical = canonical(text);
+            let b = canonical.as_bytes();
+            assert_eq!(parsed(text).unwrap().canonical_shape(), (b[0], b[b.len() - 1], b.len()), "{text}");
         }
     }
 
