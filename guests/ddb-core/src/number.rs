@@ -195,6 +195,10 @@ impl<'a> Number<'a> {
     /// boto/boto3#4636, aws/aws-sdk-js-v3#1983, ExtendDB/extenddb#7), so a
     /// record from DynamoDB is already spelled this way.
     pub fn write_canonical(&self, out: &mut String) {
+        if self.is_canonical() {
+            out.push_str(self.text);
+            return;
+        }
         if self.significant.is_none() {
             out.push('0');
             return;
