@@ -124,6 +124,15 @@ impl<'a> Scanner<'a> {
     /// `first` tracks whether a comma is due and must start as `true`.
     #[inline]
     pub fn next_member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Error> {
+        // Compact JSON first: `"` for the first member, `,"` for the others.
+        let quote = self.pos + usize::from(!*first);
+        if self.bytes.get(quote) == Some(&b'"') && (*first || self.bytes[self.pos] == b',') {
+            *first = false;
+            self.pos = quote + 1;
+            let name = self.string_body()?;
+            self.expect(b':')?;
+            return Ok(Some(name));
+        }
         match self.peek() {
             Some(b'}') => {
                 self.pos += 1;
