@@ -33,6 +33,27 @@ pub(crate) struct Number<'a> {
     magnitude: i64,
 }
 
+/// Whether `text` is a number DynamoDB accepts that [`Number::write_json`]
+/// writes as it is, the usual case: `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, not zero,
+/// with at most 38 digits, so that no limit can be exceeded. One pass instead
+/// of taking it apart.
+#[inline]
+pub(crate) fn is_plain(text: &str) -> bool {
+    let b = text.as_bytes();
+    let unsigned = b.strip_prefix(b"-").unwrap_or(b);
+    let (int, frac) = match unsigned.iter().position(|&c| c == b'.') {
+        Some(dot) if dot + 1 < unsigned.len() => (&unsigned[..dot], &unsigned[dot + 1..]),
+        Some(_) => return false,
+        None => (unsigned, &[][..]),
+    };
+    let non_zero = match int {
+        [b'1'..=b'9', ..] => true,
+        [b'0'] => frac.iter().any(|&c| c != b'0'),
+        _ => return false,
+    };
+    non_zero && int.len() + frac.len() <= MAX_DIGITS && int.iter().chain(frac).all(u8::is_ascii_digit)
+}
+
 impl<'a> Number<'a> {
     /// Checks `text` as a DynamoDB number; `at` is the input offset used in errors.
     #[inline(always)]
@@ -278,6 +299,61 @@ mod tests {
             ("00.0e5", "0"),
         ] {
             assert_eq!(json(input).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn plain_numbers_are_written_as_they_are() {
+        let plain = [
+            "1",
+            "-1",
+            "4395",
+            "291.76",
+            "-12.50",
+            "0.5",
+            "-0.05",
+            "0.001",
+            "10",
+            "100.0",
+            "12345678901234567890123456789012345678",
+            "1234567890123456789.0123456789012345678",
+            "0.0000000000000000000000000000000000001",
+        ];
+        let not_plain = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000",
+            "00",
+            "007",
+            "01.5",
+            "+1",
+            "1.",
+            ".5",
+            "-.5",
+            "1e5",
+            "1E-130",
+            "",
+            "-",
+            ".",
+            "1.2.3",
+            "1,5",
+            " 1",
+            "1 ",
+            "abc",
+            "0x10",
+            "-a",
+            "1-",
+            "123456789012345678901234567890123456789",
+            "1234567890123456789.01234567890123456789",
+            "0.00000000000000000000000000000000000001",
+        ];
+        for text in plain {
+            assert!(is_plain(text), "{text}");
+            assert_eq!(json(text).unwrap(), text);
+        }
+        for text in not_plain {
+            assert!(!is_plain(text), "{text}");
         }
     }
 
