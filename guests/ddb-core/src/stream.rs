@@ -14,7 +14,7 @@
 use crate::attr::write_map;
 use crate::distinct::Members;
 use crate::key::read_keys;
-use crate::scan::Scanner;
+use crate::scan::{Scanner, invalid_utf8, utf8_first};
 use crate::{Change, ChangeKind, Error};
 
 #[derive(Default)]
@@ -76,9 +76,12 @@ pub fn micro_precision(payload: &[u8]) -> Result<bool, Error> {
 
 /// Reads a stream record's members.
 fn fields(payload: &[u8]) -> Result<Fields, Error> {
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| Error::new("the record is not valid UTF-8", e.valid_up_to()))?;
-    let mut s = Scanner::new(text);
+    read_fields(payload).map_err(|e| utf8_first(payload, "record", e))
+}
+
+/// [`fields`], with UTF-8 checked along the way.
+fn read_fields(payload: &[u8]) -> Result<Fields, Error> {
+    let mut s = Scanner::new(payload);
     let mut f = Fields::default();
     s.begin_object()?;
     let mut first = true;
@@ -112,8 +115,8 @@ fn fields(payload: &[u8]) -> Result<Fields, Error> {
 /// record with two `tableName` members gets the first one here: it is routed
 /// by it and then refused by [`decode_stream_record`], which sees both.
 pub fn table_name(payload: &[u8]) -> Result<String, Error> {
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| Error::new("the record is not valid UTF-8", e.valid_up_to()))?;
+    // Checked first: the members after `tableName` are not read.
+    let text = std::str::from_utf8(payload).map_err(|e| invalid_utf8("record", e))?;
     let mut s = Scanner::new(text);
     s.begin_object()?;
     let mut first = true;
