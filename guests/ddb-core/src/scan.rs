@@ -107,13 +107,19 @@ impl<'a> Scanner<'a> {
         self.bytes.get(self.pos).copied()
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn expect(&mut self, want: u8) -> Result<(), Error> {
         // Compact JSON first: no whitespace to skip.
         if self.bytes.get(self.pos) == Some(&want) {
             self.pos += 1;
             return Ok(());
         }
+        self.expect_spaced(want)
+    }
+
+    /// [`Scanner::expect`] past whitespace, kept out of line.
+    #[inline(never)]
+    fn expect_spaced(&mut self, want: u8) -> Result<(), Error> {
         match self.peek() {
             Some(b) if b == want => {
                 self.pos += 1;
@@ -255,7 +261,7 @@ impl<'a> Scanner<'a> {
 
     /// A string token. Checks escapes and UTF-8 and rejects raw control
     /// characters.
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self) -> Result<RawStr<'a>, Error> {
         self.expect(b'"')?;
         self.string_body()
