@@ -146,7 +146,7 @@ impl<'a> Scanner<'a> {
 
     /// The next member's name (its ':' consumed), or `None` at the closing brace.
     /// `first` tracks whether a comma is due and must start as `true`.
-    #[inline]
+    #[inline(always)]
     pub fn next_member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Error> {
         // Compact JSON first: `"` for the first member, `,"` for the others.
         let quote = self.pos + usize::from(!*first);
@@ -157,6 +157,16 @@ impl<'a> Scanner<'a> {
             self.expect(b':')?;
             return Ok(Some(name));
         }
+        if self.bytes.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+            return Ok(None);
+        }
+        self.next_member_spaced(first)
+    }
+
+    /// [`Scanner::next_member`] past whitespace, kept out of line.
+    #[inline(never)]
+    fn next_member_spaced(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Error> {
         match self.peek() {
             Some(b'}') => {
                 self.pos += 1;
