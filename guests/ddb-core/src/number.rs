@@ -51,7 +51,10 @@ pub(crate) fn is_plain(text: &str) -> bool {
         [b'0'] => frac.iter().any(|&c| c != b'0'),
         _ => return false,
     };
-    non_zero && int.len() + frac.len() <= MAX_DIGITS && int.iter().chain(frac).all(u8::is_ascii_digit)
+    non_zero
+        && int.len() + frac.len() <= MAX_DIGITS
+        && int.iter().all(u8::is_ascii_digit)
+        && frac.iter().all(u8::is_ascii_digit)
 }
 
 impl<'a> Number<'a> {
