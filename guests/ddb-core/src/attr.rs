@@ -18,7 +18,7 @@
 
 use crate::Error;
 use crate::distinct::Distinct;
-use crate::number::Number;
+use crate::number::{Number, is_plain};
 use crate::scan::{MAX_DEPTH, RawStr, Scanner};
 
 /// Transcodes one attribute value at the scanner into `out`.
@@ -142,7 +142,11 @@ pub(crate) fn write_raw_string(r: RawStr, out: &mut String) {
 fn write_n(s: &mut Scanner, out: &mut String) -> Result<(), Error> {
     let at = s.pos();
     let text = s.string()?.unescape();
-    Number::parse(&text, at)?.write_json(out);
+    if is_plain(&text) {
+        out.push_str(&text);
+    } else {
+        Number::parse(&text, at)?.write_json(out);
+    }
     Ok(())
 }
 

@@ -6,7 +6,9 @@
 //! `"a"` and `"\u0061"` are one name, `1` and `1.0` one number. Objects and
 //! sets in change records are small and spelled plainly, so that is the
 //! fast case: up to 16 entries kept in a fixed array and compared as text,
-//! mostly skipped by a 64-bit Bloom filter. Larger ones move to a hash set.
+//! mostly skipped by a 64-bit Bloom filter. An entry spelled otherwise is
+//! hashed into the filter by its one spelling, so the others still skip the
+//! comparisons. Larger ones move to a hash set.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -20,14 +22,14 @@ const INLINE: usize = 16;
 
 /// The entries seen so far in one object or set.
 pub(crate) struct Distinct<'a> {
-    /// A bit per entry of `inline`, chosen by [`bloom_bit`]: while a new
-    /// entry's bit is clear it equals none of them.
+    /// A bit per entry of `inline`, chosen by [`bloom_bit`] from its one
+    /// spelling: while a new entry's bit is clear it equals none of them.
     bloom: u64,
     len: usize,
     /// The entries as written: JSON string bodies, slices of the input.
     inline: [&'a str; INLINE],
     /// A bit per entry of `inline` that is not in its usual spelling (see
-    /// [`Distinct::insert`]); while there is none, equal text is equal value.
+    /// [`Distinct::insert`]): those are compared by value, the rest as text.
     unusual: u32,
     values: Values,
     /// Every entry in its one spelling, once there are more than `INLINE`.
@@ -67,42 +69,16 @@ impl<'a> Distinct<'a> {
     /// are, and then this is a few instructions.
     #[inline(always)]
     pub fn insert(&mut self, entry: &'a str, usual: bool) -> bool {
-        if !usual || self.unusual != 0 || self.len == INLINE {
-            return self.insert_unusual(entry, usual);
+        if self.len == INLINE {
+            return self.insert_spilled(entry, usual);
         }
-        let bit = bloom_bit(entry);
-        if self.bloom & bit != 0 && self.inline[..self.len].contains(&entry) {
+        // The filter hashes the one spelling, so it holds for unusual
+        // entries too: only a hit needs comparing.
+        let bit = if usual { bloom_bit(entry) } else { self.values.unusual_bloom_bit(entry) };
+        if self.bloom & bit != 0 && self.repeats(entry, usual) {
             return false;
         }
         self.bloom |= bit;
-        self.inline[self.len] = entry;
-        self.len += 1;
-        true
-    }
-
-    /// [`Distinct::insert`] once there is an unusual spelling, or more than
-    /// `INLINE` entries (`bloom` is no longer used then).
-    #[inline(never)]
-    fn insert_unusual(&mut self, entry: &'a str, usual: bool) -> bool {
-        let values = self.values;
-        if let Some(all) = &mut self.spilled {
-            return all.insert(values.spelling(entry, usual));
-        }
-        let seen = &self.inline[..self.len];
-        let usual_at = |i: usize| self.unusual & 1 << i == 0;
-        let repeated = seen.iter().enumerate().any(|(i, &earlier)| {
-            if usual && usual_at(i) { earlier == entry } else { values.same(earlier, entry) }
-        });
-        if repeated {
-            return false;
-        }
-        if self.len == INLINE {
-            let mut all: HashSet<Cow<'a, str>> =
-                seen.iter().enumerate().map(|(i, &earlier)| values.spelling(earlier, usual_at(i))).collect();
-            all.insert(values.spelling(entry, usual));
-            self.spilled = Some(all);
-            return true;
-        }
         if !usual {
             self.unusual |= 1 << self.len;
         }
@@ -110,9 +86,68 @@ impl<'a> Distinct<'a> {
         self.len += 1;
         true
     }
+
+    /// Whether `entry` equals one of the `inline` entries.
+    #[inline(never)]
+    fn repeats(&self, entry: &str, usual: bool) -> bool {
+        self.inline[..self.len].iter().enumerate().any(|(i, &earlier)| {
+            if usual && self.unusual & 1 << i == 0 {
+                earlier == entry
+            } else {
+                self.values.same(earlier, entry)
+            }
+        })
+    }
+
+    /// [`Distinct::insert`] once `INLINE` entries are there: they move to a
+    /// hash set of their one spellings, and so does every later entry.
+    #[cold]
+    fn insert_spilled(&mut self, entry: &'a str, usual: bool) -> bool {
+        let values = self.values;
+        let unusual = self.unusual;
+        let inline = &self.inline;
+        let all = self.spilled.get_or_insert_with(|| {
+            inline
+                .iter()
+                .enumerate()
+                .map(|(i, &earlier)| values.spelling(earlier, unusual & 1 << i == 0))
+                .collect()
+        });
+        all.insert(values.spelling(entry, usual))
+    }
 }
 
 impl Values {
+    /// [`bloom_bit`] of an unusual entry's one spelling, without building it.
+    #[cold]
+    fn unusual_bloom_bit(self, entry: &str) -> u64 {
+        match self {
+            Values::Strings => {
+                let (mut first, mut last, mut len) = (0, 0, 0);
+                let mut utf8 = [0; 4];
+                for c in unescaped_chars(entry) {
+                    let bytes = c.encode_utf8(&mut utf8).as_bytes();
+                    if len == 0 {
+                        first = bytes[0];
+                    }
+                    last = bytes[bytes.len() - 1];
+                    len += bytes.len();
+                }
+                bloom_bit_of(first, last, len)
+            }
+            Values::Numbers => {
+                let text = plain(entry);
+                match Number::parse(&text, 0) {
+                    Ok(n) => {
+                        let (first, last, len) = n.canonical_shape();
+                        bloom_bit_of(first, last, len)
+                    }
+                    Err(_) => bloom_bit(&text),
+                }
+            }
+        }
+    }
+
     /// Whether two entries as written are equal in value.
     fn same(self, a: &str, b: &str) -> bool {
         match self {
@@ -183,12 +218,17 @@ impl<'a> Members<'a> {
 /// and `updated`, `lat` and `lon` do not).
 #[inline(always)]
 fn bloom_bit(text: &str) -> u64 {
-    let b = text.as_bytes();
-    let ends = match (b.first(), b.last()) {
-        (Some(&first), Some(&last)) => u32::from(first) << 8 | u32::from(last),
-        _ => 0,
-    };
-    let hash = (ends ^ (b.len() as u32) << 16).wrapping_mul(0x9E37_79B9);
+    match text.as_bytes() {
+        [] => bloom_bit_of(0, 0, 0),
+        b => bloom_bit_of(b[0], b[b.len() - 1], b.len()),
+    }
+}
+
+/// [`bloom_bit`] of a text known by its first and last bytes and length.
+#[inline(always)]
+fn bloom_bit_of(first: u8, last: u8, len: usize) -> u64 {
+    let ends = u32::from(first) << 8 | u32::from(last);
+    let hash = (ends ^ (len as u32) << 16).wrapping_mul(0x9E37_79B9);
     1 << (hash >> 26)
 }
 
@@ -233,6 +273,39 @@ mod tests {
             assert!(!seen.insert(again, true), "{again}");
         }
         assert!(!seen.insert(r"\u0061", false));
+    }
+
+    #[test]
+    fn an_escaped_entry_leaves_the_others_on_the_fast_path() {
+        let mut seen = Distinct::strings();
+        assert!(seen.insert(r#"extra \"name\""#, false));
+        let names: Vec<String> = (0..14).map(|i| format!("n{i}")).collect();
+        for name in &names {
+            assert!(seen.insert(name, true), "{name}");
+        }
+        assert!(!seen.insert(r"extra \u0022name\u0022", false));
+        assert!(!seen.insert(r"n1", false));
+        for name in &names {
+            assert!(!seen.insert(name, true), "{name}");
+        }
+        assert!(seen.spilled.is_none());
+    }
+
+    #[test]
+    fn unusual_entries_are_hashed_by_their_one_spelling() {
+        for (values, entry) in [
+            (Values::Strings, r"\u0061"),
+            (Values::Strings, r#"extra \u00e9 \ud83d\ude00 \"q\""#),
+            (Values::Strings, r"\n"),
+            (Values::Numbers, "1.0"),
+            (Values::Numbers, "-1.5E+2"),
+            (Values::Numbers, "9.9999999999999999999999999999999999999E+125"),
+            (Values::Numbers, "1E-130"),
+            (Values::Numbers, r"\u0031e1"),
+            (Values::Numbers, "-0"),
+        ] {
+            assert_eq!(values.unusual_bloom_bit(entry), bloom_bit(&values.spelling(entry, false)), "{entry}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use crate::attr::write_map;
 use crate::distinct::Members;
 use crate::key::{item_key, read_keys};
-use crate::scan::Scanner;
+use crate::scan::{Scanner, utf8_first};
 use crate::{Change, ChangeKind, Error};
 
 /// Where a line comes from: what a line alone does not say.
@@ -33,9 +33,12 @@ pub struct ExportLine<'a> {
 /// items are upserts named `BULK_LOAD` at `exportTime`; incremental lines are
 /// `INSERT`, `MODIFY` or `REMOVE` at their `WriteTimestampMicros`.
 pub fn decode_export_line(payload: &[u8], line: ExportLine) -> Result<Change, Error> {
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| Error::new("the line is not valid UTF-8", e.valid_up_to()))?;
-    let mut s = Scanner::new(text);
+    read_line(payload, line).map_err(|e| utf8_first(payload, "line", e))
+}
+
+/// [`decode_export_line`], with UTF-8 checked along the way.
+fn read_line(payload: &[u8], line: ExportLine) -> Result<Change, Error> {
+    let mut s = Scanner::new(payload);
     let mut item = None;
     let mut written = None;
     let (mut key, mut new_image, mut old_image) = (None, None, None);

@@ -17,6 +17,39 @@ use crate::scan::{Scanner, write_escaped};
 
 /// Reads a `Keys` object (`{"pk": {"S": "a"}, ...}`) into its canonical JSON.
 pub(crate) fn read_keys(s: &mut Scanner) -> Result<String, Error> {
+    // DynamoDB lists the key attributes sorted, with plain names: then the
+    // key is written as it is read. Otherwise it is read again and sorted.
+    let start = s.clone();
+    s.begin_object()?;
+    let mut out = String::with_capacity(64);
+    out.push('{');
+    let mut first = true;
+    let mut seen = Distinct::strings();
+    let mut previous: Option<&str> = None;
+    while let Some(name) = s.next_member(&mut first)? {
+        s.unique(name, &mut seen)?;
+        if name.escaped() || previous.is_some_and(|p| p >= name.raw) {
+            *s = start;
+            return read_unsorted_keys(s);
+        }
+        if previous.is_some() {
+            out.push(',');
+        }
+        previous = Some(name.raw);
+        // A name without escapes has nothing `write_escaped` would escape.
+        write_raw_string(name, &mut out);
+        out.push(':');
+        key_value(s, &mut out).map_err(|e| e.within(name.raw))?;
+    }
+    if previous.is_none() {
+        return Err(s.error("Keys has no attributes"));
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// [`read_keys`] for attributes in any order.
+fn read_unsorted_keys(s: &mut Scanner) -> Result<String, Error> {
     s.begin_object()?;
     let mut parts: Vec<(Cow<str>, String)> = Vec::with_capacity(2);
     let mut first = true;
@@ -131,6 +164,30 @@ mod tests {
         let literal = key(r#"{"id":{"S":"café / \"q\""}}"#).unwrap();
         assert_eq!(escaped, literal);
         assert_eq!(literal, r#"{"id":"café / \"q\""}"#);
+    }
+
+    #[test]
+    fn any_order_and_spelling_of_names_gives_one_key() {
+        let want = r#"{"a":"x","b":1,"c":"AA=="}"#;
+        for keys in [
+            r#"{"a":{"S":"x"},"b":{"N":"1"},"c":{"B":"AA=="}}"#,
+            r#"{"c":{"B":"AA=="},"b":{"N":"1.0"},"a":{"S":"x"}}"#,
+            r#"{"a":{"S":"x"},"c":{"B":"AA=="},"b":{"N":"1"}}"#,
+            r#"{"b":{"N":"1"},"\u0061":{"S":"x"},"c":{"B":"AA=="}}"#,
+            r#"{"a":{"S":"x"},"\u0062":{"N":"1"},"c":{"B":"AA=="}}"#,
+        ] {
+            assert_eq!(key(keys).unwrap(), want, "{keys}");
+        }
+        assert_eq!(key(r#"{"":{"S":"x"},"a":{"S":"y"}}"#).unwrap(), r#"{"":"x","a":"y"}"#);
+        assert_eq!(key(r#"{"a":{"S":"y"},"":{"S":"x"}}"#).unwrap(), r#"{"":"x","a":"y"}"#);
+        assert_eq!(
+            key(r#"{"b":{"S":"x"},"a":{"S":""}}"#).unwrap_err(),
+            "a: an empty string cannot be a key value (at byte 24)"
+        );
+        assert_eq!(
+            key(r#"{"a":{"S":"x"},"b":{"S":"y"},"a":{"S":"z"}}"#).unwrap_err(),
+            r#"duplicate member name "a" (at byte 29)"#
+        );
     }
 
     #[test]

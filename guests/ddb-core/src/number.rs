@@ -33,6 +33,30 @@ pub(crate) struct Number<'a> {
     magnitude: i64,
 }
 
+/// Whether `text` is a number DynamoDB accepts that [`Number::write_json`]
+/// writes as it is, the usual case: `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, not zero,
+/// with at most 38 digits, so that no limit can be exceeded. One pass instead
+/// of taking it apart.
+#[inline]
+pub(crate) fn is_plain(text: &str) -> bool {
+    let b = text.as_bytes();
+    let unsigned = b.strip_prefix(b"-").unwrap_or(b);
+    let (int, frac) = match unsigned.iter().position(|&c| c == b'.') {
+        Some(dot) if dot + 1 < unsigned.len() => (&unsigned[..dot], &unsigned[dot + 1..]),
+        Some(_) => return false,
+        None => (unsigned, &[][..]),
+    };
+    let non_zero = match int {
+        [b'1'..=b'9', ..] => true,
+        [b'0'] => frac.iter().any(|&c| c != b'0'),
+        _ => return false,
+    };
+    non_zero
+        && int.len() + frac.len() <= MAX_DIGITS
+        && int.iter().all(u8::is_ascii_digit)
+        && frac.iter().all(u8::is_ascii_digit)
+}
+
 impl<'a> Number<'a> {
     /// Checks `text` as a DynamoDB number; `at` is the input offset used in errors.
     #[inline(always)]
@@ -161,6 +185,22 @@ impl<'a> Number<'a> {
         self.int.bytes().chain(self.frac.bytes()).skip(first).take(count)
     }
 
+    /// The first byte, last byte and length of [`Number::canonical`],
+    /// without writing it out.
+    pub fn canonical_shape(&self) -> (u8, u8, usize) {
+        let Some((first, last)) = self.significant else { return (b'0', b'0', 1) };
+        let (int, frac) = (self.int.as_bytes(), self.frac.as_bytes());
+        let digit = |at: usize| if at < int.len() { int[at] } else { frac[at - int.len()] };
+        let count = last + 1 - first;
+        let (lead, end, len) = match usize::try_from(self.magnitude) {
+            // `m + 1` integer digits, zero padded, then the fraction if any is left.
+            Ok(m) if count > m + 1 => (digit(first), digit(last), count + 1),
+            Ok(m) => (digit(first), if count == m + 1 { digit(last) } else { b'0' }, m + 1),
+            Err(_) => (b'0', digit(last), 1 + (-self.magnitude) as usize + count),
+        };
+        if self.negative { (b'-', end, len + 1) } else { (lead, end, len) }
+    }
+
     /// [`Number::write_canonical`] into a new string.
     pub fn canonical(&self) -> String {
         let mut out = String::new();
@@ -179,6 +219,10 @@ impl<'a> Number<'a> {
     /// boto/boto3#4636, aws/aws-sdk-js-v3#1983, ExtendDB/extenddb#7), so a
     /// record from DynamoDB is already spelled this way.
     pub fn write_canonical(&self, out: &mut String) {
+        if self.is_canonical() {
+            out.push_str(self.text);
+            return;
+        }
         if self.significant.is_none() {
             out.push('0');
             return;
@@ -262,6 +306,61 @@ mod tests {
     }
 
     #[test]
+    fn plain_numbers_are_written_as_they_are() {
+        let plain = [
+            "1",
+            "-1",
+            "4395",
+            "291.76",
+            "-12.50",
+            "0.5",
+            "-0.05",
+            "0.001",
+            "10",
+            "100.0",
+            "12345678901234567890123456789012345678",
+            "1234567890123456789.0123456789012345678",
+            "0.0000000000000000000000000000000000001",
+        ];
+        let not_plain = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000",
+            "00",
+            "007",
+            "01.5",
+            "+1",
+            "1.",
+            ".5",
+            "-.5",
+            "1e5",
+            "1E-130",
+            "",
+            "-",
+            ".",
+            "1.2.3",
+            "1,5",
+            " 1",
+            "1 ",
+            "abc",
+            "0x10",
+            "-a",
+            "1-",
+            "123456789012345678901234567890123456789",
+            "1234567890123456789.01234567890123456789",
+            "0.00000000000000000000000000000000000001",
+        ];
+        for text in plain {
+            assert!(is_plain(text), "{text}");
+            assert_eq!(json(text).unwrap(), text);
+        }
+        for text in not_plain {
+            assert!(!is_plain(text), "{text}");
+        }
+    }
+
+    #[test]
     fn rejects_what_dynamodb_rejects() {
         for bad in [
             "",
@@ -310,6 +409,41 @@ mod tests {
             for text in spellings {
                 assert_eq!(canonical(text), want, "{text}");
             }
+        }
+    }
+
+    #[test]
+    fn canonical_shape_is_that_of_the_canonical_text() {
+        for text in [
+            "0",
+            "-0",
+            "0.000",
+            "1",
+            "-1",
+            "10",
+            "1E2",
+            "1.5E2",
+            "-1.5e+2",
+            "150.00",
+            "0.5",
+            "-.5",
+            "5e-2",
+            "123.456",
+            "1E+125",
+            "-9.9999999999999999999999999999999999999E+125",
+            "1E-130",
+            "-1E-130",
+            "1.2345678901234567890123456789012345678E-100",
+            "007",
+            "1.",
+            "291.76",
+            "1E0",
+            "9.90E1",
+            "99.9E1",
+        ] {
+            let canonical = canonical(text);
+            let b = canonical.as_bytes();
+            assert_eq!(parsed(text).unwrap().canonical_shape(), (b[0], b[b.len() - 1], b.len()), "{text}");
         }
     }
 

@@ -3,6 +3,11 @@
 //! The decoder never builds a JSON tree: it walks the input once and copies
 //! string and number tokens straight into its output. This scanner is the only
 //! place that knows JSON's grammar, so everything it returns is known valid.
+//!
+//! It also checks UTF-8 on the way, rather than in a pass of its own: outside
+//! strings only ASCII is valid JSON, and inside them every byte past ASCII
+//! starts a sequence [`utf8_width`] checks. A caller that must report invalid
+//! UTF-8 before anything else asks [`utf8_first`] once scanning has failed.
 
 use std::borrow::Cow;
 
@@ -44,7 +49,6 @@ impl<'a> RawStr<'a> {
 
 #[derive(Clone)]
 pub(crate) struct Scanner<'a> {
-    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
 }
@@ -54,8 +58,22 @@ pub(crate) struct Scanner<'a> {
 pub(crate) const MAX_DEPTH: u32 = 64;
 
 impl<'a> Scanner<'a> {
-    pub fn new(text: &'a str) -> Self {
-        Scanner { text, bytes: text.as_bytes(), pos: 0 }
+    /// A scanner over `input`, which need not be valid UTF-8 (see the module docs).
+    pub fn new(input: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
+        Scanner { bytes: input.as_ref(), pos: 0 }
+    }
+
+    /// The bytes `start..end` of one token just read, as text.
+    ///
+    /// Only for a string body, whose bytes [`Scanner::string_body`] checked
+    /// one by one (ASCII, or in a sequence [`utf8_width`] accepted), or for
+    /// a number or type tag, which are ASCII.
+    #[inline(always)]
+    fn token(&self, start: usize, end: usize) -> &'a str {
+        let bytes = &self.bytes[start..end];
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: the bytes are valid UTF-8, as the callers above have checked.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 
     pub fn pos(&self) -> usize {
@@ -89,13 +107,19 @@ impl<'a> Scanner<'a> {
         self.bytes.get(self.pos).copied()
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn expect(&mut self, want: u8) -> Result<(), Error> {
         // Compact JSON first: no whitespace to skip.
         if self.bytes.get(self.pos) == Some(&want) {
             self.pos += 1;
             return Ok(());
         }
+        self.expect_spaced(want)
+    }
+
+    /// [`Scanner::expect`] past whitespace, kept out of line.
+    #[inline(never)]
+    fn expect_spaced(&mut self, want: u8) -> Result<(), Error> {
         match self.peek() {
             Some(b) if b == want => {
                 self.pos += 1;
@@ -122,8 +146,27 @@ impl<'a> Scanner<'a> {
 
     /// The next member's name (its ':' consumed), or `None` at the closing brace.
     /// `first` tracks whether a comma is due and must start as `true`.
-    #[inline]
+    #[inline(always)]
     pub fn next_member(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Error> {
+        // Compact JSON first: `"` for the first member, `,"` for the others.
+        let quote = self.pos + usize::from(!*first);
+        if self.bytes.get(quote) == Some(&b'"') && (*first || self.bytes[self.pos] == b',') {
+            *first = false;
+            self.pos = quote + 1;
+            let name = self.string_body()?;
+            self.expect(b':')?;
+            return Ok(Some(name));
+        }
+        if self.bytes.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+            return Ok(None);
+        }
+        self.next_member_spaced(first)
+    }
+
+    /// [`Scanner::next_member`] past whitespace, kept out of line.
+    #[inline(never)]
+    fn next_member_spaced(&mut self, first: &mut bool) -> Result<Option<RawStr<'a>>, Error> {
         match self.peek() {
             Some(b'}') => {
                 self.pos += 1;
@@ -153,8 +196,8 @@ impl<'a> Scanner<'a> {
 
     #[cold]
     pub fn duplicate_name(&self, name: RawStr) -> Error {
-        // `name.raw` is a slice of `text`, just after the opening quote.
-        let at = name.raw.as_ptr() as usize - self.text.as_ptr() as usize - 1;
+        // `name.raw` is a slice of `bytes`, just after the opening quote.
+        let at = name.raw.as_ptr() as usize - self.bytes.as_ptr() as usize - 1;
         Error::new(format!("duplicate member name {:?}", name.unescape()), at)
     }
 
@@ -168,7 +211,7 @@ impl<'a> Scanner<'a> {
             let len = b[p + 2..].iter().take(4).take_while(|c| c.is_ascii_uppercase()).count();
             if b.get(p + 2 + len) == Some(&b'"') && b.get(p + 3 + len) == Some(&b':') {
                 self.pos = p + 4 + len;
-                return Ok(&self.text[p + 2..p + 2 + len]);
+                return Ok(self.token(p + 2, p + 2 + len));
             }
         }
         self.begin_object()?;
@@ -226,24 +269,38 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A string token. Checks escapes and rejects raw control characters;
-    /// UTF-8 is already guaranteed by `&str`.
-    #[inline]
+    /// A string token. Checks escapes and UTF-8 and rejects raw control
+    /// characters.
+    #[inline(always)]
     pub fn string(&mut self) -> Result<RawStr<'a>, Error> {
         self.expect(b'"')?;
         self.string_body()
     }
 
     /// The rest of a string token, after its opening quote.
-    #[inline]
+    #[inline(always)]
     fn string_body(&mut self) -> Result<RawStr<'a>, Error> {
+        // Most strings have no escapes: they end at the first byte that
+        // needs attention, and the loop below stays out of line.
         let start = self.pos;
+        let end = start + skip_plain(&self.bytes[start..]);
+        if self.bytes.get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            return Ok(RawStr { raw: self.token(start, end), escapes: Escapes::None });
+        }
+        self.pos = end;
+        self.string_rest(start)
+    }
+
+    /// [`Scanner::string_body`] from the first byte that needs attention.
+    #[inline(never)]
+    fn string_rest(&mut self, start: usize) -> Result<RawStr<'a>, Error> {
         let mut escapes = Escapes::None;
         loop {
             self.pos += skip_plain(&self.bytes[self.pos..]);
             match self.bytes.get(self.pos) {
                 Some(b'"') => {
-                    let raw = &self.text[start..self.pos];
+                    let raw = self.token(start, self.pos);
                     self.pos += 1;
                     return Ok(RawStr { raw, escapes });
                 }
@@ -251,6 +308,10 @@ impl<'a> Scanner<'a> {
                     escapes = Escapes::Some;
                     self.escape()?;
                 }
+                Some(0x80..) => match utf8_width(&self.bytes[self.pos..]) {
+                    Some(width) => self.pos += width,
+                    None => return Err(self.error("invalid UTF-8")),
+                },
                 Some(&b) => {
                     return Err(
                         self.error(format!("control character 0x{b:02x} must be escaped inside a string"))
@@ -333,7 +394,7 @@ impl<'a> Scanner<'a> {
             i += n;
         }
         self.pos = i;
-        Ok(&self.text[start..i])
+        Ok(self.token(start, i))
     }
 
     /// `true` or `false`.
@@ -399,9 +460,10 @@ fn digits(b: &[u8]) -> usize {
     b.iter().take_while(|c| c.is_ascii_digit()).count()
 }
 
-/// Length of the prefix that needs no attention inside a string: no quote,
-/// backslash or control character. Eight bytes at a time (SWAR): the lowest
-/// flagged byte of a word is always a true hit, so its index is exact.
+/// Length of the prefix that needs no attention inside a string: ASCII with
+/// no quote, backslash or control character. Eight bytes at a time (SWAR):
+/// the lowest flagged byte of a word is always a true hit, so its index is
+/// exact.
 #[inline]
 fn skip_plain(b: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -411,24 +473,60 @@ fn skip_plain(b: &[u8]) -> usize {
         let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
         let quote = w ^ (ONES * u64::from(b'"'));
         let slash = w ^ (ONES * u64::from(b'\\'));
-        // A byte is zero in `quote`/`slash` where it matched, and below 0x20
-        // where `w - 0x20` borrows; `& !w` keeps bytes >= 0x80 out.
-        let hit = ((quote.wrapping_sub(ONES) & !quote)
-            | (slash.wrapping_sub(ONES) & !slash)
-            | (w.wrapping_sub(ONES * 0x20) & !w))
-            & HIGH;
+        // Bytes >= 0x80 have their high bit set in `w`. Below that, a byte
+        // borrows in `quote - 1`/`slash - 1` where it matched and in
+        // `w - 0x20` where it is a control character; a borrow only reaches
+        // the bytes above a true hit.
+        let hit =
+            (quote.wrapping_sub(ONES) | slash.wrapping_sub(ONES) | w.wrapping_sub(ONES * 0x20) | w) & HIGH;
         if hit != 0 {
             return i + (hit.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
     while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' || c < 0x20 {
+        if c == b'"' || c == b'\\' || !(0x20..0x80).contains(&c) {
             break;
         }
         i += 1;
     }
     i
+}
+
+/// The length of the UTF-8 sequence at the start of `b` (which starts past
+/// ASCII), or `None` if it is not well-formed: the byte ranges of the Unicode
+/// Standard's table 3-7, which rule out overlong forms, surrogates and
+/// code points past U+10FFFF.
+fn utf8_width(b: &[u8]) -> Option<usize> {
+    let (width, second) = match *b.first()? {
+        0xC2..=0xDF => (2, 0x80..=0xBF),
+        0xE0 => (3, 0xA0..=0xBF),
+        0xE1..=0xEC | 0xEE..=0xEF => (3, 0x80..=0xBF),
+        0xED => (3, 0x80..=0x9F),
+        0xF0 => (4, 0x90..=0xBF),
+        0xF1..=0xF3 => (4, 0x80..=0xBF),
+        0xF4 => (4, 0x80..=0x8F),
+        _ => return None,
+    };
+    let sequence = b.get(..width)?;
+    let rest_ok = sequence[2..].iter().all(|&c| c & 0xC0 == 0x80);
+    (second.contains(&sequence[1]) && rest_ok).then_some(width)
+}
+
+/// What to report for `input` when reading it failed with `err`: invalid
+/// UTF-8 anywhere comes first, as though the whole input had been checked
+/// before reading it. `what` names the input ("record", "line").
+#[cold]
+pub(crate) fn utf8_first(input: &[u8], what: &str, err: Error) -> Error {
+    match std::str::from_utf8(input) {
+        Err(e) => invalid_utf8(what, e),
+        Ok(_) => err,
+    }
+}
+
+#[cold]
+pub(crate) fn invalid_utf8(what: &str, e: std::str::Utf8Error) -> Error {
+    Error::new(format!("the {what} is not valid UTF-8"), e.valid_up_to())
 }
 
 /// Decodes the escapes of an already validated string body.
@@ -528,8 +626,53 @@ mod tests {
                 assert_eq!(skip_plain(&v), lane, "special {special:#x} at {lane}");
             }
         }
-        assert_eq!(skip_plain("héllo wörld, ünïcode".as_bytes()), "héllo wörld, ünïcode".len());
-        assert_eq!(skip_plain(&[0x7f, 0x20, 0xff, 0x80, 0x21, 0x22]), 5);
+        assert_eq!(skip_plain("hello wörld".as_bytes()), 7);
+        assert_eq!(skip_plain(&[0x7f, 0x20, 0x21, 0x22]), 3);
+        assert_eq!(skip_plain(&[0x7f, 0x20, 0xff, 0x21]), 2);
+        for lane in 0..17 {
+            let mut v = vec![b'a'; 20];
+            v[lane] = 0x80;
+            assert_eq!(skip_plain(&v), lane, "0x80 at {lane}");
+        }
+    }
+
+    #[test]
+    fn utf8_sequences_are_checked_as_std_does() {
+        let mut bytes = Vec::new();
+        for lead in 0x80..=0xFFu8 {
+            for second in 0..=0xFFu8 {
+                // Past the second byte only continuation bytes or not matter.
+                for third in [0x00, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0] {
+                    for fourth in [0x7F, 0x80, 0xBF, 0xC0] {
+                        for len in 1..=4 {
+                            bytes.clear();
+                            bytes.extend_from_slice(&[lead, second, third, fourth][..len]);
+                            let valid =
+                                std::str::from_utf8(&bytes).map_or_else(|e| e.valid_up_to(), str::len);
+                            let first = std::str::from_utf8(&bytes[..valid]).unwrap().chars().next();
+                            assert_eq!(utf8_width(&bytes), first.map(char::len_utf8), "{bytes:x?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strings_with_invalid_utf8_are_refused() {
+        for bad in [
+            &b"\"a\xff\""[..],
+            b"\"\xc3\"",
+            b"\"\xed\xa0\x80\"",
+            b"\"\xe0\x80\xaf\"",
+            b"\"abcdefgh\xf4\x90\x80\x80\"",
+        ] {
+            let err = Scanner::new(bad).string().unwrap_err();
+            assert_eq!(err.reason(), "invalid UTF-8");
+            assert_eq!(utf8_first(bad, "record", err).reason(), "the record is not valid UTF-8");
+        }
+        let good = "\"ünïcode ☕ 🚀 and more ascii\"";
+        assert_eq!(Scanner::new(good).string().unwrap().raw, &good[1..good.len() - 1]);
     }
 
     #[test]
@@ -543,6 +686,30 @@ mod tests {
         assert!(ok(r#""\ud83d""#).is_err());
         assert!(ok(r#""\ude00""#).is_err());
         assert!(ok(r#""open"#).is_err());
+    }
+
+    #[test]
+    fn strings_end_or_escape_in_every_lane() {
+        for len in 0..20 {
+            let plain = "a".repeat(len);
+            let text = format!("\"{plain}\",");
+            let mut s = Scanner::new(&text);
+            let r = s.string().unwrap();
+            assert_eq!((r.raw, r.escaped(), s.pos()), (plain.as_str(), false, len + 2));
+            for (escape, rest) in [(r"\n", "b"), (r"\u00e9", ""), (r#"\""#, "xxxxxxxxx")] {
+                let raw = format!("{plain}{escape}{rest}");
+                let text = format!("\"{raw}\"");
+                let r = Scanner::new(&text).string().unwrap();
+                assert_eq!((r.raw, r.escaped()), (raw.as_str(), true));
+            }
+            let err = Scanner::new(&format!("\"{plain}\u{1}\"")).string().unwrap_err();
+            assert_eq!(
+                (err.reason(), err.offset()),
+                ("control character 0x01 must be escaped inside a string", Some(len + 1))
+            );
+            let err = Scanner::new(&format!("\"{plain}")).string().unwrap_err();
+            assert_eq!((err.reason(), err.offset()), ("unterminated string", Some(len + 1)));
+        }
     }
 
     #[test]

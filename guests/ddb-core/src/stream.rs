@@ -14,7 +14,7 @@
 use crate::attr::write_map;
 use crate::distinct::Members;
 use crate::key::read_keys;
-use crate::scan::Scanner;
+use crate::scan::{Scanner, invalid_utf8, utf8_first};
 use crate::{Change, ChangeKind, Error};
 
 #[derive(Default)]
@@ -76,30 +76,36 @@ pub fn micro_precision(payload: &[u8]) -> Result<bool, Error> {
 
 /// Reads a stream record's members.
 fn fields(payload: &[u8]) -> Result<Fields, Error> {
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| Error::new("the record is not valid UTF-8", e.valid_up_to()))?;
-    let mut s = Scanner::new(text);
+    read_fields(payload).map_err(|e| utf8_first(payload, "record", e))
+}
+
+/// [`fields`], with UTF-8 checked along the way.
+fn read_fields(payload: &[u8]) -> Result<Fields, Error> {
+    let mut s = Scanner::new(payload);
     let mut f = Fields::default();
     s.begin_object()?;
     let mut first = true;
     let mut seen = Members::default();
     while let Some(name) = s.next_member(&mut first)? {
         let field = &*name.unescape();
-        seen.add(&s, name, record_slot(field))?;
+        let member = RecordMember::of(field);
+        seen.add(&s, name, member as u32)?;
         let read = |s: &mut Scanner| s.string().map(|r| r.unescape().into_owned());
-        match field {
-            "eventID" => f.event_id = Some(read(&mut s).map_err(|e| e.within(field))?),
-            "eventName" => f.event_name = Some(read(&mut s).map_err(|e| e.within(field))?),
-            "tableName" => f.table = Some(read(&mut s).map_err(|e| e.within(field))?),
-            "eventSource" => {
-                let source = read(&mut s).map_err(|e| e.within(field))?;
+        match member {
+            RecordMember::EventId => f.event_id = Some(read(&mut s).map_err(|e| e.within(field))?),
+            RecordMember::EventName => f.event_name = Some(read(&mut s).map_err(|e| e.within(field))?),
+            RecordMember::TableName => f.table = Some(read(&mut s).map_err(|e| e.within(field))?),
+            RecordMember::EventSource => {
+                let source = s.string().map_err(|e| e.within(field))?.unescape();
                 if source != "aws:dynamodb" {
                     return Err(s.error(format!("eventSource is {source:?}, not \"aws:dynamodb\"")));
                 }
             }
-            "userIdentity" => f.by_ttl = read_user_identity(&mut s).map_err(|e| e.within(field))?,
-            "dynamodb" => read_dynamodb(&mut s, &mut f).map_err(|e| e.within(field))?,
-            _ => s.skip_value(1)?,
+            RecordMember::UserIdentity => {
+                f.by_ttl = read_user_identity(&mut s).map_err(|e| e.within(field))?;
+            }
+            RecordMember::Dynamodb => read_dynamodb(&mut s, &mut f).map_err(|e| e.within(field))?,
+            RecordMember::Other | RecordMember::AwsRegion | RecordMember::RecordFormat => s.skip_value(1)?,
         }
     }
     s.end()?;
@@ -112,8 +118,8 @@ fn fields(payload: &[u8]) -> Result<Fields, Error> {
 /// record with two `tableName` members gets the first one here: it is routed
 /// by it and then refused by [`decode_stream_record`], which sees both.
 pub fn table_name(payload: &[u8]) -> Result<String, Error> {
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| Error::new("the record is not valid UTF-8", e.valid_up_to()))?;
+    // Checked first: the members after `tableName` are not read.
+    let text = std::str::from_utf8(payload).map_err(|e| invalid_utf8("record", e))?;
     let mut s = Scanner::new(text);
     s.begin_object()?;
     let mut first = true;
@@ -126,31 +132,60 @@ pub fn table_name(payload: &[u8]) -> Result<String, Error> {
     Err(Error::record("the record has no tableName"))
 }
 
-/// Slots in [`Members`] for the members DynamoDB writes in a stream record.
-fn record_slot(field: &str) -> u32 {
-    match field {
-        "awsRegion" => 1,
-        "eventID" => 2,
-        "eventName" => 3,
-        "userIdentity" => 4,
-        "recordFormat" => 5,
-        "tableName" => 6,
-        "dynamodb" => 7,
-        "eventSource" => 8,
-        _ => 0,
+/// The members DynamoDB writes in a stream record, numbered as slots in
+/// [`Members`]: a name is matched once, then dispatched by its number.
+#[derive(Clone, Copy)]
+enum RecordMember {
+    Other,
+    AwsRegion,
+    EventId,
+    EventName,
+    UserIdentity,
+    RecordFormat,
+    TableName,
+    Dynamodb,
+    EventSource,
+}
+
+impl RecordMember {
+    fn of(field: &str) -> Self {
+        match field {
+            "awsRegion" => Self::AwsRegion,
+            "eventID" => Self::EventId,
+            "eventName" => Self::EventName,
+            "userIdentity" => Self::UserIdentity,
+            "recordFormat" => Self::RecordFormat,
+            "tableName" => Self::TableName,
+            "dynamodb" => Self::Dynamodb,
+            "eventSource" => Self::EventSource,
+            _ => Self::Other,
+        }
     }
 }
 
-/// Slots in [`Members`] for the members DynamoDB writes in `dynamodb`.
-fn dynamodb_slot(field: &str) -> u32 {
-    match field {
-        "ApproximateCreationDateTime" => 1,
-        "ApproximateCreationDateTimePrecision" => 2,
-        "Keys" => 3,
-        "NewImage" => 4,
-        "OldImage" => 5,
-        "SizeBytes" => 6,
-        _ => 0,
+/// The members DynamoDB writes in `dynamodb`, as [`RecordMember`].
+#[derive(Clone, Copy)]
+enum DynamodbMember {
+    Other,
+    Created,
+    Precision,
+    Keys,
+    NewImage,
+    OldImage,
+    SizeBytes,
+}
+
+impl DynamodbMember {
+    fn of(field: &str) -> Self {
+        match field {
+            "ApproximateCreationDateTime" => Self::Created,
+            "ApproximateCreationDateTimePrecision" => Self::Precision,
+            "Keys" => Self::Keys,
+            "NewImage" => Self::NewImage,
+            "OldImage" => Self::OldImage,
+            "SizeBytes" => Self::SizeBytes,
+            _ => Self::Other,
+        }
     }
 }
 
@@ -160,11 +195,12 @@ fn read_dynamodb(s: &mut Scanner, f: &mut Fields) -> Result<(), Error> {
     let mut seen = Members::default();
     while let Some(name) = s.next_member(&mut first)? {
         let field = &*name.unescape();
-        seen.add(s, name, dynamodb_slot(field))?;
+        let member = DynamodbMember::of(field);
+        seen.add(s, name, member as u32)?;
         let within = |e: Error| e.within(field);
-        match field {
-            "ApproximateCreationDateTime" => f.created = Some(read_timestamp(s).map_err(within)?),
-            "ApproximateCreationDateTimePrecision" => {
+        match member {
+            DynamodbMember::Created => f.created = Some(read_timestamp(s).map_err(within)?),
+            DynamodbMember::Precision => {
                 f.micro_precision = match s.string().map_err(within)?.raw {
                     "MICROSECOND" => true,
                     "MILLISECOND" => false,
@@ -175,10 +211,10 @@ fn read_dynamodb(s: &mut Scanner, f: &mut Fields) -> Result<(), Error> {
                     }
                 }
             }
-            "Keys" => f.key = Some(read_keys(s).map_err(within)?),
-            "NewImage" => f.new_image = Some(read_image(s).map_err(within)?),
-            "OldImage" => f.old_image = Some(read_image(s).map_err(within)?),
-            _ => s.skip_value(2)?,
+            DynamodbMember::Keys => f.key = Some(read_keys(s).map_err(within)?),
+            DynamodbMember::NewImage => f.new_image = Some(read_image(s).map_err(within)?),
+            DynamodbMember::OldImage => f.old_image = Some(read_image(s).map_err(within)?),
+            DynamodbMember::Other | DynamodbMember::SizeBytes => s.skip_value(2)?,
         }
     }
     Ok(())
