@@ -147,6 +147,8 @@ fn check_sign_in(target: &Target) -> Result<(), ApiError> {
 pub(crate) struct Api {
     pub registry: Arc<Registry>,
     pub jobs: UnboundedSender<Job>,
+    /// Added to every request (`Config::request_latency`).
+    pub latency: Duration,
 }
 
 pub(crate) fn router(api: Arc<Api>) -> Router {
@@ -224,6 +226,7 @@ fn reply(status: StatusCode, body: &Value) -> Response {
 }
 
 async fn handle(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+    tokio::time::sleep(api.latency).await;
     if api.registry.take_throttle() {
         return ApiError::throttling().into_response();
     }

@@ -48,6 +48,9 @@ pub struct Config {
     /// JSON_PARSE takes and JSON_SERIALIZE / FROM_VARBYTE return: 65,535 by default, up to
     /// 16,000,000 where a cluster opts in to large SUPER strings.
     pub super_max_string_bytes: usize,
+    /// How long every Data API request takes to be answered: a slow
+    /// warehouse, for the benchmarks (zero by default).
+    pub request_latency: std::time::Duration,
 }
 
 /// Redshift's default limit on a string in SUPER (and on a VARCHAR).
@@ -63,6 +66,7 @@ impl Default for Config {
             s3_endpoint: None,
             region: "us-east-1".into(),
             super_max_string_bytes: DEFAULT_SUPER_MAX_STRING_BYTES,
+            request_latency: std::time::Duration::ZERO,
         }
     }
 }
@@ -221,6 +225,6 @@ async fn prepare(
     let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(engine.work(queue));
     let listener = tokio::net::TcpListener::from_std(listener).context("registering the listener")?;
-    let router = api::router(Arc::new(api::Api { registry, jobs }));
+    let router = api::router(Arc::new(api::Api { registry, jobs, latency: config.request_latency }));
     Ok(async move { axum::serve(listener, router).await })
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! redshift-standin --postgres <url> [--listen 127.0.0.1:PORT] [--s3-endpoint URL]
-//!     [--region us-east-1] [--super-max-string-bytes 65535]
+//!     [--region us-east-1] [--super-max-string-bytes 65535] [--request-latency-ms 0]
 //! ```
 //!
 //! Prints the endpoint on stdout and serves until killed.
@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use redshift_standin::{Config, StandIn};
 
 const USAGE: &str = "usage: redshift-standin --postgres <url> [--listen 127.0.0.1:PORT] [--s3-endpoint URL] \
-                     [--region us-east-1] [--super-max-string-bytes 65535]";
+                     [--region us-east-1] [--super-max-string-bytes 65535] [--request-latency-ms 0]";
 
 fn main() -> anyhow::Result<()> {
     let mut config = Config::default();
@@ -32,6 +32,12 @@ fn main() -> anyhow::Result<()> {
                 let text = value()?;
                 config.super_max_string_bytes =
                     text.parse().with_context(|| format!("--super-max-string-bytes {text}: not a number"))?;
+            }
+            "--request-latency-ms" => {
+                let text = value()?;
+                let ms =
+                    text.parse().with_context(|| format!("--request-latency-ms {text}: not a number"))?;
+                config.request_latency = std::time::Duration::from_millis(ms);
             }
             "--listen" => {
                 let text = value()?;

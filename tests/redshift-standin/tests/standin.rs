@@ -216,6 +216,23 @@ fn select_returns_typed_fields_and_column_metadata() {
 }
 
 #[test]
+fn a_request_latency_delays_every_answer() {
+    let h = Harness::with(Config { request_latency: Duration::from_millis(300), ..Config::default() });
+    block_on(async {
+        let started = Instant::now();
+        let id = h.submit("SELECT 1").await;
+        assert!(started.elapsed() >= Duration::from_millis(300), "ExecuteStatement: {:?}", started.elapsed());
+        let started = Instant::now();
+        h.api.describe_statement().id(&id).send().await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "DescribeStatement: {:?}",
+            started.elapsed()
+        );
+    });
+}
+
+#[test]
 fn statements_run_in_the_background_and_are_recorded() {
     let h = Harness::new(None);
     block_on(async {
