@@ -8,10 +8,12 @@
 //! Run with `cargo bench -p sluice --bench export`. `SLUICE_BENCH_ITEMS`
 //! sets the largest size (default 400000 items; the others are 1/16 and 1/4).
 
+#[allow(dead_code)]
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -20,8 +22,9 @@ use sluice::generator::{self, GenOptions};
 const FILES: usize = 8;
 
 fn main() -> anyhow::Result<()> {
+    let default = if common::short() { 16_000 } else { 400_000 };
     let largest: usize =
-        std::env::var("SLUICE_BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(400_000);
+        std::env::var("SLUICE_BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let dir = tempfile::tempdir()?;
     println!(
         "| items | data (gzip) | load: items/s | load: MB/s | peak memory | gunzip + lines only: MB/s |"
@@ -38,7 +41,7 @@ fn main() -> anyhow::Result<()> {
              [sink]\ntype = \"sqlite\"\npath = \"out.db\"\n[[tables]]\nsource = \"orders\"\n\
              target = \"orders\"\nkeys = [\"id\"]\n",
         )?;
-        let (elapsed, peak_kb) = run(&manifest)?;
+        let (elapsed, peak_kb) = common::run_measured(&manifest)?;
         let secs = elapsed.as_secs_f64();
         println!(
             "| {items} | {:.1} MB | {:.0} | {:.1} | {:.0} MB | {read_rate:.0} |",
@@ -112,30 +115,4 @@ fn time(f: impl FnOnce()) -> Duration {
     let started = Instant::now();
     f();
     started.elapsed()
-}
-
-/// Runs the load; returns its wall time and the process's peak resident memory in KiB.
-fn run(manifest: &Path) -> anyhow::Result<(Duration, u64)> {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("-q")
-        .arg("run")
-        .arg(manifest)
-        .stdout(std::process::Stdio::null())
-        .spawn()?;
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak = 0;
-    loop {
-        // VmHWM only grows; its last reading before the exit is the peak.
-        if let Ok(status) = std::fs::read_to_string(&status_file)
-            && let Some(kb) = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))
-        {
-            peak = peak.max(kb.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0));
-        }
-        if let Some(status) = child.try_wait()? {
-            anyhow::ensure!(status.success(), "the load failed: {status}");
-            return Ok((started.elapsed(), peak));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }

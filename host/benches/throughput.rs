@@ -10,6 +10,9 @@
 //! `SLUICE_BENCH_WASM=<path>[:<path>...]` adds your own components to the
 //! comparison (e.g. a Rust and a Python guest made by `sluice guest new`).
 
+#[allow(dead_code)]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use sluice::generator::{self, GenOptions};
@@ -17,25 +20,28 @@ use sluice::guest::{GuestLimits, GuestRuntime, TableSettings, TransformRef};
 use sluice::record::{Outcome, SourceRecord};
 use sluice::sources::ChangeRecords;
 
+use common::Row;
+
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 500;
-const ROUNDS: usize = 5;
 
 fn main() -> anyhow::Result<()> {
-    let changes = std::env::var("SLUICE_BENCH_CHANGES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let default = if common::short() { 5_000 } else { 100_000 };
+    let rounds = if common::short() { 1 } else { 5 };
+    let changes = std::env::var("SLUICE_BENCH_CHANGES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let generated = generator::generate(&GenOptions { changes, items: changes / 10, ..Default::default() });
     let records = generated.records;
     let bytes: usize = records.iter().map(String::len).sum();
     println!(
-        "{} stream records, {:.1} MB, {:.0} bytes on average; best of {ROUNDS} rounds\n",
+        "{} stream records, {:.1} MB, {:.0} bytes on average; best of {rounds} rounds\n",
         records.len(),
         bytes as f64 / 1e6,
         bytes as f64 / records.len() as f64
     );
 
-    let native = best_of(|| {
+    let native = best_of(rounds, || {
         let mut ok = 0usize;
         for r in &records {
             ok += ddb_core::decode_stream_record(r.as_bytes()).is_ok() as usize;
@@ -61,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let mut component = |transform: &TransformRef| -> anyhow::Result<Duration> {
         let mut guest = runtime.instantiate(transform, settings.clone(), GuestLimits::default())?;
-        Ok(best_of(|| {
+        Ok(best_of(rounds, || {
             for (n, batch) in batches.iter_mut().enumerate() {
                 let outcomes = guest.transform(n as u64, batch).expect("the guest runs");
                 assert!(!outcomes.iter().any(|o| matches!(o, Outcome::Fault(_))));
@@ -108,11 +114,36 @@ fn main() -> anyhow::Result<()> {
         wasm.as_secs_f64() / native.as_secs_f64(),
         summary.applied.rows().upserted + summary.applied.rows().deleted
     );
+    let rate = |t: Duration| records.len() as f64 / t.as_secs_f64();
+    let mb_s = |t: Duration| bytes as f64 / 1e6 / t.as_secs_f64();
+    common::summary(&[
+        Row {
+            figure: format!(
+                "file -> Wasm -> SQLite, {:.0}-byte records",
+                bytes as f64 / records.len() as f64
+            ),
+            measured: format!("{:.0} rec/s", rate(end_to_end)),
+            compared: String::new(),
+            goal: ">= 150,000 rec/s",
+        },
+        Row {
+            figure: "Wasm decode speed / native".into(),
+            measured: format!("{:.2}x", native.as_secs_f64() / wasm.as_secs_f64()),
+            compared: format!("Wasm {:.0} MB/s, native {:.0} MB/s", mb_s(wasm), mb_s(native)),
+            goal: ">= 0.8x",
+        },
+        Row {
+            figure: "native decode".into(),
+            measured: format!("{:.0} MB/s", mb_s(native)),
+            compared: format!("{:.0} rec/s", rate(native)),
+            goal: ">= 800 MB/s",
+        },
+    ]);
     Ok(())
 }
 
-fn best_of(mut run: impl FnMut()) -> Duration {
-    (0..ROUNDS)
+fn best_of(rounds: usize, mut run: impl FnMut()) -> Duration {
+    (0..rounds)
         .map(|_| {
             let started = Instant::now();
             run();
