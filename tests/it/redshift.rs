@@ -397,7 +397,7 @@ fn a_24_shard_stream_commits_batches_with_every_shard_position() {
         &manifest,
         format!(
             "name = \"k24\"\n[source]\ntype = \"kinesis\"\nstream_arn = \"{}\"\n[sink]\n{}\n\
-             [batch]\nmax_records = 10000\nmax_wait_ms = 3000\n{TABLES}",
+             [batch]\nmax_records = 10000\nmax_wait_ms = 3000\nlinger_ms = 3000\n{TABLES}",
             shards.arn,
             w.sink("")
         ),
