@@ -1,6 +1,7 @@
-//! The Redshift Data API's statement lifecycle: submit, poll
-//! `DescribeStatement` with backoff until the statement ends, read results,
-//! and sort failures into worth-retrying and not.
+//! The Redshift Data API's statement lifecycle: submit, and unless the
+//! submit's answer already says the statement finished, poll
+//! `DescribeStatement` with backoff until it ends; read results, and sort
+//! failures into worth-retrying and not.
 
 use std::time::Duration;
 
@@ -9,13 +10,18 @@ use aws_sdk_redshiftdata::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_redshiftdata::operation::batch_execute_statement::BatchExecuteStatementError;
 use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput;
 use aws_sdk_redshiftdata::operation::execute_statement::ExecuteStatementError;
-use aws_sdk_redshiftdata::types::{Field, StatusString};
+use aws_sdk_redshiftdata::types::{Field, StatementStatusString, StatusString};
 
 use super::{Auth, Compute, Config};
 use crate::sinks::retry::Failure;
 
 /// Longest slice of a failed statement quoted in an error.
 const QUOTE: usize = 400;
+
+/// How long a submit waits for its statement to end (`WaitTimeSeconds`, at
+/// most 30): a statement that ends in time costs one request instead of a
+/// submit and polls, which is most of a commit's time on a distant warehouse.
+const WAIT_TIME_SECONDS: i32 = 10;
 
 /// Both statement requests take the same database, compute and sign-in.
 macro_rules! addressed {
@@ -59,8 +65,11 @@ impl DataApi {
             let id = match submission.id.clone() {
                 Some(id) => id,
                 None => {
-                    let id = self.submit(submission).await?;
+                    let (id, finished) = self.submit(submission).await?;
                     submission.id = Some(id.clone());
+                    if finished {
+                        return Ok(id);
+                    }
                     id
                 }
             };
@@ -76,20 +85,25 @@ impl DataApi {
         })
     }
 
-    /// Sends the statements; returns their id. After an answer that leaves
+    /// Sends the statements; returns their id and whether the answer says
+    /// they finished (else, or when they failed, `wait` describes them).
+    /// After an answer that leaves
     /// the outcome unknown (a lost response, a server error), the token is
     /// kept: sending it again returns the first statement's id and runs
     /// nothing, so a batch never runs twice at once (two overlapping
     /// DELETE + INSERT transactions could duplicate rows: Redshift does not
     /// enforce keys).
-    async fn submit(&self, submission: &mut Submission<'_>) -> Result<String, Failure> {
+    async fn submit(&self, submission: &mut Submission<'_>) -> Result<(String, bool), Failure> {
         let token = submission.token.clone();
         let sent = match submission.sqls {
             [one] => addressed!(self.client.execute_statement().sql(one), self)
                 .client_token(token)
+                .wait_time_seconds(WAIT_TIME_SECONDS)
                 .send()
                 .await
-                .map(|out| out.id().map(str::to_owned))
+                .map(|out| {
+                    out.id().map(|id| (id.to_owned(), out.status() == Some(&StatementStatusString::Finished)))
+                })
                 .map_err(|e| {
                     let id = match e.as_service_error() {
                         Some(ExecuteStatementError::ExecuteStatementException(e)) => Some(e.statement_id()),
@@ -99,9 +113,12 @@ impl DataApi {
                 }),
             sqls => addressed!(self.client.batch_execute_statement().set_sqls(Some(sqls.to_vec())), self)
                 .client_token(token)
+                .wait_time_seconds(WAIT_TIME_SECONDS)
                 .send()
                 .await
-                .map(|out| out.id().map(str::to_owned))
+                .map(|out| {
+                    out.id().map(|id| (id.to_owned(), out.status() == Some(&StatementStatusString::Finished)))
+                })
                 .map_err(|e| {
                     let id = match e.as_service_error() {
                         Some(BatchExecuteStatementError::BatchExecuteStatementException(e)) => {
@@ -113,7 +130,7 @@ impl DataApi {
                 }),
         };
         match sent {
-            Ok(id) => id.ok_or_else(|| Failure::Stop(anyhow!("the Data API returned no statement id"))),
+            Ok(sent) => sent.ok_or_else(|| Failure::Stop(anyhow!("the Data API returned no statement id"))),
             // The statement exists: the next attempt waits for its end.
             Err((Some(id), _, failure)) if !id.is_empty() => {
                 submission.id = Some(id);
