@@ -135,11 +135,11 @@ impl SqliteSink {
         // Checkpoint (and fsync) every 16 MiB of WAL rather than every 4 MiB.
         conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
         // Upserts touch pages all over the primary-key index: keep 64 MiB of
-        // them in SQLite's cache, and map no more than 64 MiB of the file, so
-        // memory stays flat however large the database grows (mapped pages
-        // count as the process's resident memory).
+        // them in SQLite's cache, and read the rest through the OS's page
+        // cache rather than a memory map, whose pages would count as this
+        // process's memory and grow with the database.
         conn.pragma_update(None, "cache_size", -65536)?;
-        conn.pragma_update(None, "mmap_size", 64i64 << 20)?;
+        conn.pragma_update(None, "mmap_size", 0)?;
         // Each upsert keeps a statement journal; in memory, not in /var/tmp.
         conn.pragma_update(None, "temp_store", "memory")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
