@@ -3,7 +3,9 @@
 //! 1. decoding natively (`ddb-core` compiled into the host),
 //! 2. decoding through the `ddb-json` Wasm component, in batches, as the
 //!    pipeline calls it (lowering records in and lifting outcomes out included),
-//! 3. the whole pipeline: file source, Wasm transform, SQLite sink.
+//! 3. the whole pipeline: file source, Wasm transform, SQLite sink,
+//! 4. and the seed's per-record logic re-expressed in Python
+//!    (`seed_logic.py`: boto3's TypeDeserializer, writing nothing).
 //!
 //! Run with `cargo bench -p sluice --bench throughput`. `SLUICE_BENCH_CHANGES`
 //! sets the stream's size (default 100000 changes);
@@ -94,6 +96,7 @@ fn main() -> anyhow::Result<()> {
     let plan = sluice::manifest::load(&manifest)?;
     let summary = sluice::pipeline::run(&plan, &mut runtime, &Default::default())?;
     let end_to_end = summary.elapsed;
+    let seed = seed_logic(&dir.path().join("stream.jsonl"))?;
 
     let line = |what: &str, t: Duration| {
         let secs = t.as_secs_f64();
@@ -109,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         line(path, *t);
     }
     line("file -> Wasm -> SQLite, end to end", end_to_end);
+    line("the seed's logic in Python, 1 core", seed);
     println!(
         "\nWasm takes {:.2}x the native time; the sink stored {} rows",
         wasm.as_secs_f64() / native.as_secs_f64(),
@@ -123,7 +127,7 @@ fn main() -> anyhow::Result<()> {
                 bytes as f64 / records.len() as f64
             ),
             measured: format!("{:.0} rec/s", rate(end_to_end)),
-            compared: String::new(),
+            compared: format!("the seed's logic in Python, writing nothing: {:.0} rec/s", rate(seed)),
             goal: ">= 150,000 rec/s",
         },
         Row {
@@ -151,4 +155,18 @@ fn best_of(rounds: usize, mut run: impl FnMut()) -> Duration {
         })
         .min()
         .expect("at least one round")
+}
+
+/// How long `seed_logic.py` takes over `stream`: its decoding loop alone.
+fn seed_logic(stream: &std::path::Path) -> anyhow::Result<Duration> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/seed_logic.py");
+    let out = std::process::Command::new("python3").arg(script).arg(stream).output()?;
+    anyhow::ensure!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout)?;
+    let seconds = text
+        .split_once(" records in ")
+        .and_then(|(_, rest)| rest.trim().strip_suffix(" s"))
+        .and_then(|s| s.parse::<f64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("{script} printed {text:?}"))?;
+    Ok(Duration::from_secs_f64(seconds))
 }
