@@ -13,7 +13,6 @@
 #[allow(dead_code)]
 mod common;
 
-use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -47,7 +46,7 @@ const SCENARIOS: [Scenario; 3] = [
 fn main() -> anyhow::Result<()> {
     let seconds = if common::short() { 3 } else { 20 };
     let rt = tokio::runtime::Runtime::new()?;
-    let client = client();
+    let client = kinesis::shared().client();
     println!(
         "commit lag at {RATE} changes/s for {seconds} s, 2 shards, Kinesis (kinesis-local) -> SQLite, \
          from the sluice_commit_lag_seconds histogram\n"
@@ -95,7 +94,7 @@ fn measure(
     wait_active(rt, client, &arn)?;
 
     let dir = tempfile::tempdir()?;
-    let port = free_port();
+    let port = sluice_test_support::free_port();
     let manifest = dir.path().join("lag.toml");
     std::fs::write(
         &manifest,
@@ -214,33 +213,6 @@ fn quantile(buckets: &[(f64, u64)], q: f64) -> f64 {
     f64::NAN
 }
 
-/// `GET /metrics`, or `None` while nothing listens.
-fn scrape(port: u16) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let ok = text.split(' ').nth(1) == Some("200");
-    ok.then_some(text)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn client() -> aws_sdk_kinesis::Client {
-    let config = aws_sdk_kinesis::config::Builder::new()
-        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
-        .region(aws_sdk_kinesis::config::Region::new(kinesis::shared().region()))
-        .endpoint_url(kinesis::shared().endpoint())
-        .credentials_provider(aws_sdk_kinesis::config::Credentials::new("test", "test", None, None, "bench"))
-        .build();
-    aws_sdk_kinesis::Client::from_conf(config)
-}
-
 fn wait_active(
     rt: &tokio::runtime::Runtime,
     client: &aws_sdk_kinesis::Client,
@@ -255,4 +227,9 @@ fn wait_active(
         anyhow::ensure!(Instant::now() < deadline, "the stream is not active after 30 s");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `GET /metrics`, or `None` while nothing answers it.
+fn scrape(port: u16) -> Option<String> {
+    sluice_test_support::http_get(port, "/metrics").filter(|(status, _)| *status == 200).map(|(_, body)| body)
 }

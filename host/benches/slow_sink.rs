@@ -39,7 +39,8 @@ fn main() -> anyhow::Result<()> {
         ..Config::new(url)
     })?;
     let bucket = unique_name("stage").replace('_', "-");
-    tokio::runtime::Runtime::new()?.block_on(s3_client(&s3).create_bucket().bucket(&bucket).send())?;
+    tokio::runtime::Runtime::new()?
+        .block_on(moto::shared().s3_client().create_bucket().bucket(&bucket).send())?;
     let g = generator::generate(&GenOptions { changes: records, items: records / 10, ..Default::default() });
     let one = &g.records[..1];
     println!(
@@ -130,15 +131,4 @@ fn run(standin: &StandIn, bucket: &str, records: &[String], batch: &str) -> anyh
         .find_map(|l| Some(l.split_once(" (")?.1.split_once(')')?.0.to_owned()))
         .unwrap_or_default();
     Ok(Run { seconds, commits })
-}
-
-fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "bench"))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
 }

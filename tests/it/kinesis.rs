@@ -15,13 +15,7 @@ use sluice_test_support::{kinesis, moto, unique_name};
 use crate::util::{assert_same_items, count, expected_soft, runtime, scratch, sluice, stdout, table_state};
 
 fn client() -> aws_sdk_kinesis::Client {
-    let config = aws_sdk_kinesis::config::Builder::new()
-        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
-        .region(aws_sdk_kinesis::config::Region::new(kinesis::shared().region()))
-        .endpoint_url(kinesis::shared().endpoint())
-        .credentials_provider(aws_sdk_kinesis::config::Credentials::new("test", "test", None, None, "tests"))
-        .build();
-    aws_sdk_kinesis::Client::from_conf(config)
+    kinesis::shared().client()
 }
 
 /// A fresh stream with `shards` shards, active.

@@ -3,31 +3,16 @@
 //! limit, and a CLI that behaves in pipes and shells.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluice::generator::{self, GenOptions, Precision};
 
+use sluice_test_support::{free_port, http_get as get};
+
 use crate::kinesis::{Stream, sluice_k};
 use crate::util::{POSITIONS_ONLY, count, dump, pipeline, run_ok, scratch, sluice, stdout};
-
-/// `GET path` on 127.0.0.1:`port`: (status, body), or `None` if nothing listens.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Some((status, body))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// The value of each sample line of a Prometheus text exposition.
 fn samples(text: &str) -> HashMap<String, f64> {

@@ -286,12 +286,5 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// An S3 client for the shared moto server.
 pub fn s3() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::new()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .endpoint_url(sluice_test_support::moto::shared().endpoint())
-        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    sluice_test_support::moto::shared().s3_client()
 }

@@ -45,6 +45,18 @@ impl Kinesis {
     pub fn region(&self) -> &'static str {
         REGION
     }
+
+    /// A Kinesis client for this server, with fake credentials.
+    pub fn client(&self) -> aws_sdk_kinesis::Client {
+        use aws_sdk_kinesis::config::{BehaviorVersion, Builder, Credentials, Region};
+        let config = Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .build();
+        aws_sdk_kinesis::Client::from_conf(config)
+    }
 }
 
 /// The kinesis-local server of this test process, started on first use.

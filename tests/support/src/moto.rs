@@ -14,6 +14,19 @@ impl Moto {
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// An S3 client for this server (path-style, us-east-1, fake credentials).
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
+        let config = Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
 }
 
 /// The moto server of this test process, started on first use.
