@@ -14,7 +14,7 @@
 use crate::attr::write_map;
 use crate::distinct::Members;
 use crate::key::read_keys;
-use crate::scan::{Scanner, invalid_utf8, utf8_first};
+use crate::scan::{Scanner, utf8_first};
 use crate::{Change, ChangeKind, Error};
 
 #[derive(Default)]
@@ -117,19 +117,22 @@ fn read_fields(payload: &[u8]) -> Result<Fields, Error> {
 /// `tableName` are skipped (and checked); the ones after are not read, so a
 /// record with two `tableName` members gets the first one here: it is routed
 /// by it and then refused by [`decode_stream_record`], which sees both.
+/// Likewise, invalid UTF-8 after `tableName` is left for the decoder to
+/// refuse: the scan checks only the bytes it reads.
 pub fn table_name(payload: &[u8]) -> Result<String, Error> {
-    // Checked first: the members after `tableName` are not read.
-    let text = std::str::from_utf8(payload).map_err(|e| invalid_utf8("record", e))?;
-    let mut s = Scanner::new(text);
-    s.begin_object()?;
-    let mut first = true;
-    while let Some(name) = s.next_member(&mut first)? {
-        if name.unescape() == "tableName" {
-            return Ok(s.string()?.unescape().into_owned());
+    let scan = || {
+        let mut s = Scanner::new(payload);
+        s.begin_object()?;
+        let mut first = true;
+        while let Some(name) = s.next_member(&mut first)? {
+            if name.unescape() == "tableName" {
+                return Ok(s.string()?.unescape().into_owned());
+            }
+            s.skip_value(1)?;
         }
-        s.skip_value(1)?;
-    }
-    Err(Error::record("the record has no tableName"))
+        Err(Error::record("the record has no tableName"))
+    };
+    scan().map_err(|e| utf8_first(payload, "record", e))
 }
 
 /// The members DynamoDB writes in a stream record, numbered as slots in
@@ -339,6 +342,21 @@ mod tests {
         let twice = record(r#""tableName":"a","tableName":"b","#, "");
         assert_eq!(table_name(twice.as_bytes()).unwrap(), "a");
         assert!(decode(&twice).is_err());
+    }
+
+    #[test]
+    fn table_name_checks_only_what_it_reads_and_decoding_refuses_the_rest() {
+        // The last item value, `"S":"a"`, after tableName; then eventID's "e", before it.
+        let mut late = record(r#""tableName":"a","#, "").into_bytes();
+        let at = late.len() - 6;
+        assert_eq!(late[at], b'a');
+        late[at] = 0xff;
+        assert_eq!(table_name(&late).unwrap(), "a");
+        assert!(decode_stream_record(&late).unwrap_err().reason().contains("not valid UTF-8"));
+        let mut early = record(r#""awsRegion":"x","tableName":"a","#, "").into_bytes();
+        assert_eq!(early[12], b'e');
+        early[12] = 0xff;
+        assert!(table_name(&early).unwrap_err().reason().contains("not valid UTF-8"));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! once, and Redshift's MERGE (which fails when two source rows match one
 //! target row) never sees duplicates.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::record::Row;
 
@@ -68,7 +69,7 @@ fn latest_per_item(rows: Vec<Row>) -> (Vec<Row>, u64) {
 /// same event id, or for export rows, which have none, the same order) is
 /// kept once. For sinks that record history rather than state.
 fn distinct_changes(rows: Vec<Row>) -> (Vec<Row>, u64) {
-    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let mut seen = HashSet::with_capacity(rows.len());
     let before = rows.len();
     let kept: Vec<Row> = rows
         .into_iter()

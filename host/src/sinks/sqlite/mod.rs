@@ -9,11 +9,12 @@
 mod config;
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
+use rusqlite::{CachedStatement, Connection, OpenFlags, Transaction, TransactionBehavior, params};
 
 use super::{
     Applied, Asked, Fenced, Inspector, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable, Writer,
@@ -132,8 +133,11 @@ impl SqliteSink {
         // together, which a rerun replays.
         conn.pragma_update(None, "journal_mode", "wal")?;
         conn.pragma_update(None, "synchronous", "normal")?;
-        // Checkpoint (and fsync) every 16 MiB of WAL rather than every 4 MiB.
-        conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
+        // Checkpoint (and fsync) every 64 MiB of WAL rather than every 4 MiB:
+        // a page changed by several commits is then copied into the database
+        // once. Checkpoints were a quarter of the sink's time at 16 MiB; 64
+        // MiB made a run 25% faster (256 MiB: 35%, for four times the disk).
+        conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
         // Upserts touch pages all over the primary-key index: keep 64 MiB of
         // them in SQLite's cache, and read the rest through the OS's page
         // cache rather than a memory map, whose pages would count as this
@@ -276,11 +280,19 @@ impl SqliteSink {
             return Err(Fenced { pipeline: self.pipeline.clone(), ours: self.epoch, theirs: epoch }.into());
         }
         let mut applied = Applied::default();
+        // Each target's upsert, looked up in the statement cache once a batch.
+        let mut upserts: HashMap<&str, CachedStatement> = HashMap::new();
         for row in &batch.rows {
             let target = &self.targets[&*row.target];
             let done = match (row.change.operation.is_delete(), target.deletes) {
                 (true, DeleteMode::Hard) => hard_delete(&tx, row, self.same_event)?,
-                _ => upsert(&tx, &self.upserts[&*row.target], target, row)?,
+                _ => {
+                    let statement = match upserts.entry(&row.target) {
+                        Entry::Occupied(e) => e.into_mut(),
+                        Entry::Vacant(e) => e.insert(tx.prepare_cached(&self.upserts[&*row.target])?),
+                    };
+                    upsert(&tx, statement, target, row)?
+                }
             };
             let counts = applied.target(&row.target);
             match (done, row.change.operation.is_delete()) {
@@ -289,6 +301,7 @@ impl SqliteSink {
                 (true, true) => counts.deleted += 1,
             }
         }
+        drop(upserts);
         let mut dead = tx.prepare_cached(&format!(
             "INSERT INTO _sluice_dead_letters (pipeline, origin, table_name, reason, raw, raw_size_bytes, failed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW})
@@ -404,14 +417,19 @@ impl Inspector for Inspect {
 
 /// Inserts or replaces the row if the change is at least as new; soft
 /// deletes come here too. Returns whether it was applied.
-fn upsert(tx: &Transaction, statement: &str, target: &TargetTable, row: &Row) -> Result<bool> {
+fn upsert(
+    tx: &Transaction,
+    statement: &mut CachedStatement,
+    target: &TargetTable,
+    row: &Row,
+) -> Result<bool> {
     let c = &row.change;
     let mut values: Vec<ToSqlOutput> = columns::cells(row, &target.extras).map(sql_value).collect();
     let target_name: &str = &row.target;
     if target.deletes == DeleteMode::Hard {
         values.push(ToSqlOutput::Borrowed(ValueRef::Text(target_name.as_bytes())));
     }
-    let changed = tx.prepare_cached(statement)?.execute(rusqlite::params_from_iter(values))?;
+    let changed = statement.execute(rusqlite::params_from_iter(values))?;
     if changed > 0 && target.deletes == DeleteMode::Hard {
         tx.prepare_cached(
             "DELETE FROM _sluice_tombstones WHERE target = ?1 AND table_name = ?2 AND keys = ?3",
