@@ -3,8 +3,11 @@
 //! 1. decoding natively (`ddb-core` compiled into the host),
 //! 2. decoding through the `ddb-json` Wasm component, in batches, as the
 //!    pipeline calls it (lowering records in and lifting outcomes out included),
-//! 3. the whole pipeline: file source, Wasm transform, SQLite sink,
-//! 4. and the seed's per-record logic re-expressed in Python
+//! 3. the same on 1, 2, 4 and 8 instances sharing each batch
+//!    (`[guest] threads`): the scaling curve, up to the machine's cores,
+//! 4. the whole pipeline: file source, Wasm transform, SQLite sink, with the
+//!    default instances (a core left to the sink) and with one per core,
+//! 5. and the seed's per-record logic re-expressed in Python
 //!    (`seed_logic.py`: boto3's TypeDeserializer, writing nothing).
 //!
 //! Run with `cargo bench -p sluice --bench throughput`. `SLUICE_BENCH_CHANGES`
@@ -18,7 +21,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use sluice::generator::{self, GenOptions};
-use sluice::guest::{GuestLimits, GuestRuntime, TableSettings, TransformRef};
+use sluice::guest::{GuestLimits, GuestPool, GuestRuntime, TableSettings, TransformRef};
 use sluice::record::{Outcome, SourceRecord};
 use sluice::sources::ChangeRecords;
 
@@ -67,35 +70,47 @@ fn main() -> anyhow::Result<()> {
                 .collect()
         })
         .collect();
-    let mut component = |transform: &TransformRef| -> anyhow::Result<Duration> {
-        let mut guest = runtime.instantiate(transform, settings.clone(), GuestLimits::default())?;
+    let mut component = |transform: &TransformRef, threads: usize| -> anyhow::Result<Duration> {
+        let guest = runtime.instantiate(transform, settings.clone(), GuestLimits::default())?;
+        let mut pool = GuestPool::new(guest, threads);
         Ok(best_of(rounds, || {
             for (n, batch) in batches.iter_mut().enumerate() {
-                let outcomes = guest.transform(n as u64, batch).expect("the guest runs");
+                let outcomes = pool.transform(n as u64, batch).expect("the guest runs");
                 assert!(!outcomes.iter().any(|o| matches!(o, Outcome::Fault(_))));
             }
         }))
     };
-    let wasm = component(&transform)?;
+    let wasm = component(&transform, 1)?;
+    let scaling: Vec<(usize, Duration)> =
+        [2, 4, 8].into_iter().map(|n| Ok((n, component(&transform, n)?))).collect::<anyhow::Result<_>>()?;
     let custom: Vec<(Duration, String)> = std::env::var("SLUICE_BENCH_WASM")
         .unwrap_or_default()
         .split(':')
         .filter(|path| !path.is_empty())
-        .map(|path| Ok((component(&TransformRef::File(path.into()))?, path.to_owned())))
+        .map(|path| Ok((component(&TransformRef::File(path.into()), 1)?, path.to_owned())))
         .collect::<anyhow::Result<_>>()?;
 
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("stream.jsonl"), records.join("\n") + "\n")?;
-    let manifest = dir.path().join("bench.toml");
-    std::fs::write(
-        &manifest,
-        "name = \"bench\"\n[source]\ntype = \"file\"\npath = \"stream.jsonl\"\n\
-         [sink]\ntype = \"sqlite\"\npath = \"bench.db\"\n[batch]\nmax_records = 1000\n\
-         [defaults]\ntarget = \"cdc\"\n",
-    )?;
-    let plan = sluice::manifest::load(&manifest)?;
-    let summary = sluice::pipeline::run(&plan, &mut runtime, &Default::default())?;
-    let end_to_end = summary.elapsed;
+    let mut pipeline = |threads: Option<usize>| -> anyhow::Result<(Duration, u64)> {
+        let db = format!("bench-{}.db", threads.unwrap_or(0));
+        let guest = threads.map(|n| format!("[guest]\nthreads = {n}\n")).unwrap_or_default();
+        let manifest = dir.path().join("bench.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "name = \"bench\"\n[source]\ntype = \"file\"\npath = \"stream.jsonl\"\n\
+                 [sink]\ntype = \"sqlite\"\npath = \"{db}\"\n[batch]\nmax_records = 1000\n{guest}\
+                 [defaults]\ntarget = \"cdc\"\n"
+            ),
+        )?;
+        let plan = sluice::manifest::load(&manifest)?;
+        let summary = sluice::pipeline::run(&plan, &mut runtime, &Default::default())?;
+        Ok((summary.elapsed, summary.applied.rows().upserted + summary.applied.rows().deleted))
+    };
+    let (end_to_end, stored) = pipeline(None)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (every_core, _) = pipeline(Some(cores))?;
     let seed = seed_logic(&dir.path().join("stream.jsonl"))?;
 
     let line = |what: &str, t: Duration| {
@@ -108,15 +123,18 @@ fn main() -> anyhow::Result<()> {
     };
     line("decode, native (ddb-core)", native);
     line("decode, Wasm component (ddb-json)", wasm);
+    for (n, t) in &scaling {
+        line(&format!("  the same, {n} instances"), *t);
+    }
     for (t, path) in &custom {
         line(path, *t);
     }
     line("file -> Wasm -> SQLite, end to end", end_to_end);
+    line(&format!("  the same, {cores} instances"), every_core);
     line("the seed's logic in Python, 1 core", seed);
     println!(
-        "\nWasm takes {:.2}x the native time; the sink stored {} rows",
+        "\nWasm takes {:.2}x the native time; the sink stored {stored} rows; {cores} cores",
         wasm.as_secs_f64() / native.as_secs_f64(),
-        summary.applied.rows().upserted + summary.applied.rows().deleted
     );
     let rate = |t: Duration| records.len() as f64 / t.as_secs_f64();
     let mb_s = |t: Duration| bytes as f64 / 1e6 / t.as_secs_f64();
@@ -127,8 +145,23 @@ fn main() -> anyhow::Result<()> {
                 bytes as f64 / records.len() as f64
             ),
             measured: format!("{:.0} rec/s", rate(end_to_end)),
-            compared: format!("the seed's logic in Python, writing nothing: {:.0} rec/s", rate(seed)),
+            compared: format!(
+                "{cores} instances: {:.0} rec/s; the seed's logic in Python, writing nothing: {:.0} rec/s",
+                rate(every_core),
+                rate(seed)
+            ),
             goal: ">= 150,000 rec/s",
+        },
+        Row {
+            figure: "Wasm decode on 1 / 2 / 4 / 8 instances".into(),
+            measured: std::iter::once(wasm)
+                .chain(scaling.iter().map(|(_, t)| *t))
+                .map(|t| format!("{:.0}", rate(t)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+                + " rec/s",
+            compared: format!("{cores} cores"),
+            goal: "scales with cores",
         },
         Row {
             figure: "Wasm decode speed / native".into(),

@@ -9,10 +9,10 @@ use sluice::generator::{self, GenOptions};
 use crate::util::{count, dump, expected_soft, pipeline, run_ok, scratch, sluice, stdout, table_state};
 
 /// The `ddb-json` guest built with its `test-faults` feature (see host/build.rs).
-const FAULTY: &str = env!("SLUICE_TEST_FAULTS_WASM");
+pub const FAULTY: &str = env!("SLUICE_TEST_FAULTS_WASM");
 
 /// A copy of a real record that tells the test guest to misbehave.
-fn poisoned(record: &str, fault: &str) -> String {
+pub fn poisoned(record: &str, fault: &str) -> String {
     let start = record.find(r#""eventID":""#).unwrap() + 11;
     let end = start + record[start..].find('"').unwrap();
     format!("{}sluice-fault:{fault}{}", &record[..start], &record[end..])

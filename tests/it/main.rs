@@ -27,4 +27,5 @@ mod scaffold;
 mod seed;
 mod seed_jobs;
 mod status;
+mod threads;
 mod util;

@@ -119,6 +119,7 @@ fn bad_values_are_explained_where_they_are() {
         "16:13",
         &["cannot exceed max_wait_ms (100)"],
     );
+    assert_error(&format!("{GOOD}[guest]\nthreads = 0\n"), "15:11", &["between 1 and 256"]);
     assert_error(&format!("{GOOD}[run]\nmax_dead_letter_ratio = 2.0\n"), "15:25", &["between 0 and 1"]);
     assert_error(&format!("{GOOD}[telemetry]\nmetrics_addr = \"9898\"\n"), "15:16", &["address and port"]);
     assert_error(&format!("{GOOD}[telemetry]\nstall_after = \"soon\"\n"), "15:15", &["duration"]);

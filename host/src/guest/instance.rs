@@ -167,6 +167,17 @@ impl TableGuest {
         Ok(TableGuest { pre, transform, settings, limits, store, instance, stderr, fetch: None })
     }
 
+    /// Another instance of the same transform for the same table, with the
+    /// same settings, limits and `fetch`.
+    pub(super) fn another(&self) -> Result<TableGuest> {
+        let mut guest =
+            TableGuest::start(self.pre.clone(), self.transform.clone(), self.settings.clone(), self.limits)?;
+        if let Some(fetch) = &self.fetch {
+            guest.allow_fetch(fetch.clone());
+        }
+        Ok(guest)
+    }
+
     /// Lets the guest's `fetch` read what `fetch` allows (the S3 join).
     pub fn allow_fetch(&mut self, fetch: Fetch) {
         self.store.data_mut().fetch = Some(fetch.clone());

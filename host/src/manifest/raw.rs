@@ -200,6 +200,9 @@ pub struct Guest {
     pub record_budget_ms: Option<Spanned<i64>>,
     /// Linear memory one instance may use (default 256).
     pub memory_limit_mb: Option<Spanned<i64>>,
+    /// Instances of a table's transform that share a large batch, each on
+    /// its own thread (default: the machine's cores less one, for the sink).
+    pub threads: Option<Spanned<i64>>,
 }
 
 /// `[defaults]`: the route for tables that have no `[[tables]]` entry.

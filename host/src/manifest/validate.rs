@@ -118,6 +118,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
             .int(&raw.guest.record_budget_ms, 1, 600_000)?
             .map_or(limits.record_budget, |ms| Duration::from_millis(ms as u64)),
         memory_bytes: cx.int(&raw.guest.memory_limit_mb, 1, 4096)?.map_or(limits.memory_bytes, |mb| mb << 20),
+        threads: cx.int(&raw.guest.threads, 1, 256)?.unwrap_or(limits.threads),
     };
 
     let run = RunLimits {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use super::transforms::Stamp;
-use crate::guest::{Fetch, Fetcher, GuestRuntime, TableGuest, TableSettings};
+use crate::guest::{Fetch, Fetcher, GuestPool, GuestRuntime, TableSettings};
 use crate::manifest::{Field, Plan};
 use crate::record::RawPayload;
 
@@ -27,7 +27,7 @@ pub(super) struct Routed {
     /// The sink table.
     pub target: Arc<str>,
     pub raw_payload: RawPayload,
-    pub guest: TableGuest,
+    pub guest: GuestPool,
 }
 
 impl<'a> Router<'a> {
@@ -78,8 +78,9 @@ impl<'a> Router<'a> {
                         keys: route.keys.clone(),
                         settings: route.settings.clone(),
                     };
-                    let mut guest =
-                        self.runtime.instantiate(&route.transform, settings.clone(), self.plan.guest)?;
+                    let limits = self.plan.guest;
+                    let first = self.runtime.instantiate(&route.transform, settings.clone(), limits)?;
+                    let mut guest = GuestPool::new(first, limits.threads);
                     let sha256 = self.runtime.sha256(&route.transform).expect("loaded by instantiate");
                     self.started.push((table.to_owned(), Stamp::new(&route.transform, sha256, &settings)));
                     if let Some(join) = route.join.as_ref().filter(|_| self.online) {
