@@ -297,6 +297,7 @@ fn transient(error: &str) -> bool {
         "could not serialize",
         "connection",
         "connecting to",
+        "communicating with",
         "terminating",
         "shutting down",
         "starting up",
@@ -358,8 +359,13 @@ mod tests {
 
     #[test]
     fn a_database_that_cannot_be_reached_for_a_moment_is_transient() {
-        // What the Data API (and its stand-in) says while the database restarts.
-        for error in ["error connecting to server", "terminating connection due to administrator command"] {
+        // What the Data API (and its stand-in) says while the database
+        // restarts: before a statement, and during one.
+        for error in [
+            "error connecting to server",
+            "terminating connection due to administrator command",
+            "error communicating with the server",
+        ] {
             assert!(transient(error), "{error}");
         }
         assert!(!transient("column \"x\" does not exist"));
