@@ -39,6 +39,8 @@ use client::{DataApi, StatementFailed, Submission};
 use script::{Layout, Packer, Request};
 use sql::{MAX_SUPER, MAX_VARCHAR};
 
+const DEAD_LETTERS: &str = "_sluice_dead_letters";
+
 pub struct RedshiftSink {
     config: Config,
     /// The quoted schema.
@@ -79,13 +81,17 @@ impl RedshiftSink {
 
     fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
         self.pipeline = pipeline.to_owned();
-        self.keep_old_dead_letters()?;
+        // One query before the DDL, as each request costs a round trip: the
+        // dead letters' layout decides what the DDL does, and a target it
+        // creates has only the standard columns.
+        let mut names: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
+        names.push(DEAD_LETTERS);
+        let columns =
+            self.query("reading the tables' columns", &sql::columns_of(&self.config.schema, &names))?;
+        self.keep_old_dead_letters(&columns)?;
         let mut ddl = sql::state_tables(&self.schema);
         ddl.extend(targets.iter().map(|(t, _)| sql::create_target(&self.schema, &quote(t))));
         self.run_all("creating sluice's tables", ddl)?;
-        let names: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
-        let columns =
-            self.query("reading the tables' columns", &sql::columns_of(&self.config.schema, &names))?;
         for (name, deletes) in targets {
             let extras = columns
                 .iter()
@@ -165,12 +171,13 @@ impl RedshiftSink {
     /// Dead letters used to keep at most 40 KB of their record, as text; now
     /// they keep all of it, as VARBYTE. A table of the old layout is renamed
     /// (nothing in it is lost) and a new one created beside it.
-    fn keep_old_dead_letters(&mut self) -> Result<()> {
-        let columns = self.query(
-            "reading the dead letters' columns",
-            &sql::columns_of(&self.config.schema, &["_sluice_dead_letters"]),
-        )?;
-        if columns.iter().any(|r| r.get(1).cloned().flatten().as_deref() == Some("raw_encoding")) {
+    /// `columns` are (table, column) rows of information_schema.
+    fn keep_old_dead_letters(&mut self, columns: &[Vec<Option<String>>]) -> Result<()> {
+        let old_layout = columns.iter().any(|r| {
+            r.first().cloned().flatten().as_deref() == Some(DEAD_LETTERS)
+                && r.get(1).cloned().flatten().as_deref() == Some("raw_encoding")
+        });
+        if old_layout {
             tracing::warn!(
                 "_sluice_dead_letters has the layout of an older sluice; renaming it to \
                  _sluice_dead_letters_v1 and creating a new one"
