@@ -128,7 +128,7 @@ impl Default for GuestLimits {
             record_budget: Duration::from_millis(10),
             memory_bytes: 256 << 20,
             // One core is left to the sink's thread: on 2 cores, two
-            // instances competing with it made a run to SQLite 5% slower.
+            // instances competing with it made a run to SQLite about 6% slower.
             threads: std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
         }
     }

@@ -95,8 +95,8 @@ impl RedshiftSink {
         for (name, deletes) in targets {
             let extras = columns
                 .iter()
-                .filter(|r| r.first().cloned().flatten().as_deref() == Some(name.as_str()))
-                .filter_map(|r| r.get(1).cloned().flatten())
+                .filter(|r| cell(r, 0) == Some(name.as_str()))
+                .filter_map(|r| cell(r, 1).map(str::to_owned))
                 .filter(|c| !columns::is_standard(c))
                 .collect();
             self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
@@ -146,9 +146,7 @@ impl RedshiftSink {
         for (at, staged, target) in &request.counts {
             let id = format!("{id}:{at}");
             let rows = retrying(self, "reading what a batch applied", |sink| sink.api.rows(&id), |_| {})?;
-            let number = |i: usize| {
-                rows.first().and_then(|r| r.get(i).cloned().flatten()).and_then(|v| v.parse().ok())
-            };
+            let number = |i: usize| rows.first().and_then(|r| cell(r, i)).and_then(|v| v.parse().ok());
             let (deleted, upserted): (u64, u64) = (number(0).unwrap_or(0), number(1).unwrap_or(0));
             *applied.target(target) += Rows { upserted, deleted, stale: staged - upserted - deleted };
         }
@@ -173,10 +171,8 @@ impl RedshiftSink {
     /// (nothing in it is lost) and a new one created beside it.
     /// `columns` are (table, column) rows of information_schema.
     fn keep_old_dead_letters(&mut self, columns: &[Vec<Option<String>>]) -> Result<()> {
-        let old_layout = columns.iter().any(|r| {
-            r.first().cloned().flatten().as_deref() == Some(DEAD_LETTERS)
-                && r.get(1).cloned().flatten().as_deref() == Some("raw_encoding")
-        });
+        let old_layout =
+            columns.iter().any(|r| cell(r, 0) == Some(DEAD_LETTERS) && cell(r, 1) == Some("raw_encoding"));
         if old_layout {
             tracing::warn!(
                 "_sluice_dead_letters has the layout of an older sluice; renaming it to \
@@ -334,7 +330,7 @@ impl Inspector for Inspect {
             }
         }
         let first_number = |rows: &[Vec<Option<String>>], i: usize| {
-            rows.first().and_then(|r| r.get(i).cloned().flatten()).and_then(|v| v.parse().ok()).unwrap_or(0)
+            rows.first().and_then(|r| cell(r, i)).and_then(|v| v.parse().ok()).unwrap_or(0)
         };
         for (name, _) in targets {
             if !exists(name) {
@@ -445,7 +441,12 @@ pub(super) fn refuses(row: &Row, super_max_string: usize) -> Option<String> {
     None
 }
 
+/// Column `i` of a result row, if present and not NULL.
+fn cell(row: &[Option<String>], i: usize) -> Option<&str> {
+    row.get(i).and_then(Option::as_deref)
+}
+
 /// The first column of the first row, as a number.
 fn first_number(rows: &[Vec<Option<String>>]) -> Option<i64> {
-    rows.first().and_then(|r| r.first().cloned().flatten()).and_then(|e| e.parse().ok())
+    rows.first().and_then(|r| cell(r, 0)).and_then(|e| e.parse().ok())
 }
