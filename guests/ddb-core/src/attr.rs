@@ -170,6 +170,18 @@ pub(crate) fn write_base64<'a>(s: &mut Scanner<'a>, out: &mut String) -> Result<
     Ok(r)
 }
 
+/// Which bytes are base64 digits: one load a byte instead of range checks
+/// made the whole decoder 3-4% faster (`--example bench`, runs interleaved).
+const ALPHABET: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = matches!(c as u8, b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/');
+        c += 1;
+    }
+    table
+};
+
 /// Standard base64 with padding, as DynamoDB sends binary values, and in its
 /// canonical form: the bits that padding leaves over in the last character
 /// are zero, as every encoder writes them. Then one byte string has exactly
@@ -180,7 +192,7 @@ pub(crate) fn check_base64(text: &str) -> Result<(), &'static str> {
         return Err("length is not a multiple of 4");
     }
     let body = b.strip_suffix(b"==").or_else(|| b.strip_suffix(b"=")).unwrap_or(b);
-    if !body.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/') {
+    if !body.iter().all(|&c| ALPHABET[usize::from(c)]) {
         return Err("character outside the base64 alphabet");
     }
     // "xx==" keeps 4 of the last character's 6 bits unused, "xxx=" keeps 2.
