@@ -6,7 +6,9 @@
 //! 3. the same on 1, 2, 4 and 8 instances sharing each batch
 //!    (`[guest] threads`): the scaling curve, up to the machine's cores,
 //! 4. the whole pipeline: file source, Wasm transform, SQLite sink, with the
-//!    default instances (a core left to the sink) and with one per core,
+//!    default instances (a core left to the sink) and with one per core;
+//!    then the same into PostgreSQL (started by `sluice-test-support`) and
+//!    into JSON lines files in a local folder,
 //! 5. and the seed's per-record logic re-expressed in Python
 //!    (`seed_logic.py`: boto3's TypeDeserializer, writing nothing).
 //!
@@ -26,6 +28,7 @@ use sluice::record::{Outcome, SourceRecord};
 use sluice::sources::ChangeRecords;
 
 use common::Row;
+use sluice_test_support::postgres;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -92,25 +95,31 @@ fn main() -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("stream.jsonl"), records.join("\n") + "\n")?;
-    let mut pipeline = |threads: Option<usize>| -> anyhow::Result<(Duration, u64)> {
-        let db = format!("bench-{}.db", threads.unwrap_or(0));
+    // `sink` is the body of the manifest's [sink] table.
+    let mut pipeline = |sink: &str, threads: Option<usize>| -> anyhow::Result<(Duration, u64)> {
         let guest = threads.map(|n| format!("[guest]\nthreads = {n}\n")).unwrap_or_default();
         let manifest = dir.path().join("bench.toml");
         std::fs::write(
             &manifest,
             format!(
                 "name = \"bench\"\n[source]\ntype = \"file\"\npath = \"stream.jsonl\"\n\
-                 [sink]\ntype = \"sqlite\"\npath = \"{db}\"\n[batch]\nmax_records = 1000\n{guest}\
-                 [defaults]\ntarget = \"cdc\"\n"
+                 [sink]\n{sink}\n[batch]\nmax_records = 1000\n{guest}[defaults]\ntarget = \"cdc\"\n"
             ),
         )?;
         let plan = sluice::manifest::load(&manifest)?;
         let summary = sluice::pipeline::run(&plan, &mut runtime, &Default::default())?;
         Ok((summary.elapsed, summary.applied.rows().upserted + summary.applied.rows().deleted))
     };
-    let (end_to_end, stored) = pipeline(None)?;
+    let (end_to_end, stored) = pipeline("type = \"sqlite\"\npath = \"bench-default.db\"", None)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (every_core, _) = pipeline(Some(cores))?;
+    let (every_core, _) = pipeline("type = \"sqlite\"\npath = \"bench-cores.db\"", Some(cores))?;
+    // The other sinks, same stream and defaults: PostgreSQL (Debian's, on
+    // this machine) and JSON lines files in a local folder.
+    let postgres_url = postgres::shared().fresh_database("throughput");
+    let (into_postgres, _) = pipeline(&format!("type = \"postgres\"\nurl = \"{postgres_url}\""), None)?;
+    let folder = dir.path().join("files");
+    let (into_files, _) =
+        pipeline(&format!("type = \"s3\"\npath = {:?}", folder.display().to_string()), None)?;
     let seed = seed_logic(&dir.path().join("stream.jsonl"))?;
 
     let line = |what: &str, t: Duration| {
@@ -131,6 +140,8 @@ fn main() -> anyhow::Result<()> {
     }
     line("file -> Wasm -> SQLite, end to end", end_to_end);
     line(&format!("  the same, {cores} instances"), every_core);
+    line("file -> Wasm -> PostgreSQL", into_postgres);
+    line("file -> Wasm -> JSON files", into_files);
     line("the seed's logic in Python, 1 core", seed);
     println!(
         "\nWasm takes {:.2}x the native time; the sink stored {stored} rows; {cores} cores",
@@ -151,6 +162,13 @@ fn main() -> anyhow::Result<()> {
                 rate(seed)
             ),
             goal: ">= 150,000 rec/s",
+        },
+        Row {
+            figure: "file -> Wasm -> SQLite / PostgreSQL / JSON files".into(),
+            measured: [end_to_end, into_postgres, into_files].map(|t| format!("{:.0}", rate(t))).join(" / ")
+                + " rec/s",
+            compared: "same stream and defaults; PostgreSQL on this machine".into(),
+            goal: "measured",
         },
         Row {
             figure: "Wasm decode on 1 / 2 / 4 / 8 instances".into(),

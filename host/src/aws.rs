@@ -59,6 +59,12 @@ pub fn redshift_data() -> aws_sdk_redshiftdata::Client {
     aws_sdk_redshiftdata::Client::from_conf(conf)
 }
 
+/// A DynamoDB client on the shared configuration, for the lease table.
+pub fn dynamodb() -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(config()).interceptor(LogCalls).build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
 pub fn kinesis(config: &SdkConfig) -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::from_conf(
         aws_sdk_kinesis::config::Builder::from(config).interceptor(LogCalls).build(),

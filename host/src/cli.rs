@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::json;
 
@@ -17,7 +17,7 @@ use crate::record::Checkpoint;
 use crate::record::DeleteMode;
 use crate::sinks::{self, SinkError};
 use crate::sources::ReplayFrom;
-use crate::{iam, pipeline, sources, telemetry};
+use crate::{coordination, iam, pipeline, sources, telemetry};
 
 /// `println!` into a String.
 macro_rules! say {
@@ -76,11 +76,16 @@ enum Command {
     /// one transaction; run it again after a crash and it resumes exactly
     /// where the last commit ended. SIGINT or SIGTERM finishes the current
     /// batch, commits it and exits 0; a second one exits at once.
+    ///
+    /// With a `[coordination]` section, run the same manifest on several
+    /// machines: the workers share the stream's shards through a lease
+    /// table in DynamoDB, and a stopped worker gives its leases back.
     Run {
         /// The pipeline manifest (TOML).
         manifest: PathBuf,
         /// Stop once every shard of the stream is read to its tip and
-        /// everything read is committed: for catch-up runs, cron jobs, tests.
+        /// everything read is committed: for catch-up runs, cron jobs, tests
+        /// (not with `[coordination]`: other workers may hand shards over).
         #[arg(long)]
         exit_when_caught_up: bool,
         /// Read the next batch after the committed positions, transform it,
@@ -384,7 +389,21 @@ fn run(manifest: &Path, mut options: RunOptions, report: &Report) -> Result<()> 
         signal_hook::flag::register_conditional_shutdown(signal, 1, options.stop.clone())?;
         signal_hook::flag::register(signal, options.stop.clone())?;
     }
-    let summary = pipeline::run(&plan, &mut runtime, &options)?;
+    if let Some(coordination) = &plan.coordination {
+        if options.exit_when_caught_up {
+            bail!(
+                "--exit-when-caught-up: a worker sharing a stream ([coordination]) runs until it is \
+                 stopped; SIGTERM gives its leases back to the other workers"
+            );
+        }
+        options.worker = Some(coordination::Worker::start(coordination)?);
+    }
+    let summary = pipeline::run(&plan, &mut runtime, &options);
+    // After the last commit: the next holder starts where this one stopped.
+    if let Some(worker) = &options.worker {
+        worker.release();
+    }
+    let summary = summary?;
     match report.summary {
         SummaryFormat::Text => emit(&summary.to_string()),
         SummaryFormat::Json => emit(&format!("{}\n", summary.json())),
@@ -460,7 +479,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         return TOO_MANY_DEAD_LETTERS;
     }
     match e.downcast_ref::<SinkError>() {
-        Some(SinkError::Fenced(_)) => FENCED,
+        Some(SinkError::Fenced(_) | SinkError::LeaseLost(_)) => FENCED,
         Some(SinkError::Transient(_)) => SINK_UNAVAILABLE,
         Some(SinkError::Fatal(_)) | None => 1,
     }
@@ -536,8 +555,8 @@ fn sort_out(status: &sinks::Status) -> Stored {
             stored.transforms.push((table.to_owned(), position.clone(), at.clone()));
         } else {
             match pipeline::Totals::parse(partition, position) {
-                Some(pipeline::Totals::Table(name, t)) => drop(stored.tables.insert(name, t)),
-                Some(pipeline::Totals::Target(name, t)) => drop(stored.targets.insert(name, t)),
+                // A coordinated pipeline's workers each keep their own.
+                Some(totals) => totals.add_to(&mut stored.tables, &mut stored.targets),
                 None => stored.positions.push(entry),
             }
         }
@@ -556,14 +575,27 @@ fn status(plan: &Plan, rows: usize, json: bool) -> Result<()> {
         .map(|(partition, position, _)| Checkpoint {
             partition: partition.clone(),
             position: position.clone(),
+            lease: None,
         })
         .collect();
     let behind: HashMap<String, sources::Behind> = sources::behind(plan, &positions).into_iter().collect();
+    let leases = plan.coordination.as_ref().map(|c| coordination::leases(c).map_err(|e| format!("{e:#}")));
     if json {
-        return emit(&format!("{}\n", status_json(plan, &status, &stored, &behind)));
+        return emit(&format!("{}\n", status_json(plan, &status, &stored, &behind, leases.as_ref())));
     }
     let mut out = String::new();
     say!(out, "pipeline {}", plan.name);
+    match (&plan.coordination, &leases) {
+        (Some(c), Some(Ok(leases))) => {
+            say!(out, "leases in {}", c.table);
+            for l in leases {
+                let owner = l.owner.as_deref().unwrap_or("(free)");
+                say!(out, "  {}  owner {owner}  counter {}  checkpoint {}", l.key, l.counter, l.checkpoint);
+            }
+        }
+        (Some(c), Some(Err(why))) => say!(out, "leases in {}: unknown: {why}", c.table),
+        _ => {}
+    }
     say!(out, "positions");
     if stored.positions.is_empty() {
         say!(out, "  none yet");
@@ -638,6 +670,7 @@ fn status_json(
     status: &sinks::Status,
     stored: &Stored,
     behind: &HashMap<String, sources::Behind>,
+    leases: Option<&Result<Vec<coordination::leases::Lease>, String>>,
 ) -> serde_json::Value {
     let parsed = |text: &str| serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::from(text));
     let positions: Vec<_> = stored
@@ -675,8 +708,19 @@ fn status_json(
         .iter()
         .map(|(origin, reason)| json!({ "origin": origin, "reason": reason }))
         .collect();
+    let leases = leases.map(|found| match found {
+        Ok(leases) => json!(
+            leases
+                .iter()
+                .map(|l| json!({ "shard": l.key, "owner": l.owner, "counter": l.counter,
+                                 "checkpoint": l.checkpoint, "parents": l.parents }))
+                .collect::<Vec<_>>()
+        ),
+        Err(why) => json!({ "unknown": why }),
+    });
     json!({
         "pipeline": plan.name,
+        "leases": leases,
         "positions": positions,
         "transforms": transforms,
         "records": stored.tables,

@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use crate::coordination;
 use crate::manifest::Plan;
 use crate::objects::{Access, Location, S3Prefix};
 use crate::sinks::SinkConfig;
@@ -51,6 +52,9 @@ pub fn grants(plan: &Plan) -> Vec<(Principal, Grant)> {
             let sid = format!("JoinDocuments{}", camel(&route.source));
             all.extend(s3(&sid, &join.prefix, &[Access::List, Access::Get]).map(runner));
         }
+    }
+    if let Some(c) = &plan.coordination {
+        all.push(runner(lease_table(c)));
     }
     match &plan.sink {
         SinkConfig::Sqlite(_) | SinkConfig::Postgres(_) => {}
@@ -133,6 +137,23 @@ fn stream(k: &kinesis::Config) -> Vec<(Principal, Grant)> {
             all
         }
     }
+}
+
+/// The lease table of `[coordination]` (`coordination/leases.rs`), in the
+/// runner's own account: created on first use, scanned, and written only
+/// conditionally.
+fn lease_table(c: &coordination::Config) -> Grant {
+    grant(
+        "LeaseTable",
+        &[
+            "dynamodb:CreateTable",
+            "dynamodb:DescribeTable",
+            "dynamodb:Scan",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        ],
+        vec![format!("arn:aws:dynamodb:*:*:table/{}", c.table)],
+    )
 }
 
 /// Objects under a prefix: `s3:ListBucket` on the bucket, limited to the

@@ -17,6 +17,7 @@
 pub mod aws;
 pub mod cli;
 pub mod columns;
+pub mod coordination;
 pub mod generator;
 pub mod guest;
 pub mod iam;

@@ -66,6 +66,10 @@ pub struct Checkpoint {
     pub partition: String,
     /// Source-specific and opaque to sinks.
     pub position: String,
+    /// The lease counter under which a worker of a coordinated pipeline
+    /// read the partition: a fencing token, which the sink refuses once a
+    /// newer one claimed the partition. `None` outside coordination.
+    pub lease: Option<i64>,
 }
 
 /// Records cut into one unit of work, with the positions reached after them.

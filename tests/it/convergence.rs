@@ -4,7 +4,8 @@
 use sluice::generator::{self, GenOptions, Precision};
 
 use crate::util::{
-    count, dump, expected_soft, pipeline, run_ok, scalar, scratch, sluice, stdout, table_state,
+    ONE_BATCH_A_COMMIT, count, dump, expected_soft, pipeline, run_ok, scalar, scratch, sluice, stdout,
+    table_state,
 };
 
 const MANIFEST_TABLES: &str = "\
@@ -39,8 +40,10 @@ fn every_item_ends_in_its_latest_state_despite_duplicates_and_reordering() {
         let dir = scratch();
         let g = stream(seed, precision);
         // 37 is prime against the reordering window, so late records cross
-        // batch boundaries in every position.
-        let manifest = pipeline(dir.path(), &g.records, 37, MANIFEST_TABLES);
+        // batch boundaries in every position; each batch is its own
+        // transaction, so they reach the sink instead of merging away.
+        let tables = format!("{ONE_BATCH_A_COMMIT}{MANIFEST_TABLES}");
+        let manifest = pipeline(dir.path(), &g.records, 37, &tables);
         let out = run_ok(sluice().arg("run").arg(&manifest));
         let summary = stdout(&out);
         assert_eq!(count(&summary, "records read"), g.records.len() as u64);

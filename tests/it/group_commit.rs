@@ -9,7 +9,8 @@ use crate::util::{
     stdout, table_state,
 };
 
-fn slow_run(max_coalesce: Option<usize>) -> (u64, u64, String) {
+/// A run whose commits take 300 ms; `batch` joins `[batch]`.
+fn slow_run(batch: &str) -> (u64, u64, String) {
     let g = generator::generate(&GenOptions {
         changes: 3000,
         items: 300,
@@ -18,13 +19,12 @@ fn slow_run(max_coalesce: Option<usize>) -> (u64, u64, String) {
         ..Default::default()
     });
     let dir = scratch();
-    let limit = max_coalesce.map(|n| format!("max_coalesce = {n}\n")).unwrap_or_default();
     // `pipeline` writes `[batch] max_records = 100`; the extra lines join that section.
     let manifest = pipeline(
         dir.path(),
         &g.records,
         100,
-        &format!("{limit}[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n"),
+        &format!("{batch}[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n"),
     );
     // Every commit takes 300 ms, as a remote warehouse's might.
     let out = run_ok(sluice().arg("run").arg(&manifest).env("FAILPOINTS", "sink::before_commit=sleep(300)"));
@@ -40,16 +40,17 @@ fn slow_run(max_coalesce: Option<usize>) -> (u64, u64, String) {
 
 #[test]
 fn batches_read_while_the_sink_commits_go_into_the_next_transaction() {
-    let (batches, commits, summary) = slow_run(None);
+    let (batches, commits, summary) = slow_run("");
     assert!(batches >= 30, "{summary}");
-    assert!(commits * 3 <= batches, "{commits} commits for {batches} batches:\n{summary}");
+    assert!(commits * 10 <= batches, "{commits} commits for {batches} batches:\n{summary}");
 }
 
 #[test]
 fn max_coalesce_bounds_a_transaction_and_zero_commits_every_batch() {
-    let (batches, commits, summary) = slow_run(Some(0));
+    let (batches, commits, summary) = slow_run("max_coalesce = 0\n");
     assert_eq!(commits, batches, "{summary}");
-    // 3,000-odd records at most 500 a transaction: at least 7 commits.
-    let (batches, commits, summary) = slow_run(Some(500));
-    assert!(commits >= 7 && commits < batches, "{commits} of {batches}:\n{summary}");
+    // The first transaction is what was read while the sink started; read
+    // faster than it commits, the file then fills every other but the last.
+    let (_, commits, summary) = slow_run("max_coalesce = 500\n");
+    assert!(commits <= count(&summary, "records read").div_ceil(500) + 1, "{summary}");
 }

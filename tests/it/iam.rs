@@ -5,7 +5,8 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -15,7 +16,7 @@ use crate::kinesis::{Stream, sluice_k};
 use crate::redshift::Warehouse;
 use crate::util::{pipeline_into, run_ok, runtime, s3, scratch};
 use sluice::generator::{self, GenOptions, Precision};
-use sluice_test_support::unique_name;
+use sluice_test_support::{moto, unique_name};
 
 /// The IAM action an SDK operation needs (the Service Authorization
 /// Reference's "Actions" tables), as `prefix:Action`.
@@ -25,6 +26,7 @@ fn action(service: &str, operation: &str) -> String {
         "kinesis" => "kinesis",
         "redshiftdata" => "redshift-data",
         "sts" => "sts",
+        "dynamodb" => "dynamodb",
         other => panic!("a call to an unknown service {other:?}"),
     };
     let action = match (prefix, operation) {
@@ -38,9 +40,18 @@ fn action(service: &str, operation: &str) -> String {
 
 /// Runs `cmd` with every AWS call logged; returns the actions they need.
 fn calls(cmd: &mut Command) -> BTreeSet<String> {
-    let out = run_ok(cmd.arg("--log-format").arg("json").env("SLUICE_LOG", "warn,sluice::aws=debug"));
+    let out = run_ok(logging_calls(cmd));
+    actions_of(&String::from_utf8_lossy(&out.stderr))
+}
+
+fn logging_calls(cmd: &mut Command) -> &mut Command {
+    cmd.arg("--log-format").arg("json").env("SLUICE_LOG", "warn,sluice::aws=debug")
+}
+
+/// The actions the calls logged in `stderr` need.
+fn actions_of(stderr: &str) -> BTreeSet<String> {
     let mut actions = BTreeSet::new();
-    for line in String::from_utf8_lossy(&out.stderr).lines() {
+    for line in stderr.lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
         if v["fields"]["message"] == "aws call" {
             let (service, op) =
@@ -113,17 +124,23 @@ fn an_export_in_s3_joined_with_s3_documents_into_the_s3_sink() {
     assert_covered(&made, &manifest);
 }
 
-#[test]
-fn a_stream_read_through_a_role_and_a_consumer() {
+/// A two-shard stream holding 200 changes to `orders`.
+fn orders_on_a_stream(seed: u64) -> Stream {
     let stream = Stream::new(2);
     let g = generator::generate(&GenOptions {
         changes: 200,
-        seed: 91,
+        seed,
         precision: Precision::Microsecond,
         tables: vec!["orders".into()],
         ..Default::default()
     });
     stream.put(&g.records);
+    stream
+}
+
+#[test]
+fn a_stream_read_through_a_role_and_a_consumer() {
+    let stream = orders_on_a_stream(91);
     let dir = scratch();
     let manifest = dir.path().join("m.toml");
     std::fs::write(
@@ -138,6 +155,45 @@ fn a_stream_read_through_a_role_and_a_consumer() {
     .unwrap();
     let made = calls(sluice_k().arg("run").arg(&manifest).arg("--exit-when-caught-up"));
     for expected in ["sts:AssumeRole", "kinesis:ListShards", "kinesis:SubscribeToShard"] {
+        assert!(made.contains(expected), "{made:?}");
+    }
+    assert_covered(&made, &manifest);
+}
+
+/// A coordinated worker runs until stopped: it reads the stream into the
+/// sink, then SIGTERM gives its leases back.
+#[test]
+fn a_worker_sharing_a_stream_through_a_lease_table() {
+    let stream = orders_on_a_stream(93);
+    let dir = scratch();
+    let manifest = dir.path().join("m.toml");
+    let table = unique_name("leases");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"iam\"\n[source]\ntype = \"kinesis\"\nstream_arn = \"{}\"\n\
+             [sink]\ntype = \"sqlite\"\npath = \"out.db\"\n\
+             [coordination]\ntype = \"dynamodb\"\ntable = \"{table}\"\n\
+             [[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n",
+            stream.arn
+        ),
+    )
+    .unwrap();
+    let mut cmd = sluice_k();
+    cmd.env("AWS_ENDPOINT_URL_DYNAMODB", moto::dynamodb().endpoint()).arg("run").arg(&manifest);
+    let worker = logging_calls(&mut cmd).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let db = dir.path().join("out.db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !db.exists() || crate::util::scalar(&db, "SELECT count(*) FROM _sluice_checkpoints") < 2 {
+        assert!(Instant::now() < deadline, "the worker committed nothing in 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Command::new("kill").args(["-TERM", &worker.id().to_string()]).status().unwrap().success());
+    let out = worker.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let made = actions_of(&stderr);
+    for expected in ["dynamodb:CreateTable", "dynamodb:Scan", "dynamodb:UpdateItem", "kinesis:GetRecords"] {
         assert!(made.contains(expected), "{made:?}");
     }
     assert_covered(&made, &manifest);

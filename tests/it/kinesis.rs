@@ -92,7 +92,7 @@ impl Stream {
     }
 
     /// Splits the first open shard in the middle of its hash range.
-    fn split(&self) {
+    pub fn split(&self) {
         let shard = self.open_shards().remove(0);
         let range = shard.hash_key_range().unwrap();
         let (lo, hi): (u128, u128) =
@@ -112,7 +112,7 @@ impl Stream {
     }
 
     /// Merges the first two open shards (adjacent in hash range).
-    fn merge(&self) {
+    pub fn merge(&self) {
         let shards = self.open_shards();
         runtime()
             .block_on(
@@ -128,7 +128,7 @@ impl Stream {
     }
 }
 
-fn stream_of(seed: u64, changes: usize) -> generator::Generated {
+pub fn stream_of(seed: u64, changes: usize) -> generator::Generated {
     generator::generate(&GenOptions {
         changes,
         items: 80,
@@ -519,6 +519,15 @@ fn reading_through_an_assumed_role_uses_sts() {
     assert!(!out.status.success());
 }
 
+/// Waits until a run has committed something to `db`, for at most 60 s.
+fn wait_for_a_commit(db: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !db.exists() || crate::util::scalar(db, "SELECT count(*) FROM _sluice_checkpoints") == 0 {
+        assert!(Instant::now() < deadline, "nothing committed in 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn sigterm_finishes_the_batch_commits_and_exits_0() {
     let stream = Stream::new(2);
@@ -529,11 +538,7 @@ fn sigterm_finishes_the_batch_commits_and_exits_0() {
     let run =
         sluice_k().arg("run").arg(&manifest).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let db = dir.path().join("out.db");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !db.exists() || crate::util::scalar(&db, "SELECT count(*) FROM _sluice_checkpoints") == 0 {
-        assert!(Instant::now() < deadline, "nothing committed in 60 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_a_commit(&db);
     let signalled = Command::new("kill").args(["-TERM", &run.id().to_string()]).status().unwrap();
     assert!(signalled.success());
     let out = run.wait_with_output().unwrap();
@@ -547,4 +552,38 @@ fn sigterm_finishes_the_batch_commits_and_exits_0() {
         "nothing lost, nothing read twice"
     );
     assert_latest_state(dir.path(), &g);
+}
+
+/// A run whose sink fails (here: fenced by a newer run) while the stream
+/// is quiet stops with the sink's error, instead of waiting for a batch
+/// that would find out.
+#[test]
+fn a_run_fenced_while_the_stream_is_quiet_stops_at_once() {
+    let stream = Stream::new(1);
+    let g = stream_of(66, 40);
+    let (first, last) = g.records.split_at(39);
+    stream.put(first);
+    let dir = scratch();
+    let manifest = manifest(dir.path(), &stream, "");
+    let mut older =
+        sluice_k().arg("run").arg(&manifest).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let db = dir.path().join("out.db");
+    wait_for_a_commit(&db);
+    // A newer run takes the writer epoch; the older one's next commit fails.
+    run_to_tip(&manifest, None);
+    stream.put(last);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = older.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            older.kill().unwrap();
+            panic!("the fenced run still waits 20 s after its commit failed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(older.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(3), "a fenced run exits 3: {stderr}");
 }

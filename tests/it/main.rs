@@ -6,6 +6,7 @@
 
 mod cases;
 mod convergence;
+mod coordination;
 mod crash;
 mod export;
 mod faults;
@@ -14,6 +15,7 @@ mod hostile;
 mod iam;
 mod join;
 mod kinesis;
+mod leases;
 mod manifests;
 mod operations;
 mod permissions;

@@ -64,6 +64,22 @@ fn the_good_manifest_resolves_paths_from_its_folder() {
 }
 
 #[test]
+fn redshift_commits_take_larger_transactions_by_default() {
+    let plan = sluice::manifest::parse(Path::new("pipelines/m.toml"), GOOD).unwrap();
+    assert_eq!(plan.batch.max_coalesce, 10_000);
+    let redshift = GOOD.replace(
+        "type = \"sqlite\"\npath = \"out/m.db\"",
+        "type = \"redshift\"\ndatabase = \"dev\"\nworkgroup = \"wg\"\n\
+         secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:s\"",
+    );
+    let plan = sluice::manifest::parse(Path::new("pipelines/m.toml"), &redshift).unwrap();
+    assert_eq!(plan.batch.max_coalesce, sluice::sinks::redshift::DEFAULT_MAX_COALESCE);
+    assert_eq!(plan.batch.max_coalesce, 25_000);
+    let set = format!("{redshift}[batch]\nmax_coalesce = 700\n");
+    assert_eq!(sluice::manifest::parse(Path::new("pipelines/m.toml"), &set).unwrap().batch.max_coalesce, 700);
+}
+
+#[test]
 fn unknown_fields_are_named_at_their_own_line() {
     assert_error(&format!("{GOOD}colour = \"blue\"\n"), "14:1", &["unknown field `colour`"]);
     assert_error(
@@ -289,6 +305,71 @@ fn kinesis_sources_are_checked() {
         ),
         "5:14",
         &["Kinesis stream ARN"],
+    );
+}
+
+#[test]
+fn coordination_is_checked_and_only_where_shards_can_be_fenced() {
+    let coordinated = |sink: &str, coordination: &str| {
+        GOOD.replace(
+            "type = \"file\"\npath = \"data/stream.jsonl\"",
+            "type = \"kinesis\"\nstream_arn = \"arn:aws:kinesis:us-east-1:1:stream/s\"",
+        )
+        .replace("type = \"sqlite\"\npath = \"out/m.db\"", sink)
+            + &format!("\n[coordination]\ntype = \"dynamodb\"\n{coordination}")
+    };
+    let sqlite = "type = \"sqlite\"\npath = \"out/m.db\"";
+    let plan =
+        sluice::manifest::parse(Path::new("pipelines/m.toml"), &coordinated(sqlite, "table = \"leases\""))
+            .unwrap();
+    let c = plan.coordination.unwrap();
+    assert_eq!((c.table.as_str(), c.lease_duration, c.max_leases), ("leases", Duration::from_secs(10), None));
+    // The default worker id: the host name and the process id.
+    assert!(c.worker_id.ends_with(&format!(":{}", std::process::id())), "{}", c.worker_id);
+    let set = coordinated(
+        sqlite,
+        "table = \"leases\"\nworker_id = \"a\"\nlease_duration = \"3s\"\nmax_leases_per_worker = 4",
+    );
+    let c = sluice::manifest::parse(Path::new("pipelines/m.toml"), &set).unwrap().coordination.unwrap();
+    assert_eq!(
+        (c.worker_id.as_str(), c.lease_duration, c.max_leases),
+        ("a", Duration::from_secs(3), Some(4))
+    );
+
+    // The section starts at line 15.
+    assert_error(&coordinated(sqlite, ""), "15:1", &["missing field `table`"]);
+    assert_error(&coordinated(sqlite, "table = \"l\""), "17:9", &["3 to 255"]);
+    assert_error(&coordinated(sqlite, "table = \"leases\"\nlease_duration = \"10\""), "18:18", &["\"10s\""]);
+    assert_error(
+        &coordinated(sqlite, "table = \"leases\"\nlease_duration = \"2h\""),
+        "18:18",
+        &["between 1s and 1h"],
+    );
+    assert_error(&coordinated(sqlite, "table = \"leases\"\nworker_id = \" \""), "18:13", &["worker id"]);
+    assert_error(
+        &coordinated(sqlite, "table = \"leases\"\nmax_leases_per_worker = 0"),
+        "18:25",
+        &["between 1"],
+    );
+    assert_error(
+        &coordinated(sqlite, "table = \"leases\"\nowner = \"a\""),
+        "18:1",
+        &["unknown field `owner`"],
+    );
+    let zookeeper = coordinated(sqlite, "table = \"leases\"").replace("\"dynamodb\"", "\"zookeeper\"");
+    assert_error(&zookeeper, "16:8", &["only one is \"dynamodb\""]);
+    assert_error(
+        &coordinated("type = \"s3\"\npath = \"s3://b/p/\"", "table = \"leases\""),
+        "16:8",
+        &["fences each shard"],
+    );
+    assert_error(
+        &GOOD.replace(
+            "target = \"orders_cdc\"\n",
+            "target = \"orders_cdc\"\n\n[coordination]\ntype = \"dynamodb\"\ntable = \"leases\"\n",
+        ),
+        "16:8",
+        &["Kinesis stream's shards"],
     );
 }
 

@@ -12,7 +12,9 @@ use sluice::generator::{self, GenOptions, Precision};
 use sluice_test_support::{free_port, http_get as get};
 
 use crate::kinesis::{Stream, sluice_k};
-use crate::util::{POSITIONS_ONLY, count, dump, pipeline, run_ok, scratch, sluice, stdout};
+use crate::util::{
+    ONE_BATCH_A_COMMIT, POSITIONS_ONLY, count, dump, pipeline, run_ok, scratch, sluice, stdout,
+};
 
 /// The value of each sample line of a Prometheus text exposition.
 fn samples(text: &str) -> HashMap<String, f64> {
@@ -183,8 +185,9 @@ fn json_logs_and_a_json_summary_are_one_object_a_line() {
     let g = changes(83, 200);
     let mut records = g.records.clone();
     records.insert(10, "{\"broken\": ".to_owned());
-    let manifest =
-        pipeline(dir.path(), &records, 50, "[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n");
+    // A commit a batch, each logged.
+    let tables = format!("{ONE_BATCH_A_COMMIT}[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n");
+    let manifest = pipeline(dir.path(), &records, 50, &tables);
     let out = run_ok(
         sluice()
             .args(["--log-format", "json", "run", "--summary", "json"])

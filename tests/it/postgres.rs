@@ -93,7 +93,9 @@ fn postgres_restarting_mid_run_loses_nothing() {
     let cluster = postgres::dedicated();
     let url = cluster.fresh_database("pg_restart");
     let dir = scratch();
-    let manifest = pipeline_into(dir.path(), &g.records, 20, &sink(&url), TABLES);
+    // One batch a commit: the restart must fall between two of the run's commits.
+    let tables = format!("{ONE_BATCH_A_COMMIT}{TABLES}");
+    let manifest = pipeline_into(dir.path(), &g.records, 20, &sink(&url), &tables);
     let mut run = sluice().arg("run").arg(&manifest).stdout(std::process::Stdio::null()).spawn().unwrap();
 
     // Restart the server once some batches are committed, while the run goes on.
@@ -109,6 +111,7 @@ fn postgres_restarting_mid_run_loses_nothing() {
         assert!(Instant::now() < deadline, "no batch was committed within 60 s");
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(run.try_wait().unwrap().is_none(), "the run ended before the restart");
     cluster.restart();
     let status = run.wait().unwrap();
     assert!(status.success(), "the run failed after the restart");

@@ -31,10 +31,16 @@ impl Warehouse {
     }
 
     fn on(cluster: &postgres::Cluster) -> Self {
+        Self::answering_after(cluster, Duration::ZERO)
+    }
+
+    /// A warehouse whose every Data API request takes `latency`.
+    fn answering_after(cluster: &postgres::Cluster, latency: Duration) -> Self {
         let url = cluster.fresh_database("redshift");
         let standin = StandIn::start(Config {
             postgres_url: url.clone(),
             s3_endpoint: Some(moto::shared().endpoint()),
+            request_latency: latency,
             ..Config::default()
         })
         .unwrap();
@@ -182,7 +188,8 @@ fn a_newer_run_fences_out_an_older_one_which_exits_3_having_written_nothing_more
     let w = Warehouse::new();
     let g = stream(61, 400);
     let dir = scratch();
-    let manifest = pipeline_into(dir.path(), &g.records, 50, &w.sink(""), TABLES);
+    let tables = format!("{ONE_BATCH_A_COMMIT}{TABLES}");
+    let manifest = pipeline_into(dir.path(), &g.records, 50, &w.sink(""), &tables);
     // The older run commits its first batch, then stalls before its second.
     let older = w
         .sluice()
@@ -216,6 +223,20 @@ fn a_newer_run_fences_out_an_older_one_which_exits_3_having_written_nothing_more
 }
 
 #[test]
+fn a_backlog_goes_to_a_warehouse_of_slow_requests_in_one_transaction() {
+    let w = Warehouse::answering_after(postgres::shared(), Duration::from_millis(300));
+    let g = stream(63, 2000);
+    let dir = scratch();
+    // Batches of 100; Redshift's default max_coalesce holds them all.
+    let manifest = pipeline_into(dir.path(), &g.records, 100, &w.sink(&w.staging()), TABLES);
+    let summary = stdout(&run_ok(w.sluice().arg("run").arg(&manifest)));
+    let (batches, commits) = crate::util::batches_and_commits(&summary);
+    assert!(batches >= 20, "{summary}");
+    assert_eq!(commits, 1, "start-up took longer than reading the file: {summary}");
+    w.assert_like_oracle(&g);
+}
+
+#[test]
 fn throttling_and_transient_failures_are_retried() {
     let w = Warehouse::new();
     let g = stream(54, 600);
@@ -234,7 +255,8 @@ fn a_fatal_error_stops_with_the_failing_statement_and_commits_nothing() {
     let w = Warehouse::new();
     let g = stream(55, 300);
     let dir = scratch();
-    let manifest = pipeline_into(dir.path(), &g.records, 100, &w.sink(""), TABLES);
+    let tables = format!("{ONE_BATCH_A_COMMIT}{TABLES}");
+    let manifest = pipeline_into(dir.path(), &g.records, 100, &w.sink(""), &tables);
     // Commit one batch and stop, then make the next write fail for good.
     let first =
         w.sluice().arg("run").arg(&manifest).env("FAILPOINTS", "sink::after_commit=return").output().unwrap();
@@ -258,13 +280,16 @@ fn the_database_restarting_mid_run_loses_nothing() {
     let w = Warehouse::on(&cluster);
     let g = stream(56, 4000);
     let dir = scratch();
-    let manifest = pipeline_into(dir.path(), &g.records, 40, &w.sink(""), TABLES);
+    // One batch a commit: the restart must fall between two of the run's commits.
+    let tables = format!("{ONE_BATCH_A_COMMIT}{TABLES}");
+    let manifest = pipeline_into(dir.path(), &g.records, 40, &w.sink(""), &tables);
     let mut run = w.sluice().arg("run").arg(&manifest).stdout(std::process::Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while w.standin.statements().iter().filter(|s| s.contains("_sluice_checkpoints (pipeline")).count() < 3 {
         assert!(Instant::now() < deadline, "no batch was committed in time");
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert!(run.try_wait().unwrap().is_none(), "the run ended before the restart");
     cluster.restart();
     assert!(run.wait().unwrap().success(), "the run failed after the restart");
     w.assert_like_oracle(&g);
@@ -301,6 +326,27 @@ fn without_staging_a_large_batch_is_staged_over_several_requests_and_lands_whole
     assert!(!statements.iter().any(|s| s.starts_with("COPY")));
     w.assert_like_oracle(&g);
     assert_eq!(w.leftover_stages(), 0, "staging tables are dropped with the batch");
+}
+
+#[test]
+fn staging_tables_a_crashed_run_left_behind_are_dropped_at_the_next_start() {
+    let w = Warehouse::new();
+    let g = stream_of(62, 8000, 8000);
+    let dir = scratch();
+    let manifest = pipeline_into(dir.path(), &g.records, 10_000, &w.sink(""), TABLES);
+    // Staged over several requests, then killed before the applying one.
+    let crashed = w
+        .sluice()
+        .arg("run")
+        .arg(&manifest)
+        .env("FAILPOINTS", "sink::before_commit=return")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    assert!(w.leftover_stages() > 0, "the crash leaves the batch's staging tables");
+    run_ok(w.sluice().arg("run").arg(&manifest));
+    assert_eq!(w.leftover_stages(), 0, "the next run drops them");
+    w.assert_like_oracle(&g);
 }
 
 /// A change of an item of `bytes` bytes of DynamoDB JSON, in attributes of

@@ -13,8 +13,8 @@ use crate::export::sluice_s3;
 use crate::redshift::Warehouse;
 use crate::s3_sink::{distinct_events, s3_objects};
 use crate::util::{
-    SOFT_AND_HARD, assert_pg_like_oracle, assert_same_items, expected_soft, pipeline_into, run_ok, runtime,
-    s3, scratch, sluice, stdout, table_state,
+    ONE_BATCH_A_COMMIT, SOFT_AND_HARD, assert_pg_like_oracle, assert_same_items, expected_soft,
+    pipeline_into, run_ok, runtime, s3, scratch, sluice, stdout, table_state,
 };
 
 fn workload(seed: u64) -> Generated {
@@ -46,9 +46,11 @@ fn run_while_calling_status(mut run: Command, status: impl Fn() -> Command) {
     assert!(calls >= 3, "status ran only {calls} times during the run");
 }
 
-/// The manifest's `[[tables]]` into the given sink; batches of 40.
+/// The manifest's `[[tables]]` into the given sink; batches of 40, each
+/// committed alone so that a run has a commit window for every batch (group
+/// commit would merge a fast file's batches into a few).
 fn manifest(dir: &Path, g: &Generated, sink: &str) -> std::path::PathBuf {
-    pipeline_into(dir, &g.records, 40, sink, SOFT_AND_HARD)
+    pipeline_into(dir, &g.records, 40, sink, &format!("{ONE_BATCH_A_COMMIT}{SOFT_AND_HARD}"))
 }
 
 #[test]

@@ -33,15 +33,18 @@ pub fn short() -> bool {
 }
 
 /// Runs `sluice -q run <manifest>` (the release binary); returns its wall
-/// time and its peak resident memory in KiB, read from /proc while it runs.
+/// time and its peak resident memory in KiB.
 pub fn run_measured(manifest: &Path) -> anyhow::Result<(Duration, u64)> {
+    let mut sluice = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    sluice.arg("-q").arg("run").arg(manifest).stdout(Stdio::null());
+    measured(sluice)
+}
+
+/// Runs a command to its successful end; returns its wall time and its peak
+/// resident memory in KiB, read from /proc while it runs.
+pub fn measured(mut command: Command) -> anyhow::Result<(Duration, u64)> {
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("-q")
-        .arg("run")
-        .arg(manifest)
-        .stdout(Stdio::null())
-        .spawn()?;
+    let mut child = command.spawn()?;
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     loop {

@@ -53,6 +53,8 @@ pub struct Plan {
     pub guest: GuestLimits,
     pub run: RunLimits,
     pub telemetry: Telemetry,
+    /// `[coordination]`: the workers sharing the pipeline's stream.
+    pub coordination: Option<crate::coordination::Config>,
     pub tables: Vec<Route>,
     /// The route for tables without their own entry.
     pub defaults: Option<Route>,

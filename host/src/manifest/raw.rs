@@ -33,6 +33,8 @@ pub struct Manifest {
     pub run: Run,
     #[serde(default)]
     pub telemetry: Telemetry,
+    /// Several workers share the stream through a lease table.
+    pub coordination: Option<crate::coordination::Section>,
     /// Where records of tables without a `[[tables]]` entry go.
     pub defaults: Option<Defaults>,
     #[serde(default)]

@@ -80,12 +80,38 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         }
     };
     let max_target = sink.max_target_bytes();
+    let coordination = match raw.coordination {
+        Some(section) => {
+            let kind = section.kind.clone();
+            let config = section.resolve(&cx)?;
+            if !matches!(source, SourceConfig::Kinesis(_)) {
+                return Err(cx.err(
+                    &kind,
+                    format!(
+                        "[coordination] shares a Kinesis stream's shards among workers; this pipeline reads {source} \
+                         (leasing an export's data files is not built yet)"
+                    ),
+                ));
+            }
+            if !sink.fences_leases() {
+                return Err(cx.err(
+                    &kind,
+                    format!(
+                        "workers sharing a stream need a sink that fences each shard by its lease (sqlite, postgres); \
+                         {sink} does not"
+                    ),
+                ));
+            }
+            Some(config)
+        }
+        None => None,
+    };
 
     let defaults = BatchLimits::default();
     let max_wait = cx
         .int(&raw.batch.max_wait_ms, 0, 3_600_000)?
         .map_or(defaults.max_wait, |ms| Duration::from_millis(ms as u64));
-    let max_coalesce = cx.int(&raw.batch.max_coalesce, 0, 1_000_000)?.unwrap_or(defaults.max_coalesce);
+    let max_coalesce = cx.int(&raw.batch.max_coalesce, 0, 1_000_000)?.unwrap_or(sink.default_max_coalesce());
     // Without group commit every batch is its own transaction (or file), so
     // a batch waits to fill; with it, a batch sent early merges with those
     // read while the sink is busy, so sending at once costs nothing.
@@ -228,6 +254,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         guest,
         run,
         telemetry,
+        coordination,
         tables,
         defaults,
     };

@@ -88,11 +88,11 @@ fn distinct_changes(rows: Vec<Row>) -> (Vec<Row>, u64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::record::{Change, Operation, Order};
 
-    fn row(key: &str, micros: u64, seq: &str, event: &str) -> Row {
+    pub(in crate::pipeline) fn row(key: &str, micros: u64, seq: &str, event: &str) -> Row {
         Row {
             target: "t".into(),
             change: Change {

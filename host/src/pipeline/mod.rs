@@ -11,9 +11,12 @@
 //! Between 3 and 4 one batch waits (`coalesce.rs`); batches transformed
 //! while the sink is busy are merged into it up to `max_coalesce` records
 //! (group commit), then the reading waits, so a slow sink gets larger
-//! transactions and slows the reading instead of growing memory. The sink thread reports each commit
-//! back, so a source can act on what is committed (Kinesis starts a child
-//! shard only once its parents' ends are committed).
+//! transactions and slows the reading instead of growing memory. A batch
+//! cut from a backlog waits for more even while the sink is idle, as long
+//! as a slow commit takes, so catching up on a warehouse starts with a full
+//! transaction. The sink thread reports each commit back, so a source can
+//! act on what is committed (Kinesis starts a child shard only once its
+//! parents' ends are committed).
 
 mod checks;
 mod coalesce;
@@ -38,11 +41,12 @@ pub use summary::Summary;
 pub use totals::{TableTotals, TargetTotals, Totals};
 pub use transforms::stamped_table;
 
+use crate::coordination::Worker;
 use crate::guest::GuestRuntime;
 use crate::manifest::{Field, Plan, RunLimits};
 use crate::record::{Checkpoint, SinkBatch};
-use crate::sinks::{self, Applied, SameEvent, Writer};
-use crate::sources;
+use crate::sinks::{self, Applied, Fencing, SameEvent, SinkError, Writer};
+use crate::sources::{self, Claimed, Leased};
 use crate::telemetry::{
     self,
     metrics::{Kind, Stage, Table, health, metrics},
@@ -66,6 +70,9 @@ pub struct RunOptions {
     pub replay: Option<Replay>,
     /// Serve `/metrics` and `/health` here (else where `[telemetry]` says).
     pub metrics_addr: Option<SocketAddr>,
+    /// This process's worker in the lease table, when `[coordination]`
+    /// shares the stream: the run reads only the shards it holds.
+    pub worker: Option<Arc<Worker>>,
 }
 
 /// The run stopped before committing a batch that took its dead letters
@@ -98,6 +105,8 @@ struct Pending {
     reached: Vec<Checkpoint>,
     /// When its stream changes were made, for the commit lag.
     change_micros: Vec<u64>,
+    /// A size limit cut it: the source had more records ready.
+    backlog: bool,
 }
 
 /// All that a run checks before it reads, and all `sluice validate` does:
@@ -153,29 +162,57 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     if let Some(replay) = &options.replay {
         replay.check(plan)?;
     }
+    loop {
+        match run_once(plan, &mut router, options, started) {
+            // Another worker took a shard's lease while a batch holding its
+            // records was on its way: nothing of that batch is committed, so
+            // the run starts again from the sink's checkpoints, reading only
+            // the shards this worker still holds. (Told to stop meanwhile,
+            // the new run ends at once: the batch was the new holder's.)
+            Err(e) if options.worker.is_some() && lease_lost(&e) => {
+                tracing::warn!("{e:#}; reading on from what is committed");
+            }
+            done => return done,
+        }
+    }
+}
+
+fn lease_lost(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<SinkError>(), Some(SinkError::LeaseLost(_)))
+}
+
+/// Opens the sink and the source and runs the batches through, once.
+fn run_once(plan: &Plan, router: &mut Router, options: &RunOptions, started: Instant) -> Result<Summary> {
+    let health = health();
     let same_event = if options.replay.is_some() { SameEvent::Rewrites } else { SameEvent::Keeps };
+    let fencing = if options.worker.is_some() { Fencing::Leases } else { Fencing::Epoch };
     let targets = plan.targets();
-    let mut sink = plan.sink.open(&Writer { pipeline: &plan.name, targets: &targets, same_event })?;
+    let opening = Instant::now();
+    let mut sink =
+        plan.sink.open(&Writer { pipeline: &plan.name, targets: &targets, same_event, fencing })?;
     let (mut committed, mut transforms) =
         transforms::split(sink.checkpoints()?, options.replay.is_some(), &plan.path);
-    let mut ledger = totals::split(&mut committed);
+    // What a commit costs, until one is timed.
+    let start_up = opening.elapsed();
+    let mut ledger = totals::split(&mut committed, options.worker.as_ref().map(|w| w.id()));
     // A replay's work is not a run's: it adds nothing to the totals.
     let keep_totals = options.replay.is_none();
     let (mut source, bounds) = match &options.replay {
-        None => (sources::open(plan, &committed, options.exit_when_caught_up)?, None),
+        None => (sources::open(plan, &committed, options.exit_when_caught_up, leased(plan, options)?)?, None),
         Some(replay) => (sources::open_for_replay(plan, replay.from)?, Some(replay.bounds(plan, &committed))),
     };
-    compare_transforms(&mut router, &mut transforms, bounds.as_ref());
+    compare_transforms(router, &mut transforms, bounds.as_ref());
 
     let mut summary = Summary::new(&plan.name);
     // Only a transactional sink merges batches: the S3 sink names its
     // objects after the batches it was given.
     let capabilities = plan.sink.capabilities();
     let max_coalesce = if capabilities.transactional { plan.batch.max_coalesce } else { 0 };
-    let slot = Slot::new(max_coalesce, capabilities.keeps_every_change);
+    let slot = Slot::new(max_coalesce, plan.batch.max_wait, capabilities.keeps_every_change);
+    slot.commit_took(start_up);
     let (acks, committed) = mpsc::channel::<Written>();
     let (mut read_records, mut dead_letters) = (0u64, 0u64);
-    let (applied, in_sink, commits) = std::thread::scope(|scope| -> Result<(Applied, Duration, u64)> {
+    let (mut applied, in_sink, commits) = std::thread::scope(|scope| -> Result<(Applied, Duration, u64)> {
         let sink = sink.as_mut();
         let writer = std::thread::Builder::new()
             .name("sluice-sink".into())
@@ -188,7 +225,7 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
             })
             .context("starting the sink thread")?;
         let read = (|| -> Result<()> {
-            while !options.stop.load(Ordering::Relaxed) {
+            while !options.stop.load(Ordering::Relaxed) && slot.has_writer() {
                 for written in committed.try_iter() {
                     source.committed(&written.reached);
                     ledger.applied(&written.applied, written.took);
@@ -211,8 +248,10 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                     None => batch.checkpoints.clone(),
                 };
                 let number = batch.number;
+                let backlog =
+                    batch.records.len() >= plan.batch.max_records || batch.bytes >= plan.batch.max_bytes;
                 let began = Instant::now();
-                let mut t = rows::batch(&mut router, batch, &plan.sink)
+                let mut t = rows::batch(router, batch, &plan.sink)
                     .with_context(|| format!("transforming batch {number}"))?;
                 metrics().stage(Stage::Transform, began.elapsed());
                 summary.superseded += t.superseded;
@@ -238,7 +277,7 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                     metrics().guest_faults.get_or_create(&label).inc_by(stats.guest_faults);
                     summary.tables.entry(table.to_string()).or_default().add(stats);
                 }
-                compare_transforms(&mut router, &mut transforms, bounds.as_ref());
+                compare_transforms(router, &mut transforms, bounds.as_ref());
                 if let Some(bounds) = &bounds {
                     summary.passed_over += bounds.rows(&mut t.sink);
                 }
@@ -246,7 +285,8 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
                 if keep_totals {
                     t.sink.checkpoints.extend(ledger.batch(&t.tables));
                 }
-                match slot.put(Pending { batch: t.sink, reached, change_micros: t.change_micros }) {
+                let pending = Pending { batch: t.sink, reached, change_micros: t.change_micros, backlog };
+                match slot.put(pending) {
                     Ok(merged_away) => summary.superseded += merged_away,
                     Err(WriterGone) => break, // its error is reported below
                 }
@@ -261,6 +301,10 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     for written in committed.try_iter() {
         ledger.applied(&written.applied, written.took);
     }
+    let settled = sink.settle().context("reading what the last batch applied")?;
+    count_applied(&settled);
+    ledger.applied(&settled, Duration::ZERO);
+    applied += settled;
     let last = ledger.unsent();
     if keep_totals && !last.is_empty() {
         sink.write(&SinkBatch { checkpoints: last, ..Default::default() })
@@ -271,6 +315,38 @@ pub fn run(plan: &Plan, runtime: &mut GuestRuntime, options: &RunOptions) -> Res
     summary.commits = commits;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// How a coordinated worker reads: through its leases, each partition
+/// claimed in the sink before it is read.
+fn leased(plan: &Plan, options: &RunOptions) -> Result<Option<Leased>> {
+    let Some(worker) = &options.worker else { return Ok(None) };
+    let mut claims = plan.sink.claims(&plan.name)?;
+    // The claims connection lives and dies on a thread of its own: a
+    // blocking client (PostgreSQL's) must not be used or dropped on the
+    // runtime that drives the source.
+    type Request = (String, i64, tokio::sync::oneshot::Sender<Result<Claimed>>);
+    let (requests, inbox) = mpsc::channel::<Request>();
+    std::thread::Builder::new()
+        .name("sluice-claims".into())
+        .spawn(move || {
+            for (partition, lease, answer) in inbox {
+                let claimed = match claims.claim(&partition, lease) {
+                    Ok(position) => Ok(Claimed::Position(position)),
+                    Err(SinkError::LeaseLost(lost)) => Ok(Claimed::Lost(lost.to_string())),
+                    Err(e) => Err(e.into()),
+                };
+                let _ = answer.send(claimed);
+            }
+        })
+        .context("starting the claims thread")?;
+    let claim: sources::Claim = Box::new(move |partition, lease| {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        // Should the thread have stopped, the answer is dropped with the request.
+        let _ = requests.send((partition.to_owned(), lease, answer));
+        answered
+    });
+    Ok(Some(Leased { worker: worker.clone(), claim }))
 }
 
 /// What `run --dry-run` found: the next batch after the committed
@@ -296,9 +372,9 @@ pub fn dry_run(plan: &Plan, runtime: &mut GuestRuntime) -> Result<DryRun> {
     let committed: Vec<Checkpoint> = stored
         .into_iter()
         .filter(|(partition, ..)| stamped_table(partition).is_none() && !totals::is_totals(partition))
-        .map(|(partition, position, _)| Checkpoint { partition, position })
+        .map(|(partition, position, _)| Checkpoint { partition, position, lease: None })
         .collect();
-    let mut source = sources::open(plan, &committed, true)?;
+    let mut source = sources::open(plan, &committed, true, None)?;
     // A stream may deliver nothing in one wait: try a few.
     for _ in 0..10 {
         let Some(batch) = source.next_batch(&plan.batch)? else { break };
@@ -337,6 +413,16 @@ fn compare_transforms(router: &mut Router, transforms: &mut Transforms, bounds: 
     }
 }
 
+/// Adds what a sink applied to the metrics.
+fn count_applied(applied: &Applied) {
+    let m = metrics();
+    for (target, rows) in &applied.targets {
+        m.applied(target, Kind::Upserted, rows.upserted);
+        m.applied(target, Kind::Deleted, rows.deleted);
+        m.applied(target, Kind::Stale, rows.stale);
+    }
+}
+
 /// The sink thread: writes each batch, records what it did, and reports
 /// the positions reached to the source. Returns what the sink did, the
 /// time it took, and the transactions it committed.
@@ -348,29 +434,28 @@ fn write_all(
 ) -> Result<(Applied, Duration, u64)> {
     let (mut total, mut in_sink, mut commits) = (Applied::default(), Duration::ZERO, 0);
     let (mut records, mut last_report) = (0u64, Instant::now());
-    while let Some(Pending { batch, reached, change_micros }) = batches.take() {
+    while let Some(Pending { batch, reached, change_micros, .. }) = batches.take() {
         if batch.rows.is_empty() && batch.dead_letters.is_empty() && batch.checkpoints.is_empty() {
             // A replay's batch that rewrites nothing: no transaction needed.
             let _ = acks.send(Written { reached, applied: Applied::default(), took: Duration::ZERO });
             continue;
         }
+        // Where a test holds a batch read under a lease that it lets expire.
+        fail::fail_point!("pipeline::before_write");
         let began = Instant::now();
         health().writing(true);
         let applied = sink.write(&batch).with_context(|| format!("writing batch {}", batch.number))?;
         health().writing(false);
         commits += 1;
         let took = began.elapsed();
+        batches.commit_took(took);
         in_sink += took;
         health().beat();
         let m = metrics();
         m.stage(Stage::Write, took);
         m.batches.inc();
         m.committed_changes(&change_micros);
-        for (target, rows) in &applied.targets {
-            m.applied(target, Kind::Upserted, rows.upserted);
-            m.applied(target, Kind::Deleted, rows.deleted);
-            m.applied(target, Kind::Stale, rows.stale);
-        }
+        count_applied(&applied);
         let all = applied.rows();
         tracing::debug!(
             batch = batch.number,

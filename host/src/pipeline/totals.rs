@@ -5,6 +5,9 @@
 //! for each sink table (`applied:<table>`) the rows upserted, deleted and
 //! stale and the time in the sink, known only once a batch is committed,
 //! so written with the next batch, and once more when the run ends.
+//!
+//! The workers of a coordinated pipeline write at once, so each keeps its
+//! own entries (`totals:<table>@<worker>`), which `status` adds up.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +21,8 @@ use crate::sinks::{Applied, Rows};
 
 const TABLE: &str = "totals:";
 const TARGET: &str = "applied:";
+/// Between a table's name and the worker whose totals an entry holds.
+const WORKER: char = '@';
 
 /// One DynamoDB table's records, over every run.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
@@ -47,12 +52,57 @@ pub enum Totals {
 }
 
 impl Totals {
+    /// Reads an entry, whichever worker wrote it.
     pub fn parse(partition: &str, position: &str) -> Option<Totals> {
-        if let Some(table) = partition.strip_prefix(TABLE) {
-            return Some(Totals::Table(table.to_owned(), serde_json::from_str(position).ok()?));
+        Some(parse(partition, position)?.1)
+    }
+
+    /// Adds another entry of the same table's.
+    pub fn add_to(
+        self,
+        tables: &mut BTreeMap<String, TableTotals>,
+        targets: &mut BTreeMap<String, TargetTotals>,
+    ) {
+        match self {
+            Totals::Table(name, t) => *tables.entry(name).or_default() += t,
+            Totals::Target(name, t) => *targets.entry(name).or_default() += t,
         }
-        let target = partition.strip_prefix(TARGET)?;
-        Some(Totals::Target(target.to_owned(), serde_json::from_str(position).ok()?))
+    }
+}
+
+/// An entry's totals and the worker that wrote them, if any.
+fn parse<'a>(partition: &'a str, position: &str) -> Option<(Option<&'a str>, Totals)> {
+    let (kind, rest) = match partition.strip_prefix(TABLE) {
+        Some(rest) => (TABLE, rest),
+        None => (TARGET, partition.strip_prefix(TARGET)?),
+    };
+    let (name, worker) = match rest.split_once(WORKER) {
+        Some((name, worker)) => (name.to_owned(), Some(worker)),
+        None => (rest.to_owned(), None),
+    };
+    let totals = match kind {
+        TABLE => Totals::Table(name, serde_json::from_str(position).ok()?),
+        _ => Totals::Target(name, serde_json::from_str(position).ok()?),
+    };
+    Some((worker, totals))
+}
+
+impl std::ops::AddAssign for TableTotals {
+    fn add_assign(&mut self, o: TableTotals) {
+        self.read += o.read;
+        self.skipped += o.skipped;
+        self.guest_faults += o.guest_faults;
+        self.dead_lettered += o.dead_lettered;
+        self.transform_seconds += o.transform_seconds;
+    }
+}
+
+impl std::ops::AddAssign for TargetTotals {
+    fn add_assign(&mut self, o: TargetTotals) {
+        self.upserted += o.upserted;
+        self.deleted += o.deleted;
+        self.stale += o.stale;
+        self.sink_seconds += o.sink_seconds;
     }
 }
 
@@ -63,18 +113,19 @@ pub(super) struct Ledger {
     targets: BTreeMap<String, TargetTotals>,
     /// Sink tables whose totals changed since they were last sent.
     unsent: Vec<String>,
+    /// The coordinated worker whose entries these are.
+    worker: Option<String>,
 }
 
-/// Takes the totals out of the committed checkpoints.
-pub(super) fn split(committed: &mut Vec<Checkpoint>) -> Ledger {
-    let mut ledger = Ledger::default();
-    committed.retain(|c| match Totals::parse(&c.partition, &c.position) {
-        Some(Totals::Table(name, t)) => {
-            ledger.tables.insert(name, t);
-            false
-        }
-        Some(Totals::Target(name, t)) => {
-            ledger.targets.insert(name, t);
+/// Takes the totals out of the committed checkpoints, keeping those of
+/// `worker` (a coordinated worker's; `None`: the pipeline's).
+pub(super) fn split(committed: &mut Vec<Checkpoint>, worker: Option<&str>) -> Ledger {
+    let mut ledger = Ledger { worker: worker.map(str::to_owned), ..Ledger::default() };
+    committed.retain(|c| match parse(&c.partition, &c.position) {
+        Some((by, totals)) => {
+            if by == worker {
+                totals.add_to(&mut ledger.tables, &mut ledger.targets);
+            }
             false
         }
         None => !is_totals(&c.partition),
@@ -100,7 +151,7 @@ impl Ledger {
             t.guest_faults += s.guest_faults;
             t.dead_lettered += s.dead_lettered;
             t.transform_seconds += s.in_transform.as_secs_f64();
-            entries.push(entry(TABLE, name, &*t));
+            entries.push(entry(&self.worker, TABLE, name, &*t));
         }
         entries.extend(self.unsent());
         entries
@@ -124,11 +175,16 @@ impl Ledger {
     /// The sink tables' totals not yet committed, to write when the run ends.
     pub fn unsent(&mut self) -> Vec<Checkpoint> {
         let names = std::mem::take(&mut self.unsent);
-        names.iter().map(|name| entry(TARGET, name, &self.targets[name])).collect()
+        names.iter().map(|name| entry(&self.worker, TARGET, name, &self.targets[name])).collect()
     }
 }
 
-fn entry(prefix: &str, name: &str, totals: &impl Serialize) -> Checkpoint {
+/// An entry to commit; a coordinated worker's carries its name.
+fn entry(worker: &Option<String>, prefix: &str, name: &str, totals: &impl Serialize) -> Checkpoint {
     let position = serde_json::to_string(totals).expect("totals serialise");
-    Checkpoint { partition: format!("{prefix}{name}"), position }
+    let partition = match worker {
+        Some(worker) => format!("{prefix}{name}{WORKER}{worker}"),
+        None => format!("{prefix}{name}"),
+    };
+    Checkpoint { partition, position, lease: None }
 }

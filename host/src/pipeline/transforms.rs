@@ -115,7 +115,7 @@ impl Transforms {
             None => {}
         }
         let position = serde_json::to_string(stamp).expect("stamps serialise");
-        self.pending.push(Checkpoint { partition: format!("{PREFIX}{table}"), position });
+        self.pending.push(Checkpoint { partition: format!("{PREFIX}{table}"), position, lease: None });
     }
 
     /// Adds the queued stamps to a batch about to be written.

@@ -56,6 +56,20 @@ pub struct Writer<'a> {
     /// The sink tables the manifest routes to, and how they delete.
     pub targets: &'a [(String, DeleteMode)],
     pub same_event: SameEvent,
+    pub fencing: Fencing,
+}
+
+/// How a sink keeps two writers of one pipeline from both committing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fencing {
+    /// A run claims the pipeline's writer epoch when it opens the sink, and
+    /// every later batch checks it: a newer run fences out an older one.
+    #[default]
+    Epoch,
+    /// The workers of a coordinated pipeline write at once, each to its own
+    /// partitions: a checkpoint's lease counter is checked against the
+    /// newest one that claimed its partition ([`Claims`]).
+    Leases,
 }
 
 /// What a change does to a stored row that already holds its DynamoDB event
@@ -88,8 +102,27 @@ pub trait Sink: Send {
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, SinkError>;
 
     /// Writes a batch's rows, dead letters and checkpoints, atomically where
-    /// the sink is transactional.
+    /// the sink is transactional. What it applied may come with a later
+    /// write's, or with [`Sink::settle`].
     fn write(&mut self, batch: &SinkBatch) -> Result<Applied, SinkError>;
+
+    /// What earlier writes applied that they did not return (Redshift reads
+    /// a commit's counts while the next batch is written); called once the
+    /// last batch is.
+    fn settle(&mut self) -> Result<Applied, SinkError> {
+        Ok(Applied::default())
+    }
+}
+
+/// Where a coordinated worker starts a partition it took the lease of.
+/// Opened beside the writing sink, on its own connection.
+pub trait Claims: Send {
+    /// Raises the partition's fencing token to `lease` and reads its
+    /// committed position, in one transaction: from then on no batch with
+    /// an older token commits that partition, so what the position says is
+    /// all the previous holder will ever have committed. Fails with
+    /// [`SinkError::LeaseLost`] if a newer token already claimed it.
+    fn claim(&mut self, partition: &str, lease: i64) -> Result<Option<Checkpoint>, SinkError>;
 }
 
 /// Why a sink could not open, read its checkpoints or write a batch. Of a
@@ -100,6 +133,10 @@ pub enum SinkError {
     /// A newer run of the pipeline took over the sink.
     #[error(transparent)]
     Fenced(#[from] Fenced),
+    /// Another worker of a coordinated pipeline took a partition's lease:
+    /// this worker must read on without it.
+    #[error(transparent)]
+    LeaseLost(#[from] LeaseLost),
     /// The sink failed as services do while briefly away (a lost
     /// connection, throttling, a restart) for the whole retry window: a
     /// later run may well succeed.
@@ -117,6 +154,8 @@ impl From<anyhow::Error> for SinkError {
     fn from(e: anyhow::Error) -> Self {
         if let Some(fenced) = e.downcast_ref::<Fenced>() {
             SinkError::Fenced(fenced.clone())
+        } else if let Some(lost) = e.downcast_ref::<LeaseLost>() {
+            SinkError::LeaseLost(lost.clone())
         } else if e.downcast_ref::<retry::GaveUp>().is_some() {
             SinkError::Transient(e)
         } else {
@@ -133,6 +172,18 @@ impl From<anyhow::Error> for SinkError {
 )]
 pub struct Fenced {
     pub pipeline: String,
+    pub ours: i64,
+    pub theirs: i64,
+}
+
+/// A batch or a claim carried a lease counter older than the one that
+/// last claimed the partition: the lease moved to another worker.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the lease of {partition} moved to another worker (lease counter {theirs}, ours {ours}); nothing of the batch is committed"
+)]
+pub struct LeaseLost {
+    pub partition: String,
     pub ours: i64,
     pub theirs: i64,
 }
@@ -239,6 +290,24 @@ impl SinkConfig {
         })
     }
 
+    /// Opens what claims partitions for a coordinated worker; the writing
+    /// sink (opened with [`Fencing::Leases`]) must have been opened first.
+    pub fn claims(&self, pipeline: &str) -> Result<Box<dyn Claims>, SinkError> {
+        Ok(match self {
+            SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteClaims::open(c, pipeline)?),
+            SinkConfig::Postgres(c) => Box::new(postgres::PostgresClaims::open(c, pipeline)?),
+            SinkConfig::Redshift(_) | SinkConfig::S3(_) => {
+                return Err(SinkError::Fatal(anyhow::anyhow!("{self} cannot fence partitions by lease")));
+            }
+        })
+    }
+
+    /// Whether the sink fences each partition by its lease counter, which a
+    /// pipeline shared by several workers (`[coordination]`) needs.
+    pub fn fences_leases(&self) -> bool {
+        matches!(self, SinkConfig::Sqlite(_) | SinkConfig::Postgres(_))
+    }
+
     /// Opens a read-only view of the sink.
     pub fn inspect(&self) -> Result<Box<dyn Inspector>> {
         Ok(match self {
@@ -288,6 +357,14 @@ impl SinkConfig {
         match self {
             SinkConfig::Postgres(_) => postgres::MAX_NAME_BYTES,
             _ => usize::MAX,
+        }
+    }
+
+    /// `max_coalesce` when the manifest does not set it.
+    pub fn default_max_coalesce(&self) -> usize {
+        match self {
+            SinkConfig::Redshift(_) => redshift::DEFAULT_MAX_COALESCE,
+            _ => crate::record::BatchLimits::default().max_coalesce,
         }
     }
 

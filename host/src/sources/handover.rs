@@ -52,7 +52,8 @@ impl Source for ExportThenStream {
                 humantime::format_rfc3339_millis(from),
                 humantime::format_duration(self.then.margin)
             );
-            self.stream = Some(KinesisSource::open(&stream, &self.committed, self.exit_when_caught_up)?);
+            self.stream =
+                Some(KinesisSource::open(&stream, &self.committed, self.exit_when_caught_up, None)?);
             self.export = None;
         }
         self.stream.as_mut().expect("opened once the export is loaded").next_batch(limits)

@@ -26,6 +26,7 @@ use file::FileSource;
 use handover::ExportThenStream;
 use kinesis::{KinesisSource, Start};
 
+use crate::coordination::Worker;
 use crate::manifest::Plan;
 use crate::record::{Batch, BatchLimits, Checkpoint, SourceRecord};
 
@@ -38,6 +39,25 @@ pub trait Source: Send {
 
     /// The sink committed these checkpoints.
     fn committed(&mut self, _checkpoints: &[Checkpoint]) {}
+}
+
+/// How a worker of a coordinated pipeline reads: only the partitions whose
+/// leases it holds, each from where its claim says.
+pub struct Leased {
+    pub worker: Arc<Worker>,
+    pub claim: Claim,
+}
+
+/// Claims a partition under a lease counter: fences out older holders and
+/// reads the committed position (the sink's `Claims`, from the pipeline),
+/// answering on the returned channel; a dropped answer means it failed.
+pub type Claim = Box<dyn Fn(&str, i64) -> tokio::sync::oneshot::Receiver<Result<Claimed>> + Send + Sync>;
+
+pub enum Claimed {
+    /// The committed position, if any.
+    Position(Option<Checkpoint>),
+    /// A newer lease counter already claimed the partition, and why.
+    Lost(String),
 }
 
 /// The source a manifest names, resolved.
@@ -72,9 +92,15 @@ impl SourceConfig {
 
 /// Opens the source a plan names, resuming from committed checkpoints.
 /// `exit_when_caught_up` makes an endless source (a stream) end once it
-/// has read everything there is.
-pub fn open(plan: &Plan, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Box<dyn Source>> {
-    open_as(plan, &plan.source, committed, exit_when_caught_up)
+/// has read everything there is; `leased`, a coordinated worker's, makes
+/// it read only what the worker holds.
+pub fn open(
+    plan: &Plan,
+    committed: &[Checkpoint],
+    exit_when_caught_up: bool,
+    leased: Option<Leased>,
+) -> Result<Box<dyn Source>> {
+    open_as(plan, &plan.source, committed, exit_when_caught_up, leased)
 }
 
 /// Where `sluice replay` starts reading.
@@ -98,7 +124,7 @@ pub fn open_for_replay(plan: &Plan, from: ReplayFrom) -> Result<Box<dyn Source>>
             ReplayFrom::Time(t) => Start::AtTimestamp(t),
         };
     }
-    open_as(plan, &source, &[], true)
+    open_as(plan, &source, &[], true, None)
 }
 
 fn open_as(
@@ -106,13 +132,16 @@ fn open_as(
     source: &SourceConfig,
     committed: &[Checkpoint],
     exit_when_caught_up: bool,
+    leased: Option<Leased>,
 ) -> Result<Box<dyn Source>> {
     match source {
         SourceConfig::File(f) => {
             let resume = committed.iter().find(|c| c.partition == f.written);
             Ok(Box::new(FileSource::open(&f.path, &f.written, resume)?))
         }
-        SourceConfig::Kinesis(k) => Ok(Box::new(KinesisSource::open(k, committed, exit_when_caught_up)?)),
+        SourceConfig::Kinesis(k) => {
+            Ok(Box::new(KinesisSource::open(k, committed, exit_when_caught_up, leased)?))
+        }
         SourceConfig::Export(e) => {
             let export = ExportSource::open(plan, e, committed)?;
             Ok(match &e.then {
@@ -199,17 +228,18 @@ impl Reached {
 
 /// The last position reached in each partition of a batch being cut, for
 /// the sources that read several at once (shards, data files).
-struct Positions<P>(Vec<(Arc<str>, P)>);
+/// Each with the lease counter its partition is read under, if coordinated.
+struct Positions<P>(Vec<(Arc<str>, P, Option<i64>)>);
 
 impl<P: Serialize> Positions<P> {
     fn new() -> Self {
         Positions(Vec::new())
     }
 
-    fn set(&mut self, partition: &Arc<str>, position: P) {
-        match self.0.iter_mut().find(|(s, _)| s == partition) {
-            Some((_, p)) => *p = position,
-            None => self.0.push((partition.clone(), position)),
+    fn set(&mut self, partition: &Arc<str>, position: P, lease: Option<i64>) {
+        match self.0.iter_mut().find(|(s, _, _)| s == partition) {
+            Some((_, p, l)) => (*p, *l) = (position, lease),
+            None => self.0.push((partition.clone(), position, lease)),
         }
     }
 
@@ -222,9 +252,9 @@ impl<P: Serialize> Positions<P> {
     fn seal(self, batch: &mut Batch, batches: &mut u64) {
         *batches += 1;
         batch.number = *batches;
-        for (partition, position) in self.0 {
+        for (partition, position, lease) in self.0 {
             let position = serde_json::to_string(&position).expect("positions serialise");
-            batch.checkpoints.push(Checkpoint { partition: partition.to_string(), position });
+            batch.checkpoints.push(Checkpoint { partition: partition.to_string(), position, lease });
         }
     }
 }

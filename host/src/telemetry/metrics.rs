@@ -52,6 +52,11 @@ pub struct Shard {
     pub shard: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Worker {
+    pub worker: String,
+}
+
 /// A change's age when its row commits, in seconds: fine steps below two
 /// seconds, where latency targets live, then coarse ones up to an hour.
 const COMMIT_LAG_BUCKETS: [f64; 22] = [
@@ -69,6 +74,7 @@ pub struct Metrics {
     pub batch_seconds: Family<StageLabel, Histogram>,
     pub commit_lag_seconds: Histogram,
     pub source_behind_milliseconds: Family<Shard, Gauge>,
+    pub leases_held: Family<Worker, Gauge>,
 }
 
 /// `metric`, registered under `name` (a metric is a handle: the clone the
@@ -126,6 +132,12 @@ impl Metrics {
                 r,
                 "source_behind_milliseconds",
                 "How far a shard's reader is behind the tip (Kinesis MillisBehindLatest)",
+                Family::default(),
+            ),
+            leases_held: registered(
+                r,
+                "leases_held",
+                "Open shards whose leases this worker holds ([coordination])",
                 Family::default(),
             ),
             registry,

@@ -4,7 +4,8 @@
 //! * [`postgres::shared`]: a throwaway PostgreSQL cluster from the machine's
 //!   packages (`initdb` and `postgres`, run as the `postgres` user when the
 //!   tests run as root), with a fresh database per test.
-//! * [`moto::shared`]: `moto_server` from PyPI, standing in for S3 and STS.
+//! * [`moto::shared`]: `moto_server` from PyPI, standing in for S3 and STS;
+//!   [`moto::dynamodb`]: moto as DynamoDB, one request at a time.
 //! * [`s3_gate::shared`]: moto's S3 behind a gate that enforces IAM identity
 //!   policies as S3 does, for tests of least-privilege access.
 //! * [`kinesis::shared`]: kinesis-local (kinesis-mock) from npm, standing in

@@ -1,4 +1,10 @@
-//! `moto_server` (PyPI `moto[server]`) as S3 and STS on 127.0.0.1.
+//! `moto_server` (PyPI `moto[server]`) as S3, STS and DynamoDB on 127.0.0.1.
+//!
+//! DynamoDB has a server of its own that answers one request at a time:
+//! moto checks a write's condition and makes the write without a lock, so
+//! two concurrent conditional writes could both succeed (2 of 300 racing
+//! pairs of lease takes did), where DynamoDB lets exactly one through.
+//! Served one at a time, its conditions hold as DynamoDB's do.
 
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -27,31 +33,63 @@ impl Moto {
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }
+
+    /// A DynamoDB client for this server (us-east-1, fake credentials).
+    pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Builder, Credentials, Region};
+        let config = Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
 }
 
-/// The moto server of this test process, started on first use.
+/// The moto server of this test process (S3, STS), started on first use.
 pub fn shared() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
         let port = process::free_port();
-        let log = std::env::temp_dir().join(format!("sluice-test-moto-{}.log", std::process::id()));
-        let out = std::fs::File::create(&log).expect("a log file for moto");
         let mut cmd = Command::new("moto_server");
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log handle"))
-            .stderr(out);
-        let mut child = process::spawn(cmd).unwrap_or_else(|e| {
-            panic!(
-                "cannot start moto_server ({e}); the S3 and STS tests need it: \
-                 pip install 'moto[server]==5.2.5' (./scripts/test installs it)"
-            )
-        });
-        process::wait_for_port(&mut child, port, "moto_server", &|| {
-            std::fs::read_to_string(&log).unwrap_or_default()
-        });
-        // The keeper owns the process; it dies with the test process.
-        std::mem::forget(child);
-        Moto { port }
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        start(cmd, port, "moto")
     })
+}
+
+/// moto as DynamoDB, serving one request at a time (see above).
+pub fn dynamodb() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let port = process::free_port();
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-c",
+            "import sys\n\
+             from werkzeug.serving import run_simple\n\
+             from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app\n\
+             from moto.server import MotoRequestHandler\n\
+             run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),\n\
+             \x20   threaded=False, request_handler=MotoRequestHandler)",
+            &port.to_string(),
+        ]);
+        start(cmd, port, "moto-dynamodb")
+    })
+}
+
+fn start(mut cmd: Command, port: u16, name: &str) -> Moto {
+    let log = std::env::temp_dir().join(format!("sluice-test-{name}-{}.log", std::process::id()));
+    let out = std::fs::File::create(&log).expect("a log file for moto");
+    cmd.stdin(Stdio::null()).stdout(out.try_clone().expect("log handle")).stderr(out);
+    let mut child = process::spawn(cmd).unwrap_or_else(|e| {
+        panic!(
+            "cannot start {name} ({e}); the S3, STS and DynamoDB tests need it: \
+             pip install 'moto[server]==5.2.5' (./scripts/test installs it)"
+        )
+    });
+    process::wait_for_port(&mut child, port, name, &|| std::fs::read_to_string(&log).unwrap_or_default());
+    // The keeper owns the process; it dies with the test process.
+    std::mem::forget(child);
+    Moto { port }
 }

@@ -21,8 +21,8 @@ use postgres::{Client, Transaction};
 
 use super::retry::{Failure, retrying};
 use super::{
-    Applied, Asked, Fenced, Inspector, Rows, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable,
-    Writer, missing_columns, nul_in_document, nul_in_text, raw_text,
+    Applied, Asked, Claims, Fenced, Fencing, Inspector, LeaseLost, Rows, SameEvent, Sink, SinkError, Status,
+    TableStatus, TargetTable, Writer, missing_columns, nul_in_document, nul_in_text, raw_text,
 };
 pub use config::{Config, MAX_NAME_BYTES, Secret, Section, redact_url};
 
@@ -36,7 +36,9 @@ pub struct PostgresSink {
     schema: String,
     client: Option<Client>,
     pipeline: String,
+    /// The writer epoch this run claimed; 0 when fenced by leases.
     epoch: i64,
+    fencing: Fencing,
     targets: HashMap<String, TargetTable>,
     same_event: SameEvent,
 }
@@ -46,22 +48,29 @@ impl PostgresSink {
     /// like one that goes away mid-run.
     /// Then creates what is missing and claims the pipeline's writer epoch.
     pub fn open(config: &Config, writer: &Writer) -> Result<Self> {
-        let mut sink = PostgresSink {
+        let mut sink = Self::unconnected(config, writer.pipeline, writer.fencing);
+        sink.same_event = writer.same_event;
+        sink.prepare(writer.targets)?;
+        Ok(sink)
+    }
+
+    /// The sink before anything is read or created.
+    fn unconnected(config: &Config, pipeline: &str, fencing: Fencing) -> Self {
+        PostgresSink {
             schema: quote(&config.schema),
             config: config.clone(),
             client: None,
-            pipeline: String::new(),
+            pipeline: pipeline.to_owned(),
             epoch: 0,
+            fencing,
             targets: HashMap::new(),
-            same_event: writer.same_event,
-        };
-        sink.prepare(writer.pipeline, writer.targets)?;
-        Ok(sink)
+            same_event: SameEvent::default(),
+        }
     }
 
     /// Creates sluice's tables and the targets, reads their extra columns,
     /// and claims the writer epoch.
-    fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
+    fn prepare(&mut self, targets: &[(String, DeleteMode)]) -> Result<()> {
         let s = self.schema.clone();
         let mut ddl = vec![sql::state_schema(&s)];
         ddl.extend(targets.iter().map(|(name, _)| sql::create_target(&s, name)));
@@ -89,11 +98,13 @@ impl PostgresSink {
                 rows.iter().map(|r| r.get::<_, String>(0)).filter(|c| !columns::is_standard(c)).collect();
             self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
         }
-        self.epoch = self.retrying("claiming the writer epoch", |sink| {
-            let client = sink.client()?;
-            client.query_one(&sql::claim_epoch(&s), &[&pipeline]).map(|r| r.get(0)).map_err(classify)
-        })?;
-        self.pipeline = pipeline.to_owned();
+        if self.fencing == Fencing::Epoch {
+            let pipeline = self.pipeline.clone();
+            self.epoch = self.retrying("claiming the writer epoch", |sink| {
+                let client = sink.client()?;
+                client.query_one(&sql::claim_epoch(&s), &[&pipeline]).map(|r| r.get(0)).map_err(classify)
+            })?;
+        }
         Ok(())
     }
 
@@ -129,10 +140,24 @@ impl PostgresSink {
         let client = self.client.as_mut().expect("connected");
         let mut tx = client.transaction().map_err(classify)?;
         let s = &self.schema;
-        let epoch: i64 = tx.query_one(&sql::fence(s), &[&self.pipeline]).map_err(classify)?.get(0);
-        if epoch != self.epoch {
-            let fenced = Fenced { pipeline: self.pipeline.clone(), ours: self.epoch, theirs: epoch };
-            return Err(Failure::Stop(fenced.into()));
+        match self.fencing {
+            Fencing::Epoch => {
+                let epoch: i64 = tx.query_one(&sql::fence(s), &[&self.pipeline]).map_err(classify)?.get(0);
+                if epoch != self.epoch {
+                    let fenced = Fenced { pipeline: self.pipeline.clone(), ours: self.epoch, theirs: epoch };
+                    return Err(Failure::Stop(fenced.into()));
+                }
+            }
+            Fencing::Leases => {
+                // In partition order, so that two workers' transactions lock
+                // the rows they share in the same order and never deadlock.
+                let mut leased: Vec<(&str, i64)> =
+                    batch.checkpoints.iter().filter_map(|c| Some((c.partition.as_str(), c.lease?))).collect();
+                leased.sort_unstable();
+                for (partition, lease) in leased {
+                    hold_lease(&mut tx, s, &self.pipeline, partition, lease)?;
+                }
+            }
         }
         let mut applied = Applied::default();
         let mut by_target: Vec<(&str, Vec<&Row>)> = Vec::new();
@@ -157,14 +182,67 @@ impl PostgresSink {
             applied.dead_lettered += 1;
         }
         let statement = tx.prepare(&sql::checkpoint(s)).map_err(classify)?;
-        for c in &batch.checkpoints {
-            tx.execute(&statement, &[&self.pipeline, &c.partition, &c.position, &self.epoch])
-                .map_err(classify)?;
+        let mut checkpoints: Vec<&Checkpoint> = batch.checkpoints.iter().collect();
+        checkpoints.sort_unstable_by(|a, b| a.partition.cmp(&b.partition));
+        for c in checkpoints {
+            let token = c.lease.unwrap_or(self.epoch);
+            tx.execute(&statement, &[&self.pipeline, &c.partition, &c.position, &token]).map_err(classify)?;
         }
         fail::fail_point!("sink::before_commit", |_| std::process::abort());
         tx.commit().map_err(classify)?;
         fail::fail_point!("sink::after_commit", |_| std::process::abort());
         Ok(applied)
+    }
+}
+
+/// Checks that no newer lease counter claimed `partition`, and records
+/// `lease` as the newest, within the caller's transaction.
+fn hold_lease(
+    tx: &mut Transaction,
+    s: &str,
+    pipeline: &str,
+    partition: &str,
+    lease: i64,
+) -> Result<(), Failure> {
+    tx.execute(&sql::lease_row(s), &[&pipeline, &partition, &lease]).map_err(classify)?;
+    let theirs: i64 = tx.query_one(&sql::lease_fence(s), &[&pipeline, &partition]).map_err(classify)?.get(0);
+    if theirs > lease {
+        let lost = LeaseLost { partition: partition.to_owned(), ours: lease, theirs };
+        return Err(Failure::Stop(lost.into()));
+    }
+    if theirs < lease {
+        tx.execute(&sql::raise_lease(s), &[&pipeline, &partition, &lease]).map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Claims partitions for a coordinated worker, on a connection of its own.
+pub struct PostgresClaims {
+    sink: PostgresSink,
+}
+
+impl PostgresClaims {
+    pub fn open(config: &Config, pipeline: &str) -> Result<Self> {
+        Ok(PostgresClaims { sink: PostgresSink::unconnected(config, pipeline, Fencing::Leases) })
+    }
+}
+
+impl Claims for PostgresClaims {
+    fn claim(&mut self, partition: &str, lease: i64) -> Result<Option<Checkpoint>, SinkError> {
+        let s = self.sink.schema.clone();
+        let pipeline = self.sink.pipeline.clone();
+        let position: Option<String> = self.sink.retrying(&format!("claiming {partition}"), |sink| {
+            let mut tx = sink.client()?.transaction().map_err(classify)?;
+            hold_lease(&mut tx, &s, &pipeline, partition, lease)?;
+            let row = tx.query_opt(&sql::position(&s), &[&pipeline, &partition]).map_err(classify)?;
+            tx.commit().map_err(classify)?;
+            Ok(row.map(|r| r.get(0)))
+        })?;
+        Ok(position.map(|position| Checkpoint {
+            partition: partition.to_owned(),
+            position,
+            lease: Some(lease),
+        }))
     }
 }
 
@@ -318,7 +396,10 @@ impl Sink for PostgresSink {
                     &[&pipeline],
                 )
                 .map_err(classify)?;
-            Ok(rows.iter().map(|r| Checkpoint { partition: r.get(0), position: r.get(1) }).collect())
+            Ok(rows
+                .iter()
+                .map(|r| Checkpoint { partition: r.get(0), position: r.get(1), lease: None })
+                .collect())
         })?)
     }
 

@@ -36,6 +36,13 @@ CREATE TABLE IF NOT EXISTS {s}._sluice_checkpoints (
     committed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (pipeline, stream)
 );
+CREATE TABLE IF NOT EXISTS {s}._sluice_leases (
+    pipeline text NOT NULL,
+    stream text NOT NULL,
+    lease bigint NOT NULL,
+    claimed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, stream)
+);
 CREATE TABLE IF NOT EXISTS {s}._sluice_dead_letters (
     pipeline text NOT NULL,
     origin text NOT NULL,
@@ -214,6 +221,30 @@ pub fn clear_tombstones(s: &str, stage: &str) -> String {
         order("n"),
         order("b")
     )
+}
+
+/// Makes sure a partition has a fencing row, so that it can be locked.
+pub fn lease_row(s: &str) -> String {
+    format!(
+        "INSERT INTO {s}._sluice_leases (pipeline, stream, lease) VALUES ($1, $2, $3) \
+         ON CONFLICT (pipeline, stream) DO NOTHING"
+    )
+}
+
+/// The newest lease counter that claimed a partition, locked to the end of
+/// the transaction so a claim and a commit of one partition take turns.
+pub fn lease_fence(s: &str) -> String {
+    format!("SELECT lease FROM {s}._sluice_leases WHERE pipeline = $1 AND stream = $2 FOR UPDATE")
+}
+
+pub fn raise_lease(s: &str) -> String {
+    format!(
+        "UPDATE {s}._sluice_leases SET lease = $3, claimed_at = now() WHERE pipeline = $1 AND stream = $2"
+    )
+}
+
+pub fn position(s: &str) -> String {
+    format!("SELECT position FROM {s}._sluice_checkpoints WHERE pipeline = $1 AND stream = $2")
 }
 
 pub fn fence(s: &str) -> String {

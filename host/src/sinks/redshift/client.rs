@@ -12,6 +12,8 @@ use aws_sdk_redshiftdata::operation::describe_statement::DescribeStatementOutput
 use aws_sdk_redshiftdata::operation::execute_statement::ExecuteStatementError;
 use aws_sdk_redshiftdata::types::{Field, StatementStatusString, StatusString};
 
+use tokio::task::JoinHandle;
+
 use super::{Auth, Compute, Config};
 use crate::sinks::retry::Failure;
 
@@ -22,6 +24,9 @@ const QUOTE: usize = 400;
 /// most 30): a statement that ends in time costs one request instead of a
 /// submit and polls, which is most of a commit's time on a distant warehouse.
 const WAIT_TIME_SECONDS: i32 = 10;
+
+/// A statement's rows, every field as text (`None` for NULL).
+pub(super) type ResultRows = Vec<Vec<Option<String>>>;
 
 /// Both statement requests take the same database, compute and sign-in.
 macro_rules! addressed {
@@ -146,26 +151,21 @@ impl DataApi {
 
     /// The rows a finished statement (or `<id>:<n>` sub-statement) returned,
     /// every field as text (`None` for NULL).
-    pub fn rows(&self, id: &str) -> Result<Vec<Vec<Option<String>>>, Failure> {
-        crate::aws::block_on(async {
-            let mut rows = Vec::new();
-            let mut token = None;
-            loop {
-                let page = self
-                    .client
-                    .get_statement_result()
-                    .id(id)
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_failure("GetStatementResult", e))?;
-                rows.extend(page.records().iter().map(|record| record.iter().map(field_text).collect()));
-                token = page.next_token().map(str::to_owned);
-                if token.is_none() {
-                    return Ok(rows);
-                }
-            }
-        })
+    pub fn rows(&self, id: &str) -> Result<ResultRows, Failure> {
+        crate::aws::block_on(read_rows(&self.client, id))
+    }
+
+    /// [`DataApi::rows`] of several statements, read at once: a batch's
+    /// counts cost one round trip, not one per target.
+    pub fn rows_of_each(&self, ids: &[String]) -> Result<Vec<ResultRows>, Failure> {
+        crate::aws::block_on(read_each(&self.client, ids))
+    }
+
+    /// [`DataApi::rows_of_each`], read in the background while the caller
+    /// goes on (with its next transaction).
+    pub fn rows_of_each_later(&self, ids: Vec<String>) -> JoinHandle<Result<Vec<ResultRows>, Failure>> {
+        let client = self.client.clone();
+        crate::aws::runtime().spawn(async move { read_each(&client, &ids).await })
     }
 
     /// Polls a statement until it ends.
@@ -189,6 +189,32 @@ impl DataApi {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+async fn read_each(
+    client: &aws_sdk_redshiftdata::Client,
+    ids: &[String],
+) -> Result<Vec<ResultRows>, Failure> {
+    futures_util::future::try_join_all(ids.iter().map(|id| read_rows(client, id))).await
+}
+
+async fn read_rows(client: &aws_sdk_redshiftdata::Client, id: &str) -> Result<ResultRows, Failure> {
+    let mut rows = Vec::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .get_statement_result()
+            .id(id)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| sdk_failure("GetStatementResult", e))?;
+        rows.extend(page.records().iter().map(|record| record.iter().map(field_text).collect()));
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(rows);
         }
     }
 }
@@ -289,7 +315,8 @@ fn statement_failure(d: &DescribeStatementOutput) -> Failure {
 }
 
 /// Errors that another attempt can get past: serializable-isolation
-/// conflicts between concurrent transactions, and lost connections.
+/// conflicts between concurrent transactions, lost connections, and the
+/// environmental errors the Data API fails a statement with.
 fn transient(error: &str) -> bool {
     let error = error.to_ascii_lowercase();
     [
@@ -298,6 +325,8 @@ fn transient(error: &str) -> bool {
         "connection",
         "connecting to",
         "communicating with",
+        // ExecuteStatementException / BatchExecuteStatementException.
+        "environmental error",
         "terminating",
         "shutting down",
         "starting up",
@@ -369,5 +398,13 @@ mod tests {
             assert!(transient(error), "{error}");
         }
         assert!(!transient("column \"x\" does not exist"));
+    }
+
+    #[test]
+    fn a_statement_failed_by_an_environmental_error_is_transient() {
+        // The Data API's ExecuteStatementException and
+        // BatchExecuteStatementException create the statement, FAILED with
+        // this text; retrying must send it afresh, not stop.
+        assert!(transient("The SQL statement encountered an environmental error while running."));
     }
 }

@@ -4,9 +4,9 @@
 //! in a table of their own), applied (staged rows older than what is stored
 //! are dropped, the rest replace the stored ones), and committed with its
 //! dead letters and checkpoints. `script.rs` fits that into requests of at
-//! most 40 statements and 100 KB of SQL: one transaction for almost every
-//! batch, and for larger ones, staging requests first (COPY from S3, or
-//! INSERTs with large values sent in pieces), then the transaction.
+//! most 40 statements and 100 KB of SQL: one request for almost every
+//! batch, large ones COPY'd from S3 within it; without S3, staging requests
+//! first (INSERTs with large values sent in pieces), then the transaction.
 //!
 //! Values Redshift would refuse (a SUPER over 16 MB, a SUPER string over
 //! the configured limit, a VARCHAR over its width) are refused before the
@@ -29,13 +29,13 @@ use super::{
     Applied, Asked, Fenced, Inspector, Rows, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable,
     Writer, missing_columns, nul_in_document, nul_in_text,
 };
-pub use config::{Auth, Compute, Config, MAX_PARTITION_BYTES, Section};
+pub use config::{Auth, Compute, Config, DEFAULT_MAX_COALESCE, MAX_PARTITION_BYTES, Section};
 
 use crate::columns;
 use crate::ident::quote;
 use crate::objects::{Access, Location, ObjectStore};
 use crate::record::{Checkpoint, DeleteMode, Row, SinkBatch};
-use client::{DataApi, StatementFailed, Submission};
+use client::{DataApi, ResultRows, StatementFailed, Submission};
 use script::{Layout, Packer, Request};
 use sql::{MAX_SUPER, MAX_VARCHAR};
 
@@ -54,6 +54,12 @@ pub struct RedshiftSink {
     epoch: i64,
     targets: HashMap<String, TargetTable>,
     same_event: SameEvent,
+    /// The checkpoints read when the epoch was claimed, for the first
+    /// [`Sink::checkpoints`].
+    resume: Option<Vec<Checkpoint>>,
+    /// The last commit, its applied counts read with the next batch or at
+    /// [`Sink::settle`].
+    unread: Option<Unread>,
 }
 
 impl RedshiftSink {
@@ -74,6 +80,8 @@ impl RedshiftSink {
             epoch: 0,
             targets: HashMap::new(),
             same_event: writer.same_event,
+            resume: None,
+            unread: None,
         };
         sink.prepare(writer.pipeline, writer.targets)?;
         Ok(sink)
@@ -81,17 +89,38 @@ impl RedshiftSink {
 
     fn prepare(&mut self, pipeline: &str, targets: &[(String, DeleteMode)]) -> Result<()> {
         self.pipeline = pipeline.to_owned();
-        // One query before the DDL, as each request costs a round trip: the
-        // dead letters' layout decides what the DDL does, and a target it
-        // creates has only the standard columns.
-        let mut names: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
-        names.push(DEAD_LETTERS);
-        let columns =
-            self.query("reading the tables' columns", &sql::columns_of(&self.config.schema, &names))?;
-        self.keep_old_dead_letters(&columns)?;
         let mut ddl = sql::state_tables(&self.schema);
         ddl.extend(targets.iter().map(|(t, _)| sql::create_target(&self.schema, &quote(t))));
-        self.run_all("creating sluice's tables", ddl)?;
+        // The claim, and what start-up reads once it holds, follow the DDL
+        // in its last request; their results are read at once. Each request
+        // is a round trip to a warehouse that may be far away.
+        let mut names: Vec<&str> = targets.iter().map(|(t, _)| t.as_str()).collect();
+        names.push(DEAD_LETTERS);
+        let mut claim = sql::claim_epoch(&self.schema, pipeline);
+        claim.push(sql::checkpoints(&self.schema, pipeline));
+        claim.push(sql::tables_in(&self.config.schema));
+        claim.push(sql::columns_of(&self.config.schema, &names));
+        let mut packer = Packer::new(None);
+        for statement in ddl {
+            packer.statement(statement)?;
+        }
+        packer.together(claim)?;
+        let mut requests = packer.finish();
+        let last = requests.pop().expect("the claim's request");
+        for request in &requests {
+            self.run("creating sluice's tables", &request.statements)?;
+        }
+        let finished =
+            self.run("creating sluice's tables and claiming the writer epoch", &last.statements)?;
+        let n = last.statements.len();
+        let ids = [n - 3, n - 2, n - 1, n].map(|at| format!("{finished}:{at}"));
+        let [epoch, checkpoints, tables, columns]: [_; 4] = self
+            .read_each("reading the writer epoch and checkpoints", &ids)?
+            .try_into()
+            .expect("four results");
+        self.epoch = first_number(&epoch).ok_or_else(|| anyhow!("Redshift returned no writer epoch"))?;
+        self.resume = Some(parse_checkpoints(checkpoints));
+        self.keep_old_dead_letters(&columns)?;
         for (name, deletes) in targets {
             let extras = columns
                 .iter()
@@ -101,10 +130,6 @@ impl RedshiftSink {
                 .collect();
             self.targets.insert(name.clone(), TargetTable { deletes: *deletes, extras });
         }
-        let finished = self.run("claiming the writer epoch", &sql::claim_epoch(&self.schema, pipeline))?;
-        let id = format!("{finished}:3");
-        let rows = retrying(self, "reading the writer epoch", |sink| sink.api.rows(&id), |_| {})?;
-        self.epoch = first_number(&rows).ok_or_else(|| anyhow!("Redshift returned no writer epoch"))?;
         if let Some(staging) = &self.staging {
             staging.check(&[Access::List, Access::Put, Access::Delete], &format!("{pipeline}/probe"))?;
         }
@@ -112,7 +137,7 @@ impl RedshiftSink {
             Some(staging) => staging.region()?,
             None => None,
         };
-        self.drop_leftover_stages()?;
+        self.drop_leftover_stages(tables)?;
         self.clean_staging()
     }
 
@@ -122,7 +147,7 @@ impl RedshiftSink {
         retrying(self, what, |sink| sink.api.run(&mut submission), |_| {})
     }
 
-    fn query(&mut self, what: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>> {
+    fn query(&mut self, what: &str, statement: &str) -> Result<ResultRows> {
         query(&mut self.api, what, statement)
     }
 
@@ -136,21 +161,23 @@ impl RedshiftSink {
         Ok(())
     }
 
-    /// Runs one request; reads what it applied.
-    fn run_request(&mut self, what: &str, request: &Request) -> Result<Applied> {
-        let id = match self.run(what, &request.statements) {
-            Ok(id) => id,
-            Err(e) => return Err(self.fenced(e)),
-        };
-        let mut applied = Applied::default();
-        for (at, staged, target) in &request.counts {
-            let id = format!("{id}:{at}");
-            let rows = retrying(self, "reading what a batch applied", |sink| sink.api.rows(&id), |_| {})?;
-            let number = |i: usize| rows.first().and_then(|r| cell(r, i)).and_then(|v| v.parse().ok());
-            let (deleted, upserted): (u64, u64) = (number(0).unwrap_or(0), number(1).unwrap_or(0));
-            *applied.target(target) += Rows { upserted, deleted, stale: staged - upserted - deleted };
+    /// Runs one of a batch's requests (fenced); its counts are yet to read.
+    fn run_request(&mut self, what: &str, request: &Request) -> Result<Unread> {
+        match self.run(what, &request.statements) {
+            Ok(id) => Ok(Unread::new(&id, request)),
+            Err(e) => Err(self.fenced(e)),
         }
-        Ok(applied)
+    }
+
+    /// Reads what a request applied.
+    fn applied(&mut self, unread: &Unread) -> Result<Applied> {
+        Ok(unread.applied(self.read_each("reading what a batch applied", &unread.ids)?))
+    }
+
+    /// The rows of finished statements (`<id>:<n>`), read at once, retrying
+    /// transient failures.
+    fn read_each(&mut self, what: &str, ids: &[String]) -> Result<Vec<ResultRows>> {
+        retrying(self, what, |sink| sink.api.rows_of_each(ids), |_| {})
     }
 
     /// Runs statements that need no common transaction, as few requests as
@@ -167,9 +194,10 @@ impl RedshiftSink {
     }
 
     /// Dead letters used to keep at most 40 KB of their record, as text; now
-    /// they keep all of it, as VARBYTE. A table of the old layout is renamed
-    /// (nothing in it is lost) and a new one created beside it.
-    /// `columns` are (table, column) rows of information_schema.
+    /// they keep all of it, as VARBYTE. A table of the old layout (which the
+    /// DDL left as it was) is renamed, so nothing in it is lost, and a new
+    /// one created beside it. `columns` are (table, column) rows of
+    /// information_schema.
     fn keep_old_dead_letters(&mut self, columns: &[Vec<Option<String>>]) -> Result<()> {
         let old_layout =
             columns.iter().any(|r| cell(r, 0) == Some(DEAD_LETTERS) && cell(r, 1) == Some("raw_encoding"));
@@ -181,16 +209,16 @@ impl RedshiftSink {
             let rename =
                 format!("ALTER TABLE {}._sluice_dead_letters RENAME TO _sluice_dead_letters_v1", self.schema);
             self.run("renaming the old dead-letter table", &[rename])?;
+            self.run_all("creating the dead-letter table", sql::state_tables(&self.schema))?;
         }
         Ok(())
     }
 
     /// Drops the staging tables a crashed run of this pipeline left behind
-    /// (named after an older writer epoch).
-    fn drop_leftover_stages(&mut self) -> Result<()> {
+    /// (named after an older writer epoch); `tables` are the schema's.
+    fn drop_leftover_stages(&mut self, tables: ResultRows) -> Result<()> {
         let ours = format!("_{}_", script::pipeline_tag(&self.pipeline));
         let current = format!("{ours}{}_", self.epoch);
-        let tables = self.query("listing tables", &sql::tables_in(&self.config.schema))?;
         let leftovers: Vec<String> = tables
             .into_iter()
             .filter_map(|r| r.into_iter().next().flatten())
@@ -232,16 +260,11 @@ impl RedshiftSink {
 
 impl Sink for RedshiftSink {
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, SinkError> {
+        if let Some(read) = self.resume.take() {
+            return Ok(read);
+        }
         let rows = self.query("reading checkpoints", &sql::checkpoints(&self.schema, &self.pipeline))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| match r.as_slice() {
-                [Some(stream), Some(position), ..] => {
-                    Some(Checkpoint { partition: stream.clone(), position: position.clone() })
-                }
-                _ => None,
-            })
-            .collect())
+        Ok(parse_checkpoints(rows))
     }
 
     fn write(&mut self, batch: &SinkBatch) -> Result<Applied, SinkError> {
@@ -269,6 +292,9 @@ impl Sink for RedshiftSink {
         for (key, body) in script.uploads {
             self.staging.as_ref().expect("uploads only with staging").put(&key, body)?;
         }
+        // What the previous batch applied is read while this one runs: on a
+        // distant warehouse, a commit then costs one round trip, not two.
+        let previous = self.unread.take().map(|u| (self.api.rows_of_each_later(u.ids.clone()), u));
         let what = format!("writing batch {}", batch.number);
         for request in &script.preload {
             self.run_request(&what, request)?;
@@ -278,14 +304,59 @@ impl Sink for RedshiftSink {
         for (i, request) in script.apply.iter().enumerate() {
             if i == last {
                 fail::fail_point!("sink::before_commit", |_| std::process::abort());
+                self.unread = Some(self.run_request(&what, request)?);
+            } else {
+                let unread = self.run_request(&what, request)?;
+                applied += self.applied(&unread)?;
             }
-            applied += self.run_request(&what, request)?;
         }
         fail::fail_point!("sink::after_commit", |_| std::process::abort());
+        if let Some((reading, unread)) = previous {
+            applied += match crate::aws::block_on(reading) {
+                Ok(Ok(rows)) => unread.applied(rows),
+                // Failed or cut short: read again, retrying.
+                _ => self.applied(&unread)?,
+            };
+        }
         if staged {
             self.clean_staging()?;
         }
         Ok(applied)
+    }
+
+    fn settle(&mut self) -> Result<Applied, SinkError> {
+        match self.unread.take() {
+            Some(unread) => Ok(self.applied(&unread)?),
+            None => Ok(Applied::default()),
+        }
+    }
+}
+
+/// A committed request whose counts of applied rows are not read yet.
+struct Unread {
+    /// The sub-statements that count, as `<id>:<n>`.
+    ids: Vec<String>,
+    /// For each: rows staged, the sink table.
+    staged: Vec<(u64, String)>,
+}
+
+impl Unread {
+    fn new(id: &str, request: &Request) -> Self {
+        Unread {
+            ids: request.counts.iter().map(|(at, ..)| format!("{id}:{at}")).collect(),
+            staged: request.counts.iter().map(|(_, staged, target)| (*staged, target.clone())).collect(),
+        }
+    }
+
+    /// The counts, from the rows of `ids`.
+    fn applied(&self, rows: Vec<ResultRows>) -> Applied {
+        let mut applied = Applied::default();
+        for ((staged, target), rows) in self.staged.iter().zip(rows) {
+            let number = |i: usize| rows.first().and_then(|r| cell(r, i)).and_then(|v| v.parse().ok());
+            let (deleted, upserted): (u64, u64) = (number(0).unwrap_or(0), number(1).unwrap_or(0));
+            *applied.target(target) += Rows { upserted, deleted, stale: staged - upserted - deleted };
+        }
+        applied
     }
 }
 
@@ -302,7 +373,7 @@ impl Inspect {
         Ok(Inspect { api: DataApi::new(config), config: config.clone() })
     }
 
-    fn query(&mut self, what: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>> {
+    fn query(&mut self, what: &str, statement: &str) -> Result<ResultRows> {
         query(&mut self.api, what, statement)
     }
 }
@@ -375,8 +446,20 @@ impl Inspector for Inspect {
     }
 }
 
+/// Checkpoints from the rows of [`sql::checkpoints`].
+fn parse_checkpoints(rows: ResultRows) -> Vec<Checkpoint> {
+    rows.into_iter()
+        .filter_map(|r| match r.as_slice() {
+            [Some(stream), Some(position), ..] => {
+                Some(Checkpoint { partition: stream.clone(), position: position.clone(), lease: None })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Runs one query, retrying transient failures, and reads its rows.
-fn query(api: &mut DataApi, what: &str, statement: &str) -> Result<Vec<Vec<Option<String>>>> {
+fn query(api: &mut DataApi, what: &str, statement: &str) -> Result<ResultRows> {
     let statement = [statement.to_owned()];
     retrying(
         api,

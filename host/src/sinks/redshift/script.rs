@@ -5,13 +5,15 @@
 //!
 //! Most batches fit one request: one transaction stages each target's rows in
 //! a temporary table, applies them, and writes dead letters and checkpoints.
-//! A batch that does not fit is staged first, outside its transaction, in
-//! tables of its own (`_sluice_stage_<pipeline>_<epoch>_<batch>_<n>`, kept
-//! across requests): with `[sink] staging`, a target's rows are COPY'd from
-//! gzip JSON lines in S3; otherwise they are INSERTed through as many requests
-//! as needed, and a value too large for one statement (a document of a
-//! 400 KB item) is assembled piece by piece in a VARBYTE, then parsed. Then
-//! one transaction applies the staged rows and writes the checkpoint. Only a
+//! A batch that does not fit is staged in tables of its own
+//! (`_sluice_stage_<pipeline>_<epoch>_<batch>_<n>`): with `[sink] staging`, a
+//! target's rows are COPY'd from gzip JSON lines in S3, and when the COPYs
+//! fit in the applying request they run in its transaction. Otherwise the
+//! staging comes first, outside the transaction, the tables kept across
+//! requests: rows are INSERTed through as many requests as needed, and a
+//! value too large for one statement (a document of a 400 KB item) is
+//! assembled piece by piece in a VARBYTE, then parsed. Then one transaction
+//! applies the staged rows and writes the checkpoint. Only a
 //! batch with rows for more target tables than 40 statements can apply takes
 //! several transactions; the last writes the checkpoint, and replaying the
 //! others is harmless (the ordering guard).
@@ -60,6 +62,13 @@ pub(super) struct Request {
     pub counts: Vec<(usize, u64, String)>,
 }
 
+impl Request {
+    /// Its SQL, in bytes.
+    fn bytes(&self) -> usize {
+        self.statements.iter().map(String::len).sum()
+    }
+}
+
 /// A batch's requests, in the order they run.
 #[derive(Debug, Default)]
 pub(super) struct Script {
@@ -102,11 +111,15 @@ impl Packer {
         self.push(Unit { statements: vec![statement], count: None })
     }
 
+    /// Adds statements that must share a request (and its transaction).
+    pub fn together(&mut self, statements: Vec<String>) -> Result<()> {
+        self.push(Unit { statements, count: None })
+    }
+
     fn push(&mut self, unit: Unit) -> Result<()> {
-        let size = |r: &Request| r.statements.iter().map(String::len).sum::<usize>();
         let fits = |r: &Request| {
             r.statements.len() + unit.statements.len() <= MAX_BATCH_STATEMENTS
-                && size(r) + unit.bytes() <= MAX_REQUEST_BYTES
+                && r.bytes() + unit.bytes() <= MAX_REQUEST_BYTES
         };
         if !self.requests.last().is_some_and(fits) {
             let request = Request { statements: self.fence.iter().cloned().collect(), counts: Vec::new() };
@@ -295,7 +308,8 @@ impl Layout<'_> {
     }
 }
 
-/// Builds the requests that stage a batch outside its transaction.
+/// Builds the statements that stage a batch: in requests ahead of its
+/// transaction, or within it when they fit ([`Stager::finish`]).
 struct Stager<'a> {
     layout: &'a Layout<'a>,
     /// Names this batch's tables: pipeline, run epoch, batch.
@@ -448,12 +462,33 @@ impl<'a> Stager<'a> {
         Ok(())
     }
 
-    /// The batch's plan: this staging, then `apply`.
-    fn finish(mut self, apply: Vec<Request>) -> Result<Script> {
+    /// The batch's plan: this staging, then `apply`. Staging that fits in
+    /// the one applying request joins its transaction (as COPYs from S3
+    /// usually do): a request fewer, and nothing left behind if it fails.
+    fn finish(mut self, mut apply: Vec<Request>) -> Result<Script> {
         if let Some(pieces) = self.pieces.take() {
             self.preload.statement(sql::drop_stage(&format!("{}.{pieces}", self.layout.schema)))?;
         }
-        Ok(Script { uploads: self.uploads, preload: self.preload.finish(), apply })
+        let mut preload = self.preload.finish();
+        if let ([stage], [transaction]) = (preload.as_slice(), apply.as_slice()) {
+            // Both start with the fence; the joined request keeps one.
+            let statements = stage.statements.len() + transaction.statements.len() - 1;
+            if statements <= MAX_BATCH_STATEMENTS && stage.bytes() + transaction.bytes() <= MAX_REQUEST_BYTES
+            {
+                let stage = preload.pop().expect("one staging request");
+                let transaction = apply.pop().expect("one transaction");
+                let shift = stage.statements.len() - 1;
+                apply.push(Request {
+                    counts: transaction.counts.into_iter().map(|(at, n, t)| (at + shift, n, t)).collect(),
+                    statements: stage
+                        .statements
+                        .into_iter()
+                        .chain(transaction.statements.into_iter().skip(1))
+                        .collect(),
+                });
+            }
+        }
+        Ok(Script { uploads: self.uploads, preload, apply })
     }
 }
 
@@ -562,6 +597,7 @@ mod tests {
             checkpoints: vec![Checkpoint {
                 partition: "stream.jsonl".into(),
                 position: r#"{"offset":9,"line":4}"#.into(),
+                lease: None,
             }],
             dead_letters: vec![DeadLetter {
                 table: Some("orders".into()),
@@ -586,7 +622,7 @@ mod tests {
         };
         let planned = layout.script(batch).unwrap();
         for request in planned.preload.iter().chain(&planned.apply) {
-            let bytes: usize = request.statements.iter().map(String::len).sum();
+            let bytes = request.bytes();
             assert!(
                 request.statements.len() <= MAX_BATCH_STATEMENTS,
                 "{} statements",
@@ -653,11 +689,40 @@ mod tests {
     fn a_batch_too_large_for_a_request_goes_through_s3_and_copy() {
         let plan = layout_script(true, &targets(0), &sample(60_000, 300));
         assert_eq!(plan.uploads.len(), 2, "one object per target");
+        assert!(plan.preload.is_empty(), "the COPYs join the transaction");
         assert_eq!(plan.apply.len(), 1, "applied in one transaction");
-        let copies = plan.preload.iter().flat_map(|r| &r.statements).filter(|s| s.starts_with("COPY"));
+        let statements = &plan.apply[0].statements;
+        let copies = statements.iter().filter(|s| s.starts_with("COPY"));
         assert!(copies.clone().all(|s| s.ends_with("REGION 'eu-west-1'")));
         assert_eq!(copies.count(), 2);
+        for (at, _, _) in &plan.apply[0].counts {
+            assert!(statements[at - 1].starts_with("SELECT COUNT("), "counts are read where they are made");
+        }
         golden("batch-copy", &render(&plan));
+    }
+
+    #[test]
+    fn staging_that_cannot_share_the_transactions_request_runs_first() {
+        // Twelve targets: their COPYs fit one request, applying them needs
+        // several transactions.
+        let targets = targets(12);
+        let mut batch = sample(0, 1);
+        batch.rows = (0..12)
+            .flat_map(|t| (0..30).map(move |k| (t, k)))
+            .map(|(t, k)| {
+                let mut row =
+                    row(&format!("t{t}"), &format!("k{k}"), 1_000_000 + k, Operation::Upsert, vec![]);
+                row.change.new_image = Some(format!(r#"{{"id":"k{k}","note":"{}"}}"#, "x".repeat(1_000)));
+                row
+            })
+            .collect();
+        let plan = layout_script(true, &targets, &batch);
+        assert_eq!(plan.uploads.len(), 12);
+        assert_eq!(plan.preload.len(), 1, "the stages and COPYs in one request");
+        assert!(plan.apply.len() > 1, "{} transactions", plan.apply.len());
+        let last = plan.apply.last().unwrap();
+        assert!(last.statements.iter().any(|s| s.contains("_sluice_checkpoints")));
+        assert!(plan.apply.iter().all(|r| r.statements.iter().all(|s| !s.starts_with("COPY"))));
     }
 
     #[test]
@@ -685,6 +750,7 @@ mod tests {
                 position: format!(
                     r#"{{"after":"49590338271490256608559692538361571095921575989136588{i:03}","ended":false}}"#
                 ),
+                lease: None,
             })
             .collect();
         let plan = layout_script(false, &targets(0), &batch);

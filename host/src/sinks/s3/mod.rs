@@ -183,7 +183,11 @@ impl Sink for S3Sink {
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, SinkError> {
         let positions = self.state.positions.iter();
         Ok(positions
-            .map(|(stream, position)| Checkpoint { partition: stream.clone(), position: position.clone() })
+            .map(|(stream, position)| Checkpoint {
+                partition: stream.clone(),
+                position: position.clone(),
+                lease: None,
+            })
             .collect())
     }
 

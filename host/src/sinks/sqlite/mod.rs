@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{CachedStatement, Connection, OpenFlags, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    CachedStatement, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
 use super::{
-    Applied, Asked, Fenced, Inspector, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable, Writer,
-    missing_columns, raw_text,
+    Applied, Asked, Claims, Fenced, Fencing, Inspector, LeaseLost, SameEvent, Sink, SinkError, Status,
+    TableStatus, TargetTable, Writer, missing_columns, raw_text,
 };
 pub use config::{Config, Section};
 
@@ -61,6 +63,13 @@ CREATE TABLE IF NOT EXISTS _sluice_tombstones (
     source_position TEXT NOT NULL,
     PRIMARY KEY (target, table_name, keys)
 );
+CREATE TABLE IF NOT EXISTS _sluice_leases (
+    pipeline TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    lease INTEGER NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (pipeline, stream)
+);
 ";
 
 /// The SQLite type of each kind of standard column.
@@ -101,7 +110,9 @@ pub struct SqliteSink {
     conn: Connection,
     path: PathBuf,
     pipeline: String,
+    /// The writer epoch this run claimed; 0 when fenced by leases.
     epoch: i64,
+    fencing: Fencing,
     targets: HashMap<String, TargetTable>,
     /// Each target's upsert statement, which names its extra columns.
     upserts: HashMap<String, String>,
@@ -118,7 +129,11 @@ impl SqliteSink {
             sink.create_target(name, *deletes)
                 .with_context(|| format!("creating table {name} in {}", sink.path.display()))?;
         }
-        sink.claim_epoch(writer.pipeline)?;
+        sink.pipeline = writer.pipeline.to_owned();
+        sink.fencing = writer.fencing;
+        if writer.fencing == Fencing::Epoch {
+            sink.claim_epoch()?;
+        }
         Ok(sink)
     }
 
@@ -155,6 +170,7 @@ impl SqliteSink {
             path: path.into(),
             pipeline: String::new(),
             epoch: 0,
+            fencing: Fencing::default(),
             targets: HashMap::new(),
             upserts: HashMap::new(),
             same_event: SameEvent::default(),
@@ -204,17 +220,16 @@ impl SqliteSink {
         Ok(())
     }
 
-    fn claim_epoch(&mut self, pipeline: &str) -> Result<()> {
+    fn claim_epoch(&mut self) -> Result<()> {
         self.epoch = self.conn.query_row(
             &format!(
                 "INSERT INTO _sluice_writers (pipeline, epoch, started_at) VALUES (?1, 1, {NOW})
                  ON CONFLICT (pipeline) DO UPDATE SET epoch = epoch + 1, started_at = excluded.started_at
                  RETURNING epoch"
             ),
-            [pipeline],
+            [&self.pipeline],
             |r| r.get(0),
         )?;
-        self.pipeline = pipeline.to_owned();
         Ok(())
     }
 }
@@ -265,20 +280,34 @@ impl SqliteSink {
     fn read_checkpoints(&mut self) -> Result<Vec<Checkpoint>> {
         let mut stmt =
             self.conn.prepare("SELECT stream, position FROM _sluice_checkpoints WHERE pipeline = ?1")?;
-        let rows = stmt
-            .query_map([&self.pipeline], |r| Ok(Checkpoint { partition: r.get(0)?, position: r.get(1)? }))?;
+        let rows = stmt.query_map([&self.pipeline], |r| {
+            Ok(Checkpoint { partition: r.get(0)?, position: r.get(1)?, lease: None })
+        })?;
         rows.collect::<Result<_, _>>().map_err(Into::into)
     }
 
     fn commit(&mut self, batch: &SinkBatch) -> Result<Applied> {
         self.add_columns(&batch.rows)?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let epoch: i64 =
-            tx.query_row("SELECT epoch FROM _sluice_writers WHERE pipeline = ?1", [&self.pipeline], |r| {
-                r.get(0)
-            })?;
-        if epoch != self.epoch {
-            return Err(Fenced { pipeline: self.pipeline.clone(), ours: self.epoch, theirs: epoch }.into());
+        match self.fencing {
+            Fencing::Epoch => {
+                let epoch: i64 = tx.query_row(
+                    "SELECT epoch FROM _sluice_writers WHERE pipeline = ?1",
+                    [&self.pipeline],
+                    |r| r.get(0),
+                )?;
+                if epoch != self.epoch {
+                    let fenced = Fenced { pipeline: self.pipeline.clone(), ours: self.epoch, theirs: epoch };
+                    return Err(fenced.into());
+                }
+            }
+            Fencing::Leases => {
+                for c in &batch.checkpoints {
+                    if let Some(lease) = c.lease {
+                        hold_lease(&tx, &self.pipeline, &c.partition, lease)?;
+                    }
+                }
+            }
         }
         let mut applied = Applied::default();
         // Each target's upsert, looked up in the statement cache once a batch.
@@ -322,13 +351,82 @@ impl SqliteSink {
                 epoch = excluded.epoch, committed_at = excluded.committed_at"
         ))?;
         for c in &batch.checkpoints {
-            checkpoint.execute(params![self.pipeline, c.partition, c.position, self.epoch])?;
+            checkpoint.execute(params![
+                self.pipeline,
+                c.partition,
+                c.position,
+                c.lease.unwrap_or(self.epoch)
+            ])?;
         }
         drop(checkpoint);
         fail::fail_point!("sink::before_commit", |_| std::process::abort());
         tx.commit().context("committing the batch")?;
         fail::fail_point!("sink::after_commit", |_| std::process::abort());
         Ok(applied)
+    }
+}
+
+/// Checks that no newer lease counter claimed `partition`, and records
+/// `lease` as the newest, within the caller's transaction.
+fn hold_lease(tx: &Transaction, pipeline: &str, partition: &str, lease: i64) -> Result<()> {
+    let stored: Option<i64> = tx
+        .query_row(
+            "SELECT lease FROM _sluice_leases WHERE pipeline = ?1 AND stream = ?2",
+            [pipeline, partition],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(theirs) = stored.filter(|theirs| *theirs > lease) {
+        return Err(LeaseLost { partition: partition.to_owned(), ours: lease, theirs }.into());
+    }
+    if stored != Some(lease) {
+        tx.execute(
+            &format!(
+                "INSERT INTO _sluice_leases (pipeline, stream, lease, claimed_at) VALUES (?1, ?2, ?3, {NOW})
+                 ON CONFLICT (pipeline, stream) DO UPDATE SET lease = excluded.lease, claimed_at = excluded.claimed_at"
+            ),
+            params![pipeline, partition, lease],
+        )?;
+    }
+    Ok(())
+}
+
+/// Claims partitions for a coordinated worker, on a connection of its own.
+pub struct SqliteClaims {
+    sink: SqliteSink,
+}
+
+impl SqliteClaims {
+    pub fn open(config: &Config, pipeline: &str) -> Result<Self> {
+        let mut sink = SqliteSink::connect(&config.path)?;
+        sink.pipeline = pipeline.to_owned();
+        Ok(SqliteClaims { sink })
+    }
+}
+
+impl Claims for SqliteClaims {
+    fn claim(&mut self, partition: &str, lease: i64) -> Result<Option<Checkpoint>, SinkError> {
+        let pipeline = &self.sink.pipeline;
+        let tx = self
+            .sink
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(anyhow::Error::from)?;
+        hold_lease(&tx, pipeline, partition, lease)?;
+        let position: Option<String> = tx
+            .query_row(
+                "SELECT position FROM _sluice_checkpoints WHERE pipeline = ?1 AND stream = ?2",
+                [pipeline, partition],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(anyhow::Error::from)?;
+        tx.commit().context("committing the claim").map_err(SinkError::from)?;
+        Ok(position.map(|position| Checkpoint {
+            partition: partition.to_owned(),
+            position,
+            lease: Some(lease),
+        }))
     }
 }
 
@@ -495,7 +593,7 @@ mod tests {
     }
 
     fn writer(targets: &[(String, DeleteMode)]) -> Writer<'_> {
-        Writer { pipeline: "p", targets, same_event: SameEvent::Keeps }
+        Writer { pipeline: "p", targets, same_event: SameEvent::Keeps, fencing: Fencing::Epoch }
     }
 
     fn batch(number: u64, rows: Vec<Row>) -> SinkBatch {
@@ -516,6 +614,45 @@ mod tests {
         let SinkError::Fenced(fenced) = err else { panic!("not a fence: {err:#}") };
         assert_eq!((fenced.ours, fenced.theirs), (1, 2));
         new.write(&batch(1, vec![row("{\"k\":1}", 3, Operation::Upsert)])).unwrap();
+    }
+
+    /// Workers of a coordinated pipeline share the sink; each shard is
+    /// fenced by the lease counter its checkpoint carries.
+    #[test]
+    fn a_shard_claimed_under_a_newer_lease_refuses_the_older_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { path: dir.path().join("s.db") };
+        let targets = [("t".to_owned(), DeleteMode::Soft)];
+        let leased = Writer { fencing: Fencing::Leases, ..writer(&targets) };
+        let mut old = SqliteSink::open(&config, &leased).unwrap();
+        // A second worker opening the sink fences nobody.
+        let mut other = SqliteSink::open(&config, &leased).unwrap();
+        let at = |position: &str, lease| Checkpoint {
+            partition: "s/shard-0".into(),
+            position: position.into(),
+            lease,
+        };
+        let mut first = batch(1, vec![row("{\"k\":1}", 1, Operation::Upsert)]);
+        first.checkpoints = vec![at("1", Some(3))];
+        old.write(&first).unwrap();
+
+        let mut claims = SqliteClaims::open(&config, "p").unwrap();
+        assert_eq!(claims.claim("s/shard-0", 5).unwrap(), Some(at("1", Some(5))));
+        assert_eq!(claims.claim("s/shard-1", 5).unwrap(), None, "a shard never committed");
+        let mut late = batch(2, vec![row("{\"k\":1}", 2, Operation::Upsert)]);
+        late.checkpoints = vec![at("2", Some(3))];
+        let err = old.write(&late).unwrap_err();
+        let SinkError::LeaseLost(lost) = err else { panic!("not a lost lease: {err:#}") };
+        assert_eq!((lost.ours, lost.theirs), (3, 5));
+        let SinkError::LeaseLost(_) = claims.claim("s/shard-0", 4).unwrap_err() else {
+            panic!("an older claim")
+        };
+
+        // Nothing of the refused batch is committed; the new holder goes on.
+        assert_eq!(other.checkpoints().unwrap(), [Checkpoint { lease: None, ..at("1", None) }]);
+        let mut next = batch(3, vec![row("{\"k\":1}", 4, Operation::Upsert)]);
+        next.checkpoints = vec![at("3", Some(5))];
+        other.write(&next).unwrap();
     }
 
     #[test]

@@ -207,12 +207,12 @@ impl Source for ExportSource {
                     self.progress.read(records.len() as u64, bytes as u64);
                     batch.bytes += bytes;
                     batch.records.extend(records);
-                    positions.set(&self.partitions[file], Position { line: last_line, done: false });
+                    positions.set(&self.partitions[file], Position { line: last_line, done: false }, None);
                 }
                 Event::Done { file, lines } => {
                     self.open_files -= 1;
                     self.progress.file_done();
-                    positions.set(&self.partitions[file], Position { line: lines, done: true });
+                    positions.set(&self.partitions[file], Position { line: lines, done: true }, None);
                 }
                 Event::Failed(why) => {
                     self.progress.abandon();

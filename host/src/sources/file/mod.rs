@@ -114,6 +114,7 @@ impl Source for FileSource {
         batch.checkpoints.push(Checkpoint {
             partition: self.partition.to_string(),
             position: serde_json::to_string(&self.at).expect("a position serialises"),
+            lease: None,
         });
         Ok(Some(batch))
     }

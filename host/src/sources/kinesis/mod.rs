@@ -24,10 +24,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{Positions, Source};
+use super::{Claimed, Leased, Positions, Source};
 
 pub use config::{Config, Section, Start};
 
+use crate::coordination::{Held, Worker};
 use crate::record::{Batch, BatchLimits, Checkpoint, SourceRecord};
 use lineage::{Lineage, Ready, Shard};
 use reader::{Mode, Reader, StartAt};
@@ -44,11 +45,13 @@ pub(super) enum Event {
     Records {
         partition: Arc<str>,
         records: Vec<SourceRecord>,
+        lease: Option<i64>,
     },
     /// The shard was read to its end; `last` is its last sequence number.
     Ended {
         partition: Arc<str>,
         last: Option<String>,
+        lease: Option<i64>,
     },
     /// The stream cannot be read on; the run stops with this error.
     Failed(anyhow::Error),
@@ -156,6 +159,11 @@ impl Status {
         self.shards.lock().expect("status lock").entry(shard.to_owned()).or_default().ended = true;
     }
 
+    /// Another worker reads the shard now.
+    fn forget(&self, shard: &str) {
+        self.shards.lock().expect("status lock").remove(shard);
+    }
+
     fn closed(&self, shard: &str) {
         self.closed.lock().expect("status lock").insert(shard.to_owned());
     }
@@ -208,6 +216,8 @@ pub struct KinesisSource {
     pending: Option<Event>,
     /// Shards whose end the sink committed, for the coordinator.
     commits: mpsc::UnboundedSender<String>,
+    /// The lease table's worker, when the stream is shared.
+    worker: Option<Arc<Worker>>,
     shared: Arc<Shared>,
     stream_name: Arc<str>,
     exit_when_caught_up: bool,
@@ -216,7 +226,15 @@ pub struct KinesisSource {
 }
 
 impl KinesisSource {
-    pub fn open(config: &Config, committed: &[Checkpoint], exit_when_caught_up: bool) -> Result<Self> {
+    /// Opens the stream, resuming from `committed`; a coordinated worker
+    /// (`leased`) reads only the shards it holds, each from the position
+    /// its claim finds.
+    pub fn open(
+        config: &Config,
+        committed: &[Checkpoint],
+        exit_when_caught_up: bool,
+        leased: Option<Leased>,
+    ) -> Result<Self> {
         let stream_name: Arc<str> = stream_name(config)?.into();
         let prefix = format!("{stream_name}/");
         let mut positions = HashMap::new();
@@ -229,6 +247,7 @@ impl KinesisSource {
         let (events_tx, events) = mpsc::channel(CHANNEL);
         let (commits, commits_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared { status: Arc::default(), settled: Mutex::new(false) });
+        let worker = leased.as_ref().map(|l| l.worker.clone());
         let coordinator = Coordinator {
             client,
             consumer: config.consumer.clone(),
@@ -240,12 +259,17 @@ impl KinesisSource {
             events: events_tx,
             shared: shared.clone(),
         };
-        let coordinator = crate::aws::runtime().spawn(coordinator.run(commits_rx)).abort_handle();
+        let coordinator = match leased {
+            None => crate::aws::runtime().spawn(coordinator.run(commits_rx)),
+            Some(leased) => crate::aws::runtime().spawn(coordinator.run_leased(leased)),
+        };
+        let coordinator = coordinator.abort_handle();
         Ok(KinesisSource {
             coordinator,
             events,
             pending: None,
             commits,
+            worker,
             shared,
             stream_name,
             exit_when_caught_up,
@@ -285,20 +309,21 @@ impl Source for KinesisSource {
                 }
             };
             match event {
-                Event::Records { partition, mut records } => {
+                Event::Records { partition, mut records, lease } => {
                     // Cut the page where the batch is full; the rest opens the next batch.
                     let room = limits.max_records - batch.records.len();
                     if records.len() > room {
                         let rest = records.split_off(room);
-                        self.pending = Some(Event::Records { partition: partition.clone(), records: rest });
+                        self.pending =
+                            Some(Event::Records { partition: partition.clone(), records: rest, lease });
                     }
                     let last = records.last().map(|r| r.sequence.clone());
                     batch.bytes += records.iter().map(|r| r.payload.len()).sum::<usize>();
                     batch.records.extend(records);
-                    positions.set(&partition, Position { after: last, ended: false });
+                    positions.set(&partition, Position { after: last, ended: false }, lease);
                 }
-                Event::Ended { partition, last } => {
-                    positions.set(&partition, Position { after: last, ended: true })
+                Event::Ended { partition, last, lease } => {
+                    positions.set(&partition, Position { after: last, ended: true }, lease)
                 }
                 Event::Failed(e) => return Err(e),
             }
@@ -329,11 +354,29 @@ impl Source for KinesisSource {
                 continue;
             };
             if let Some(seq) = position.after {
+                if let Some(worker) = &self.worker {
+                    worker.committed(shard, &seq);
+                }
                 self.shared.status.commit(shard, seq);
             }
             if position.ended {
-                let _ = self.commits.send(shard.to_owned());
+                match &self.worker {
+                    Some(worker) => worker.ended(shard),
+                    None => drop(self.commits.send(shard.to_owned())),
+                }
             }
+        }
+    }
+}
+
+impl Start {
+    /// Where a shard without a checkpoint, and without a parent that was
+    /// read, starts.
+    fn at(&self) -> StartAt {
+        match self {
+            Start::TrimHorizon => StartAt::TrimHorizon,
+            Start::Latest => StartAt::Latest,
+            Start::AtTimestamp(t) => StartAt::Timestamp(aws_sdk_kinesis::primitives::DateTime::from(*t)),
         }
     }
 }
@@ -354,16 +397,7 @@ struct Coordinator {
 
 impl Coordinator {
     async fn run(self, mut commits: mpsc::UnboundedReceiver<String>) {
-        let mode = match &self.consumer {
-            None => Mode::Polling { at_tip: self.poll_interval },
-            Some(name) => match self.consumer_arn(name).await {
-                Ok(consumer_arn) => Mode::FanOut { consumer_arn },
-                Err(why) => {
-                    let _ = self.events.send(Event::Failed(why)).await;
-                    return;
-                }
-            },
-        };
+        let Some(mode) = self.mode().await else { return };
         let ended = self.positions.iter().filter(|(_, p)| p.ended).map(|(id, _)| id.clone());
         let mut lineage = Lineage::new(ended);
         let mut relist = tokio::time::interval(RELIST_EVERY);
@@ -373,11 +407,8 @@ impl Coordinator {
         loop {
             while readers.try_join_next().is_some() {}
             tokio::select! {
-                _ = relist.tick() => match self.list_shards().await {
-                    Ok(shards) => {
-                        for s in shards.iter().filter(|s| s.closed) {
-                            self.shared.status.closed(&s.id);
-                        }
+                _ = relist.tick() => match self.relist().await {
+                    Some(shards) => {
                         let skip: Vec<String> = if first_listing && self.start == Start::Latest {
                             // Starting at the tip: the history of shards already closed
                             // (and never read) is passed over. Only at start: a shard
@@ -391,10 +422,7 @@ impl Coordinator {
                         lineage.update(shards);
                         skip.iter().for_each(|id| lineage.skip(id));
                     }
-                    Err(why) => {
-                        let _ = self.events.send(Event::Failed(why)).await;
-                        return;
-                    }
+                    None => return,
                 },
                 Some(shard) = commits.recv() => lineage.end_committed(&shard),
             }
@@ -402,13 +430,7 @@ impl Coordinator {
                 let start = match self.positions.get(&shard.id) {
                     Some(Position { after: Some(seq), .. }) => StartAt::After(seq.clone()),
                     _ if after_parent => StartAt::TrimHorizon,
-                    _ => match &self.start {
-                        Start::TrimHorizon => StartAt::TrimHorizon,
-                        Start::Latest => StartAt::Latest,
-                        Start::AtTimestamp(t) => {
-                            StartAt::Timestamp(aws_sdk_kinesis::primitives::DateTime::from(*t))
-                        }
-                    },
+                    _ => self.start.at(),
                 };
                 if !after_parent {
                     tracing::info!(shard = shard.id, "reading shard");
@@ -427,12 +449,138 @@ impl Coordinator {
                     stream_name: self.stream_name.clone(),
                     shard: shard.id,
                     start,
+                    lease: None,
                     events: self.events.clone(),
                     status: self.shared.status.clone(),
                 };
                 readers.spawn(reader.run());
             }
             *self.shared.settled.lock().expect("settled lock") = !lineage.waiting();
+        }
+    }
+
+    /// Reads the shards whose leases the worker holds, as they come and go.
+    /// Each is claimed in the sink under its lease counter first: the claim
+    /// fences out the previous holder and says where it stopped.
+    async fn run_leased(self, leased: Leased) {
+        let Leased { worker, claim } = leased;
+        let Some(mode) = self.mode().await else { return };
+        let mut held = worker.held();
+        let mut relist = tokio::time::interval(RELIST_EVERY);
+        // Each shard being read: its lease counter and its reader.
+        let mut reading: HashMap<String, (i64, tokio::task::AbortHandle)> = HashMap::new();
+        let mut readers = tokio::task::JoinSet::new();
+        *self.shared.settled.lock().expect("settled lock") = true;
+        loop {
+            while readers.try_join_next().is_some() {}
+            tokio::select! {
+                _ = relist.tick() => match self.relist().await {
+                    Some(shards) => {
+                        worker.shards_listed(shards.into_iter().map(|s| (s.id, s.parents)).collect());
+                    }
+                    None => return,
+                },
+                changed = held.changed() => if changed.is_err() {
+                    let _ = self.events.send(Event::Failed(anyhow!("the lease table's worker stopped"))).await;
+                    return;
+                },
+            }
+            let now: Held = held.borrow_and_update().clone();
+            reading.retain(|shard, (token, reader)| {
+                let keep = now.get(shard).is_some_and(|h| h.token == *token);
+                // A reader that finished read its shard to the end, which is
+                // why the lease went; any other moved to another worker.
+                if !keep && !reader.is_finished() {
+                    tracing::info!(shard, "stopped reading: the lease moved");
+                    reader.abort();
+                    self.shared.status.forget(shard);
+                }
+                keep
+            });
+            for (shard, holding) in &now {
+                if reading.contains_key(shard) {
+                    continue;
+                }
+                let token = holding.token;
+                let position = match claim(&format!("{}/{shard}", self.stream_name), token).await {
+                    Ok(Ok(Claimed::Position(c))) => {
+                        c.and_then(|c| serde_json::from_str::<Position>(&c.position).ok())
+                    }
+                    Ok(Ok(Claimed::Lost(why))) => {
+                        tracing::warn!(shard, "not reading: {why}");
+                        continue;
+                    }
+                    Ok(Err(why)) => {
+                        let _ = self
+                            .events
+                            .send(Event::Failed(why.context(format!("claiming shard {shard}"))))
+                            .await;
+                        return;
+                    }
+                    Err(_) => {
+                        let why = anyhow!("claiming shard {shard}: the claims thread stopped");
+                        let _ = self.events.send(Event::Failed(why)).await;
+                        return;
+                    }
+                };
+                if position.as_ref().is_some_and(|p| p.ended) {
+                    // Its end was committed by a holder that stopped before
+                    // marking the lease.
+                    worker.ended(shard);
+                    continue;
+                }
+                let start = match position.and_then(|p| p.after) {
+                    Some(seq) => StartAt::After(seq),
+                    None if !holding.parents.is_empty() => StartAt::TrimHorizon,
+                    None => self.start.at(),
+                };
+                tracing::info!(shard, lease = token, "reading shard under its lease");
+                self.shared.status.behind(shard, None);
+                let reader = Reader {
+                    client: self.client.clone(),
+                    mode: mode.clone(),
+                    stream_arn: self.stream_arn.clone(),
+                    stream_name: self.stream_name.clone(),
+                    shard: shard.clone(),
+                    start,
+                    lease: Some(token),
+                    events: self.events.clone(),
+                    status: self.shared.status.clone(),
+                };
+                reading.insert(shard.clone(), (token, readers.spawn(reader.run())));
+            }
+        }
+    }
+
+    /// The shards as listed now, the closed ones noted (`None`: listing
+    /// failed, and the source was told).
+    async fn relist(&self) -> Option<Vec<Shard>> {
+        match self.list_shards().await {
+            Ok(shards) => {
+                for s in shards.iter().filter(|s| s.closed) {
+                    self.shared.status.closed(&s.id);
+                }
+                Some(shards)
+            }
+            Err(why) => {
+                let _ = self.events.send(Event::Failed(why)).await;
+                None
+            }
+        }
+    }
+
+    /// How the readers read: polling, or the enhanced fan-out consumer's
+    /// subscription (`None`: that failed, and the source was told).
+    async fn mode(&self) -> Option<Mode> {
+        match &self.consumer {
+            None => Some(Mode::Polling { at_tip: self.poll_interval }),
+            Some(name) => match self.consumer_arn(name).await {
+                Ok(consumer_arn) => Some(Mode::FanOut { consumer_arn }),
+                Err(why) => {
+                    let _ = self.events.send(Event::Failed(why)).await;
+                    None
+                }
+            },
         }
     }
 

@@ -120,6 +120,8 @@ pub(super) struct Reader {
     pub stream_name: Arc<str>,
     pub shard: String,
     pub start: StartAt,
+    /// The lease counter this worker holds the shard under, if coordinated.
+    pub lease: Option<i64>,
     pub events: Sender<Event>,
     pub status: Arc<Status>,
 }
@@ -148,11 +150,14 @@ impl Reader {
         let mut changes = ChangeRecords::default();
         let records =
             records.into_iter().map(|r| changes.record(r.payload, partition.clone(), r.sequence)).collect();
-        self.events.send(Event::Records { partition: partition.clone(), records }).await.is_ok()
+        self.events
+            .send(Event::Records { partition: partition.clone(), records, lease: self.lease })
+            .await
+            .is_ok()
     }
 
     async fn end(&self, partition: Arc<str>, last: Option<String>) {
-        let _ = self.events.send(Event::Ended { partition, last }).await;
+        let _ = self.events.send(Event::Ended { partition, last, lease: self.lease }).await;
         self.status.ended(&self.shard);
         tracing::info!(shard = self.shard, "shard read to its end");
     }

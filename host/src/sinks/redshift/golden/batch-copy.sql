@@ -1,13 +1,11 @@
 -- staged s3://stage-bucket/sluice/demo/batch-2a97516c354b_7_3/orders_cdc.json.gz (301 rows)
 -- staged s3://stage-bucket/sluice/demo/batch-2a97516c354b_7_3/other_cdc.json.gz (600 rows)
--- staging request 1 of 1; counts at []
+-- transaction 1 of 1; counts at [(7, 301, "orders_cdc"), (13, 600, "other_cdc")]
 SELECT 1 / (CASE WHEN epoch = 7 THEN 1 ELSE 0 END) FROM "cdc"._sluice_writers WHERE pipeline = 'demo';
 CREATE TABLE "cdc"."_sluice_stage_2a97516c354b_7_3_1" (LIKE "cdc"."orders_cdc");
 COPY "cdc"."_sluice_stage_2a97516c354b_7_3_1" (table_name, keys, event_id, last_event_name, approx_creation_timestamp_millis, new_image, old_image, error, has_parsing_error, is_deleted, is_ttl_delete, raw_payload_size_bytes, raw_payload, change_micros, change_seq, source_position) FROM 's3://stage-bucket/sluice/demo/batch-2a97516c354b_7_3/orders_cdc.json.gz' IAM_ROLE 'arn:aws:iam::1:role/copy' FOR… (442 bytes);
 CREATE TABLE "cdc"."_sluice_stage_2a97516c354b_7_3_2" (LIKE "cdc"."other_cdc");
 COPY "cdc"."_sluice_stage_2a97516c354b_7_3_2" (table_name, keys, event_id, last_event_name, approx_creation_timestamp_millis, new_image, old_image, error, has_parsing_error, is_deleted, is_ttl_delete, raw_payload_size_bytes, raw_payload, change_micros, change_seq, source_position, "s3_uri") FROM 's3://stage-bucket/sluice/demo/batch-2a97516c354b_7_3/other_cdc.json.gz' IAM_ROLE 'arn:aws:iam::1:role/… (451 bytes);
--- transaction 1 of 1; counts at [(3, 301, "orders_cdc"), (9, 600, "other_cdc")]
-SELECT 1 / (CASE WHEN epoch = 7 THEN 1 ELSE 0 END) FROM "cdc"._sluice_writers WHERE pipeline = 'demo';
 DELETE FROM "cdc"."_sluice_stage_2a97516c354b_7_3_1" USING "cdc"."orders_cdc" AS o WHERE "cdc"."_sluice_stage_2a97516c354b_7_3_1".table_name = o.table_name AND "cdc"."_sluice_stage_2a97516c354b_7_3_1".keys = o.keys AND ((o.change_micros > "cdc"."_sluice_stage_2a97516c354b_7_3_1".change_micros OR (o.change_micros = "cdc"."_sluice_stage_2a97516c354b_7_3_1".change_micros AND (LEN(o.change_seq) > LEN(… (737 bytes);
 SELECT COUNT(CASE WHEN is_deleted THEN 1 END), COUNT(CASE WHEN NOT is_deleted THEN 1 END) FROM "cdc"."_sluice_stage_2a97516c354b_7_3_1";
 DELETE FROM "cdc"."orders_cdc" USING "cdc"."_sluice_stage_2a97516c354b_7_3_1" WHERE "orders_cdc".table_name = "cdc"."_sluice_stage_2a97516c354b_7_3_1".table_name AND "orders_cdc".keys = "cdc"."_sluice_stage_2a97516c354b_7_3_1".keys;
