@@ -181,7 +181,9 @@ fn a_worker_sharing_a_stream_through_a_lease_table() {
     .unwrap();
     let mut cmd = sluice_k();
     cmd.env("AWS_ENDPOINT_URL_DYNAMODB", moto::dynamodb().endpoint()).arg("run").arg(&manifest);
-    let worker = logging_calls(&mut cmd).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    logging_calls(&mut cmd).stdout(Stdio::null()).stderr(Stdio::piped());
+    // Spawned to die with the test process, should an assertion fail first.
+    let worker = sluice_test_support::spawn(cmd).unwrap();
     let db = dir.path().join("out.db");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !db.exists() || crate::util::scalar(&db, "SELECT count(*) FROM _sluice_checkpoints") < 2 {

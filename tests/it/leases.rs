@@ -2,7 +2,7 @@
 //! once, and every write conditional on what the writer saw, so a lease has
 //! one holder and a worker that lost one learns it.
 //!
-//! The server is moto answering one request at a time
+//! The server is moto changed by one request at a time
 //! (`sluice_test_support::moto::dynamodb`): a concurrent moto checks a
 //! condition and writes without a lock, so two racing writes could both
 //! pass it there, unlike DynamoDB.
@@ -204,4 +204,28 @@ fn a_failed_call_names_the_table_and_the_lease() {
         assert!(error.starts_with(&format!("taking lease shardId-0 in table {table}: ")), "{error}");
         assert!(error.contains("ResourceNotFoundException"), "{error}");
     });
+}
+
+/// A client stalled mid-request, as a worker paused by SIGSTOP leaves its
+/// connection, holds up no one: DynamoDB serves other clients meanwhile, and
+/// a stand-in that waited for it stalled every worker and test behind it.
+#[test]
+fn a_client_stalled_mid_request_holds_up_no_one() {
+    use std::io::Write;
+    let server = moto::dynamodb();
+    let connect = || std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    let silent = connect();
+    let mut mid_body = connect();
+    mid_body
+        .write_all(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"TableName\"")
+        .unwrap();
+    runtime().block_on(async {
+        let listed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            server.dynamodb_client().list_tables().send(),
+        )
+        .await;
+        assert!(listed.expect("a request waited 10 s behind a stalled one").is_ok());
+    });
+    drop((silent, mid_body));
 }

@@ -5,7 +5,7 @@
 //!   packages (`initdb` and `postgres`, run as the `postgres` user when the
 //!   tests run as root), with a fresh database per test.
 //! * [`moto::shared`]: `moto_server` from PyPI, standing in for S3 and STS;
-//!   [`moto::dynamodb`]: moto as DynamoDB, one request at a time.
+//!   [`moto::dynamodb`]: moto as DynamoDB, changed by one request at a time.
 //! * [`s3_gate::shared`]: moto's S3 behind a gate that enforces IAM identity
 //!   policies as S3 does, for tests of least-privilege access.
 //! * [`kinesis::shared`]: kinesis-local (kinesis-mock) from npm, standing in
@@ -20,7 +20,7 @@ pub mod postgres;
 mod process;
 pub mod s3_gate;
 
-pub use process::free_port;
+pub use process::{free_port, spawn};
 
 /// `GET path` on 127.0.0.1:`port`: (status, body), or `None` if nothing listens.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {

@@ -1,10 +1,11 @@
 //! `moto_server` (PyPI `moto[server]`) as S3, STS and DynamoDB on 127.0.0.1.
 //!
-//! DynamoDB has a server of its own that answers one request at a time:
-//! moto checks a write's condition and makes the write without a lock, so
-//! two concurrent conditional writes could both succeed (2 of 300 racing
-//! pairs of lease takes did), where DynamoDB lets exactly one through.
-//! Served one at a time, its conditions hold as DynamoDB's do.
+//! DynamoDB has a server of its own (`moto_dynamodb.py`) that changes its
+//! state one request at a time: moto checks a write's condition and makes
+//! the write without a lock, so two concurrent conditional writes could both
+//! succeed (2 of 300 racing pairs of lease takes did), where DynamoDB lets
+//! exactly one through. Each request is read in a thread of its own first,
+//! so a client stalled mid-request holds up no one, as in DynamoDB.
 
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -21,6 +22,10 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// An S3 client for this server (path-style, us-east-1, fake credentials).
     pub fn s3_client(&self) -> aws_sdk_s3::Client {
         use aws_sdk_s3::config::{BehaviorVersion, Builder, Credentials, Region};
@@ -34,10 +39,17 @@ impl Moto {
         aws_sdk_s3::Client::from_conf(config)
     }
 
-    /// A DynamoDB client for this server (us-east-1, fake credentials).
+    /// A DynamoDB client for this server (us-east-1, fake credentials). A
+    /// call gives up after 30 s, so a stalled server fails a test, not hangs it.
     pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
         use aws_sdk_dynamodb::config::{BehaviorVersion, Builder, Credentials, Region};
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .operation_timeout(std::time::Duration::from_secs(30))
+            .build();
         let config = Builder::new()
+            .timeout_config(timeouts)
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(self.endpoint())
@@ -58,22 +70,13 @@ pub fn shared() -> &'static Moto {
     })
 }
 
-/// moto as DynamoDB, serving one request at a time (see above).
+/// moto as DynamoDB, changed by one request at a time (see above).
 pub fn dynamodb() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();
     MOTO.get_or_init(|| {
         let port = process::free_port();
         let mut cmd = Command::new("python3");
-        cmd.args([
-            "-c",
-            "import sys\n\
-             from werkzeug.serving import run_simple\n\
-             from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app\n\
-             from moto.server import MotoRequestHandler\n\
-             run_simple('127.0.0.1', int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),\n\
-             \x20   threaded=False, request_handler=MotoRequestHandler)",
-            &port.to_string(),
-        ]);
+        cmd.args(["-c", include_str!("moto_dynamodb.py"), &port.to_string()]);
         start(cmd, port, "moto-dynamodb")
     })
 }
