@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -59,9 +60,18 @@ pub fn redshift_data() -> aws_sdk_redshiftdata::Client {
     aws_sdk_redshiftdata::Client::from_conf(conf)
 }
 
-/// A DynamoDB client on the shared configuration, for the lease table.
-pub fn dynamodb() -> aws_sdk_dynamodb::Client {
-    let conf = aws_sdk_dynamodb::config::Builder::from(config()).interceptor(LogCalls).build();
+/// A DynamoDB client on the shared configuration, for the lease table,
+/// whose every attempt gives up after `attempt`: the SDK sets no read
+/// timeout, and a call left unanswered would stop a worker's renewals
+/// without its knowing that its leases expire.
+pub fn dynamodb(attempt: Duration) -> aws_sdk_dynamodb::Client {
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    let shared = config();
+    let timeouts = shared.timeout_config().map(TimeoutConfig::to_builder).unwrap_or_default();
+    let conf = aws_sdk_dynamodb::config::Builder::from(shared)
+        .timeout_config(timeouts.operation_attempt_timeout(attempt).build())
+        .interceptor(LogCalls)
+        .build();
     aws_sdk_dynamodb::Client::from_conf(conf)
 }
 

@@ -451,3 +451,30 @@ fn a_coordinated_worker_runs_until_stopped() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("runs until it is stopped"), "{stderr}");
 }
+
+/// A lease table that accepts connections and never answers fails the
+/// start within seconds, naming the table: the SDK sets no read timeout,
+/// and a worker waiting forever on its lease table would renew nothing.
+#[test]
+fn a_lease_table_that_never_answers_fails_the_start_within_seconds() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let shared = Shared::new(1, "type = \"sqlite\"\npath = \"out.db\"");
+    let mut worker = sluice_k()
+        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint)
+        .arg("run")
+        .arg(shared.manifest("w1"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = wait_exit(&mut worker, Duration::from_secs(30));
+    let took = started.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut worker.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(took < Duration::from_secs(20), "failed after {took:?}: {stderr}");
+    assert!(stderr.contains(&format!("describing lease table {}", shared.table)), "{stderr}");
+    drop(silent);
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::leases::LeaseTable;
 use crate::manifest::{Context, ManifestError};
 
 /// The section as written.
@@ -39,6 +40,16 @@ pub struct Config {
     pub worker_id: String,
     pub lease_duration: Duration,
     pub max_leases: Option<usize>,
+}
+
+impl Config {
+    /// This worker's handle on the lease table. A call's attempt gives up
+    /// after a third of a lease duration (1 to 5 s): by then the renewal
+    /// it holds up is due again.
+    pub fn lease_table(&self) -> LeaseTable {
+        let attempt = (self.lease_duration / 3).clamp(Duration::from_secs(1), Duration::from_secs(5));
+        LeaseTable::new(crate::aws::dynamodb(attempt), &self.table, &self.worker_id)
+    }
 }
 
 impl Section {

@@ -15,6 +15,5 @@ pub use worker::{Held, Holding, Worker};
 /// Every lease in the table, for `sluice status`: one Scan, nothing
 /// created or written.
 pub fn leases(config: &Config) -> anyhow::Result<Vec<leases::Lease>> {
-    let table = leases::LeaseTable::new(crate::aws::dynamodb(), &config.table, &config.worker_id);
-    crate::aws::block_on(table.all())
+    crate::aws::block_on(config.lease_table().all())
 }

@@ -56,7 +56,7 @@ pub struct Worker {
 impl Worker {
     /// Makes sure the lease table exists, then starts the worker's task.
     pub fn start(config: &Config) -> Result<Arc<Worker>> {
-        let table = LeaseTable::new(crate::aws::dynamodb(), &config.table, &config.worker_id);
+        let table = config.lease_table();
         crate::aws::block_on(table.ensure())?;
         let (reports, inbox) = mpsc::unbounded_channel();
         let (publish, held) = watch::channel(Held::new());
