@@ -78,8 +78,9 @@ enum Command {
     /// batch, commits it and exits 0; a second one exits at once.
     ///
     /// With a `[coordination]` section, run the same manifest on several
-    /// machines: the workers share the stream's shards through a lease
-    /// table in DynamoDB, and a stopped worker gives its leases back.
+    /// machines: the workers share the stream's shards (and an export's
+    /// data files) through a lease table in DynamoDB, and a stopped worker
+    /// gives its leases back.
     Run {
         /// The pipeline manifest (TOML).
         manifest: PathBuf,

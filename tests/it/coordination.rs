@@ -13,6 +13,7 @@ use sluice::coordination::leases::{Lease, LeaseTable};
 use sluice::generator;
 use sluice_test_support::{free_port, http_get, moto, postgres, unique_name};
 
+use crate::export::{Export, a_stream_around_an_export, expected_live, full_lines, live, workload};
 use crate::kinesis::{Stream, sluice_k, stream_of};
 use crate::util::{
     assert_same_items, canonical_states, expected_soft, pg_state, run_ok, runtime, scratch, stdout,
@@ -33,6 +34,10 @@ struct Shared {
     dir: tempfile::TempDir,
     table: String,
     stream: Stream,
+    /// The manifest's `[source]`, `[[tables]]` and `[coordination]` settings.
+    source: String,
+    tables: String,
+    coordination: String,
     sink: String,
     workers: BTreeMap<String, Child>,
     /// When each worker that ended was killed or exited (seconds of the day, UTC).
@@ -40,11 +45,21 @@ struct Shared {
 }
 
 impl Shared {
+    /// Workers reading a new stream of `shards` shards.
     fn new(shards: i32, sink: &str) -> Self {
+        let stream = Stream::new(shards);
+        let source = format!("type = \"kinesis\"\nstream_arn = \"{}\"\npoll_interval_ms = 200", stream.arn);
+        Shared::reading(stream, source, "[[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"", sink)
+    }
+
+    fn reading(stream: Stream, source: String, tables: &str, sink: &str) -> Self {
         Shared {
             dir: scratch(),
             table: unique_name("leases").replace('_', "-"),
-            stream: Stream::new(shards),
+            stream,
+            source,
+            tables: tables.to_owned(),
+            coordination: String::new(),
             sink: sink.to_owned(),
             workers: BTreeMap::new(),
             ended: BTreeMap::new(),
@@ -56,12 +71,12 @@ impl Shared {
         std::fs::write(
             &path,
             format!(
-                "name = \"shared\"\n[source]\ntype = \"kinesis\"\nstream_arn = \"{}\"\npoll_interval_ms = 200\n\
+                "name = \"shared\"\n[source]\n{}\n\
                  [sink]\n{}\n[batch]\nmax_records = 100\nmax_wait_ms = 200\n\
                  [coordination]\ntype = \"dynamodb\"\ntable = \"{}\"\nworker_id = \"{worker}\"\n\
-                 lease_duration = \"{LEASE_SECS}s\"\n\
-                 [[tables]]\nsource = \"orders\"\ntarget = \"orders_cdc\"\n",
-                self.stream.arn, self.sink, self.table
+                 lease_duration = \"{LEASE_SECS}s\"\n{}\n\
+                 {}\n",
+                self.source, self.sink, self.table, self.coordination, self.tables
             ),
         )
         .unwrap();
@@ -135,17 +150,23 @@ impl Shared {
         }
     }
 
-    /// When `worker` read each shard, from its log: (shard, from, to), in
-    /// seconds of the day. A span ends when the lease moved, when the
-    /// worker started its run again, or when it ended.
+    /// When `worker` read each shard or data file, from its log: (key,
+    /// from, to), in seconds of the day. A span ends when the lease moved,
+    /// when the worker started its run again, or when it ended.
     fn spans(&self, worker: &str) -> Vec<(String, f64, f64)> {
         let (mut open, mut spans) = (BTreeMap::<String, f64>::new(), Vec::new());
         for line in self.log(worker).lines() {
             let Some(at) = line.get(11..26).and_then(seconds_of_day) else { continue };
-            let shard = line.split("shard=\"").nth(1).and_then(|rest| rest.split('"').next());
-            if line.contains("reading shard under its lease") {
+            let shard = ["shard=\"", "file=\""]
+                .iter()
+                .find_map(|field| line.split(field).nth(1).and_then(|rest| rest.split('"').next()));
+            if line.contains("reading shard under its lease")
+                || line.contains("reading data file under its lease")
+            {
                 open.insert(shard.unwrap().to_owned(), at);
-            } else if line.contains("stopped reading: the lease moved") {
+            } else if line.contains("stopped reading: the lease moved")
+                || line.contains("stopped reading the data file: the lease moved")
+            {
                 let shard = shard.unwrap();
                 spans.push((shard.to_owned(), open.remove(shard).unwrap(), at));
             } else if line.contains("reading on from what is committed") {
@@ -477,4 +498,95 @@ fn a_lease_table_that_never_answers_fails_the_start_within_seconds() {
     assert!(took < Duration::from_secs(20), "failed after {took:?}: {stderr}");
     assert!(stderr.contains(&format!("describing lease table {}", shared.table)), "{stderr}");
     drop(silent);
+}
+
+/// Three workers load one export, its data files leased like shards: one
+/// is killed holding files it never committed, and the others load them
+/// (stolen, or taken once expired).
+/// The stream is read only once every file is loaded, from exportTime -
+/// margin; a worker started afterwards neither loads the export again nor
+/// starts the stream over.
+#[test]
+fn workers_share_an_export_then_hand_over_to_the_stream_once() {
+    let (stream, g, export_time) = a_stream_around_an_export(2, 85);
+    let tables = "[[tables]]\nsource = \"customers\"\ntarget = \"customers_cdc\"\nkeys = [\"sk\", \"pk\"]";
+    let mut shared = Shared::reading(stream, String::new(), tables, "type = \"sqlite\"\npath = \"out.db\"");
+    // Nine data files and an empty one.
+    let folder =
+        Export::new(&full_lines(&g, export_time), 9, export_time, false).write_local(shared.dir.path());
+    shared.source = format!(
+        "type = \"export\"\npath = \"{}\"\n\
+         then = {{ type = \"kinesis\", stream_arn = \"{}\", margin = \"1s\", poll_interval_ms = 200 }}",
+        folder.strip_prefix(shared.dir.path()).unwrap().display(),
+        shared.stream.arn
+    );
+    shared.coordination = "max_leases_per_worker = 4".into();
+    // w1 takes four files and waits 30 s before its first write: it is
+    // killed holding them, nothing of them committed.
+    shared.start("w1", Some("pipeline::before_write=sleep(30000)"));
+    shared.wait_for_holders(60, "w1 taking four files", |h| h.get("w1") == Some(&4));
+    shared.start("w2", None);
+    shared.start("w3", None);
+    for w in ["w2", "w3"] {
+        shared.wait_for_log(w, "joined the lease table", "w2 and w3 joining");
+    }
+    shared.kill("w1");
+
+    let db = shared.dir.path().join("out.db");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(db.exists() && live(&db) == expected_live(&g)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(live(&db), expected_live(&g), "the poison record must not be read\n{}", shared.logs());
+    let leases = shared.leases();
+    let (files, shards): (Vec<&Lease>, Vec<&Lease>) = leases.iter().partition(|l| l.key.contains('/'));
+    assert_eq!(files.len(), 10, "{leases:?}");
+    assert!(files.iter().all(|l| l.ended()), "{leases:?}");
+    assert_eq!(shards.len(), 2, "{leases:?}");
+    for w in ["w2", "w3"] {
+        assert!(shared.log(w).contains("export loaded; shards without a checkpoint are read from"));
+    }
+    shared.stop("w2");
+    shared.stop("w3");
+    shared.assert_read_by_one_at_a_time(&["w1", "w2", "w3"], TAKEOVER_WINDOW);
+
+    // A worker started now goes straight to the stream, where the others stopped.
+    shared.start("w4", None);
+    shared.wait_for_holders(60, "w4 taking both shards", |h| h.get("w4") == Some(&2));
+    std::thread::sleep(Duration::from_secs(2));
+    shared.stop("w4");
+    let log = shared.log("w4");
+    assert!(!log.contains("reading data file under its lease"), "{log}");
+    let starts: Vec<&str> = log.lines().filter(|l| l.contains("reading shard under its lease")).collect();
+    assert_eq!(starts.len(), 2, "{log}");
+    assert!(starts.iter().all(|l| l.contains("from=After(")), "{starts:?}");
+    assert_eq!(live(&db), expected_live(&g));
+}
+
+/// Without a stream to hand over to, workers sharing an export each exit 0
+/// once every data file is loaded, whoever loaded it.
+#[test]
+fn workers_sharing_an_export_alone_exit_once_it_is_loaded() {
+    let g = workload(86, 2400, 1_767_225_600_000_000);
+    let tables = "[[tables]]\nsource = \"customers\"\ntarget = \"customers_cdc\"\nkeys = [\"sk\", \"pk\"]";
+    let mut shared =
+        Shared::reading(Stream::new(1), String::new(), tables, "type = \"sqlite\"\npath = \"out.db\"");
+    let folder = Export::new(&full_lines(&g, u64::MAX), 6, 1_767_225_700_000_000, false)
+        .write_local(shared.dir.path());
+    shared.source = format!(
+        "type = \"export\"\npath = \"{}\"",
+        folder.strip_prefix(shared.dir.path()).unwrap().display()
+    );
+    shared.coordination = "max_leases_per_worker = 3".into();
+    shared.start("w1", Some("pipeline::before_write=sleep(2000)"));
+    shared.wait_for_holders(60, "w1 taking three files", |h| h.get("w1") == Some(&3));
+    shared.start("w2", None);
+    for w in ["w1", "w2"] {
+        let mut child = shared.workers.remove(w).unwrap();
+        let status = wait_exit(&mut child, Duration::from_secs(60));
+        assert!(status.success(), "{w} exited with {status}:\n{}", shared.log(w));
+        assert!(shared.log(w).contains("reading data file under its lease"), "{}", shared.log(w));
+    }
+    assert_eq!(live(&shared.dir.path().join("out.db")), expected_live(&g));
+    assert!(shared.leases().iter().all(|l| l.ended()), "{:?}", shared.leases());
 }

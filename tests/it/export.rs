@@ -22,7 +22,7 @@ use crate::util::{
 };
 
 /// The generated workload: one table with a composite key (`pk`, `sk`).
-fn workload(seed: u64, changes: usize, start_micros: u64) -> Generated {
+pub(crate) fn workload(seed: u64, changes: usize, start_micros: u64) -> Generated {
     generator::generate(&GenOptions {
         tables: vec!["orders".into(), "customers".into()],
         items: 120,
@@ -36,7 +36,7 @@ fn workload(seed: u64, changes: usize, start_micros: u64) -> Generated {
     })
 }
 
-const TABLE: &str = "customers";
+pub(crate) const TABLE: &str = "customers";
 
 /// A stream record's parts the tests need.
 struct Record {
@@ -75,7 +75,7 @@ fn last_changes(g: &Generated, after: u64, until: u64) -> BTreeMap<String, Recor
 }
 
 /// Full-export lines: every item alive at `at`.
-fn full_lines(g: &Generated, at: u64) -> Vec<String> {
+pub(crate) fn full_lines(g: &Generated, at: u64) -> Vec<String> {
     last_changes(g, 0, at)
         .into_values()
         .filter_map(|r| r.new_image)
@@ -243,7 +243,7 @@ pub(crate) fn sluice_s3() -> std::process::Command {
 }
 
 /// Live rows of the sink table: key and image.
-fn live(db: &Path) -> Vec<(String, Value)> {
+pub(crate) fn live(db: &Path) -> Vec<(String, Value)> {
     table_state(db, "customers_cdc")
         .into_iter()
         .filter(|i| !i.deleted)
@@ -252,7 +252,7 @@ fn live(db: &Path) -> Vec<(String, Value)> {
 }
 
 /// Live items the workload leaves at the end.
-fn expected_live(g: &Generated) -> Vec<(String, Value)> {
+pub(crate) fn expected_live(g: &Generated) -> Vec<(String, Value)> {
     let mut items: Vec<(String, Value)> = g
         .expected
         .iter()
@@ -465,12 +465,13 @@ fn ion_exports_and_missing_keys_are_refused_clearly() {
     assert!(!out.status.success() && err.contains("keys = ["), "{err}");
 }
 
-#[test]
-fn the_hand_over_from_an_export_to_the_stream_ends_in_the_latest_state() {
-    let stream = Stream::new(2);
-    // A change that arrived in the stream well before the export: the
-    // stream must start after it (exportTime - margin), or it would add an
-    // item that the table does not have.
+/// A stream as a live table's around an export: a change that arrived well
+/// before the export (the hand-over must start the stream after it, at
+/// exportTime - margin, or it would add an item that the table does not
+/// have), then changes around now. Returns the stream, the changes, and
+/// the export's time, two thirds of the way through them.
+pub(crate) fn a_stream_around_an_export(shards: i32, seed: u64) -> (Stream, Generated, u64) {
+    let stream = Stream::new(shards);
     let poison = r#"{"eventID":"poison","eventName":"INSERT","tableName":"customers","eventSource":"aws:dynamodb",
         "dynamodb":{"ApproximateCreationDateTime":4102444800000000,"ApproximateCreationDateTimePrecision":"MICROSECOND",
         "Keys":{"pk":{"S":"poison"},"sk":{"N":"0"}},"NewImage":{"pk":{"S":"poison"},"sk":{"N":"0"}}}}"#;
@@ -480,7 +481,7 @@ fn the_hand_over_from_an_export_to_the_stream_ends_in_the_latest_state() {
     // Changes around now, as a live table's are; the export is taken two
     // thirds of the way through them.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
-    let g = workload(77, 2400, now - 2_000_000);
+    let g = workload(seed, 2400, now - 2_000_000);
     let export_time = parse(&g.records[g.records.len() * 2 / 3]).micros;
     // The stream kept the changes from well before the export until now,
     // so the export window and its overlap are read twice.
@@ -488,7 +489,12 @@ fn the_hand_over_from_an_export_to_the_stream_ends_in_the_latest_state() {
     let in_stream: Vec<String> =
         g.records.iter().filter(|r| parse(r).micros >= window_start).cloned().collect();
     stream.put(&in_stream);
+    (stream, g, export_time)
+}
 
+#[test]
+fn the_hand_over_from_an_export_to_the_stream_ends_in_the_latest_state() {
+    let (stream, g, export_time) = a_stream_around_an_export(2, 77);
     let dir = scratch();
     let export = Export::new(&full_lines(&g, export_time), 3, export_time, false);
     let folder = export.write_local(dir.path());

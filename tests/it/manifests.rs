@@ -369,7 +369,7 @@ fn coordination_is_checked_and_only_where_shards_can_be_fenced() {
             "target = \"orders_cdc\"\n\n[coordination]\ntype = \"dynamodb\"\ntable = \"leases\"\n",
         ),
         "16:8",
-        &["Kinesis stream's shards"],
+        &["Kinesis stream's shards or an export's data files", "one process reads alone"],
     );
 }
 

@@ -18,6 +18,10 @@ pub struct Round<'a> {
     pub expired: &'a HashSet<String>,
     /// `max_leases_per_worker`.
     pub max_leases: Option<usize>,
+    /// Leases read before all others: those whose key starts with this (an
+    /// export's data files, before the stream that continues it). While one
+    /// of them is open, no other lease is taken.
+    pub first: Option<&'a str>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -32,7 +36,8 @@ pub enum Take<'a> {
 /// unowned first, by key; failing those, one stolen from the most loaded
 /// worker if it holds more than the share. A lease whose parent shard has
 /// a lease not yet ended is never taken, so a key's changes are read in
-/// order across a split or merge.
+/// order across a split or merge; nor is any lease while one of the
+/// `first` is open, so an export is loaded before its stream is read.
 pub fn choose<'a>(round: &Round<'a>) -> Vec<Take<'a>> {
     let ended: HashSet<&str> = round.leases.iter().filter(|l| l.ended()).map(|l| l.key.as_str()).collect();
     let known: HashSet<&str> = round.leases.iter().map(|l| l.key.as_str()).collect();
@@ -42,7 +47,11 @@ pub fn choose<'a>(round: &Round<'a>) -> Vec<Take<'a>> {
     };
     // Its owner, unless the owner stopped renewing it.
     let holder = |lease: &'a Lease| lease.owner.as_deref().filter(|_| !round.expired.contains(&lease.key));
-    let open: Vec<&'a Lease> = round.leases.iter().filter(|l| !l.ended()).collect();
+    let first = |lease: &Lease| round.first.is_some_and(|prefix| lease.key.starts_with(prefix));
+    let first_open = round.leases.iter().any(|l| !l.ended() && first(l));
+    // The leases shared now: the first ones while any is open, else all.
+    let open: Vec<&'a Lease> =
+        round.leases.iter().filter(|l| !l.ended() && (first(l) || !first_open)).collect();
 
     // Each worker's count, this one's included even when it holds nothing;
     // ordered by name so ties break the same way on every worker.
@@ -113,7 +122,7 @@ mod tests {
     }
 
     fn choose_for<'a>(me: &'a str, leases: &'a [Lease], expired: &'a HashSet<String>) -> Vec<Take<'a>> {
-        choose(&Round { me, leases, expired, max_leases: None })
+        choose(&Round { me, leases, expired, max_leases: None, first: None })
     }
 
     fn keys(takes: &[Take]) -> Vec<String> {
@@ -218,11 +227,11 @@ mod tests {
     fn max_leases_caps_the_share() {
         let leases = table(8, &[]);
         let expired = HashSet::new();
-        let round = Round { me: "a", leases: &leases, expired: &expired, max_leases: Some(2) };
+        let round = Round { me: "a", leases: &leases, expired: &expired, max_leases: Some(2), first: None };
         assert_eq!(keys(&choose(&round)), ["free s0", "free s1"]);
 
         let leases = table(8, &[Some("a"), Some("a")]);
-        let round = Round { me: "a", leases: &leases, expired: &expired, max_leases: Some(2) };
+        let round = Round { me: "a", leases: &leases, expired: &expired, max_leases: Some(2), first: None };
         assert!(choose(&round).is_empty());
     }
 
@@ -259,5 +268,32 @@ mod tests {
         );
         // Ties break by name: a is the most loaded.
         assert_eq!(keys(&choose_for("c", &leases, &HashSet::new())), ["steal s0"]);
+    }
+
+    #[test]
+    fn an_exports_files_are_shared_before_any_shard_is_taken() {
+        let leases = [
+            lease("x/data/0", Some("a")),
+            lease("x/data/1", None),
+            lease("x/data/2", None),
+            lease("s0", None),
+        ];
+        let round =
+            Round { me: "b", leases: &leases, expired: &HashSet::new(), max_leases: None, first: Some("x/") };
+        // Three files between two workers: two each at most, and no shard.
+        assert_eq!(keys(&choose(&round)), ["free x/data/1", "free x/data/2"]);
+        let loaded = [
+            ended("x/data/0", None),
+            ended("x/data/1", None),
+            lease("x/data/2", Some("a")),
+            lease("s0", None),
+        ];
+        let round =
+            Round { me: "b", leases: &loaded, expired: &HashSet::new(), max_leases: None, first: Some("x/") };
+        assert!(choose(&round).is_empty(), "a shard was taken while a file is open");
+        let done = [ended("x/data/0", None), ended("x/data/2", None), lease("s0", None), lease("s1", None)];
+        let round =
+            Round { me: "b", leases: &done, expired: &HashSet::new(), max_leases: None, first: Some("x/") };
+        assert_eq!(keys(&choose(&round)), ["free s0", "free s1"]);
     }
 }

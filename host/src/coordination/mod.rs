@@ -10,7 +10,7 @@ pub mod leases;
 mod worker;
 
 pub use config::{Config, Section};
-pub use worker::{Held, Holding, Worker};
+pub use worker::{Ended, Held, Holding, Worker};
 
 /// Every lease in the table, for `sluice status`: one Scan, nothing
 /// created or written.

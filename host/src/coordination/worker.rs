@@ -3,13 +3,14 @@
 //! holders stopped renewing, and takes or steals leases by `balance.rs`.
 //! The shards it holds are published on a watch channel, each with the
 //! lease counter it took the lease at: the fencing token its checkpoints
-//! carry into the sink.
+//! carry into the sink. The leases seen ended are published too, so an
+//! export's loaders know when every data file is loaded.
 //!
 //! Expiry is judged the KCL's way, without trusting clocks: a lease whose
 //! counter has not moved for a whole lease duration, as this worker saw
 //! it, has a holder that stopped renewing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,10 +34,15 @@ pub struct Holding {
 /// The shards this worker holds.
 pub type Held = BTreeMap<String, Holding>;
 
+/// The keys of the leases whose end is committed, as last scanned.
+pub type Ended = BTreeSet<String>;
+
 /// What the stream's side tells the worker.
 enum Report {
-    /// The stream's shards, as listed: (id, parents).
+    /// Shards (or data files), as listed: (key, parents).
     Shards(Vec<(String, Vec<String>)>),
+    /// Leases with keys starting so are taken before any other.
+    First(String),
     /// A shard's position was committed in the sink.
     Committed { shard: String, sequence: String },
     /// A shard's end was committed in the sink.
@@ -51,6 +57,7 @@ pub struct Worker {
     id: String,
     reports: mpsc::UnboundedSender<Report>,
     held: watch::Receiver<Held>,
+    ended_leases: watch::Receiver<Ended>,
 }
 
 impl Worker {
@@ -60,6 +67,7 @@ impl Worker {
         crate::aws::block_on(table.ensure())?;
         let (reports, inbox) = mpsc::unbounded_channel();
         let (publish, held) = watch::channel(Held::new());
+        let (publish_ended, ended_leases) = watch::channel(Ended::new());
         let task = Task {
             table,
             duration: config.lease_duration,
@@ -70,11 +78,13 @@ impl Worker {
             seen: HashMap::new(),
             listed: Vec::new(),
             committed: HashMap::new(),
+            first: None,
             publish,
+            publish_ended,
         };
         crate::aws::runtime().spawn(task.run(inbox));
         tracing::info!(worker = config.worker_id, table = config.table, "joined the lease table");
-        Ok(Arc::new(Worker { id: config.worker_id.clone(), reports, held }))
+        Ok(Arc::new(Worker { id: config.worker_id.clone(), reports, held, ended_leases }))
     }
 
     pub fn id(&self) -> &str {
@@ -86,8 +96,20 @@ impl Worker {
         self.held.clone()
     }
 
+    /// The leases whose end is committed, as last scanned, and every change.
+    pub fn ended_leases(&self) -> watch::Receiver<Ended> {
+        self.ended_leases.clone()
+    }
+
     pub fn shards_listed(&self, shards: Vec<(String, Vec<String>)>) {
         let _ = self.reports.send(Report::Shards(shards));
+    }
+
+    /// An export's data files, each leased under its key (which starts with
+    /// `prefix`); no other lease is taken while one of them is open.
+    pub fn files_listed(&self, prefix: &str, files: Vec<String>) {
+        let _ = self.reports.send(Report::First(prefix.to_owned()));
+        let _ = self.reports.send(Report::Shards(files.into_iter().map(|f| (f, Vec::new())).collect()));
     }
 
     pub fn committed(&self, shard: &str, sequence: &str) {
@@ -131,7 +153,10 @@ struct Task {
     listed: Vec<(String, Vec<String>)>,
     /// Positions to record in held leases, for the KCL's tools.
     committed: HashMap<String, String>,
+    /// The prefix of the keys taken before all others.
+    first: Option<String>,
     publish: watch::Sender<Held>,
+    publish_ended: watch::Sender<Ended>,
 }
 
 impl Task {
@@ -148,7 +173,9 @@ impl Task {
                     self.publish();
                 }
                 report = inbox.recv() => match report {
-                    Some(Report::Shards(shards)) => self.listed = shards,
+                    // Listed by the stream and by an export: kept until the next round.
+                    Some(Report::Shards(shards)) => self.listed.extend(shards),
+                    Some(Report::First(prefix)) => self.first = Some(prefix),
                     Some(Report::Committed { shard, sequence }) => drop(self.committed.insert(shard, sequence)),
                     Some(Report::Ended(shard)) => self.end(&shard).await,
                     Some(Report::Release(done)) => {
@@ -169,10 +196,16 @@ impl Task {
         self.renew().await;
         self.record_positions().await;
         let leases = self.table.all().await?;
+        let ended: Ended = leases.iter().filter(|l| l.ended()).map(|l| l.key.clone()).collect();
+        self.publish_ended.send_if_modified(|current| {
+            let changed = *current != ended;
+            *current = ended;
+            changed
+        });
         let known: HashSet<&str> = leases.iter().map(|l| l.key.as_str()).collect();
         for (shard, parents) in std::mem::take(&mut self.listed) {
             if !known.contains(shard.as_str()) && self.table.create(&shard, &parents).await? {
-                tracing::info!(shard, "created the shard's lease");
+                tracing::info!(key = shard, "created the lease");
             }
         }
         let now = Instant::now();
@@ -188,7 +221,13 @@ impl Task {
             }
         }
         let me = self.table.worker().to_owned();
-        let round = Round { me: &me, leases: &leases, expired: &expired, max_leases: self.max_leases };
+        let round = Round {
+            me: &me,
+            leases: &leases,
+            expired: &expired,
+            max_leases: self.max_leases,
+            first: self.first.as_deref(),
+        };
         for take in choose(&round) {
             let (seen, stolen) = match take {
                 Take::Free(l) => (l, false),
@@ -197,10 +236,10 @@ impl Task {
             if let Some(lease) = self.table.take(seen).await? {
                 match (&seen.owner, stolen) {
                     (Some(from), true) => {
-                        tracing::info!(shard = lease.key, from, "stole the lease to balance the workers")
+                        tracing::info!(key = lease.key, from, "stole the lease to balance the workers")
                     }
-                    (Some(from), false) => tracing::info!(shard = lease.key, from, "took an expired lease"),
-                    (None, _) => tracing::info!(shard = lease.key, "took a free lease"),
+                    (Some(from), false) => tracing::info!(key = lease.key, from, "took an expired lease"),
+                    (None, _) => tracing::info!(key = lease.key, "took a free lease"),
                 }
                 let token = lease.counter;
                 self.held.insert(lease.key.clone(), Kept { lease, token, renewed: Instant::now() });
@@ -226,14 +265,17 @@ impl Task {
                     held.renewed = Instant::now();
                 }
                 Ok(None) => {
-                    tracing::warn!(shard, "lost the lease to another worker");
+                    tracing::warn!(key = shard, "lost the lease to another worker");
                     lost.push(shard.clone());
                 }
                 Err(e) if held.renewed.elapsed() >= self.duration => {
-                    tracing::warn!(shard, "could not renew the lease for a whole lease duration: {e:#}");
+                    tracing::warn!(
+                        key = shard,
+                        "could not renew the lease for a whole lease duration: {e:#}"
+                    );
                     lost.push(shard.clone());
                 }
-                Err(e) => tracing::warn!(shard, "renewing the lease: {e:#}; trying again"),
+                Err(e) => tracing::warn!(key = shard, "renewing the lease: {e:#}; trying again"),
             }
         }
         for shard in lost {
@@ -246,7 +288,7 @@ impl Task {
             if self.held.contains_key(&shard)
                 && let Err(e) = self.table.checkpoint(&shard, &sequence).await
             {
-                tracing::warn!(shard, "recording the position in the lease table: {e:#}");
+                tracing::warn!(key = shard, "recording the position in the lease table: {e:#}");
             }
         }
     }
@@ -256,15 +298,18 @@ impl Task {
         self.committed.remove(shard);
         match self.table.checkpoint(shard, SHARD_END).await {
             Ok(true) => {
-                tracing::info!(shard, "the shard's end is committed; its children may be taken");
+                tracing::info!(
+                    key = shard,
+                    "the end is committed: the lease is ended, and what waits on it may be taken"
+                );
                 self.held.remove(shard);
                 self.publish();
             }
             Ok(false) => {
-                tracing::warn!(shard, "the shard's end is committed, but its lease is no longer ours")
+                tracing::warn!(key = shard, "the end is committed, but the lease is no longer ours")
             }
             // The next holder finds the end committed in the sink and marks it.
-            Err(e) => tracing::warn!(shard, "marking the shard's end in the lease table: {e:#}"),
+            Err(e) => tracing::warn!(key = shard, "marking the end in the lease table: {e:#}"),
         }
     }
 
@@ -272,9 +317,9 @@ impl Task {
         self.record_positions().await;
         for (shard, held) in std::mem::take(&mut self.held) {
             match self.table.release(&held.lease).await {
-                Ok(true) => tracing::info!(shard, "gave the lease back"),
+                Ok(true) => tracing::info!(key = shard, "gave the lease back"),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(shard, "giving the lease back: {e:#}; it expires instead"),
+                Err(e) => tracing::warn!(key = shard, "giving the lease back: {e:#}; it expires instead"),
             }
         }
         self.publish();

@@ -84,12 +84,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
         Some(section) => {
             let kind = section.kind.clone();
             let config = section.resolve(&cx)?;
-            if !matches!(source, SourceConfig::Kinesis(_)) {
+            if matches!(source, SourceConfig::File(_)) {
                 return Err(cx.err(
                     &kind,
                     format!(
-                        "[coordination] shares a Kinesis stream's shards among workers; this pipeline reads {source} \
-                         (leasing an export's data files is not built yet)"
+                        "[coordination] shares a Kinesis stream's shards or an export's data files among workers; \
+                         this pipeline reads {source}, which one process reads alone"
                     ),
                 ));
             }

@@ -340,7 +340,7 @@ fn leased(plan: &Plan, options: &RunOptions) -> Result<Option<Leased>> {
             }
         })
         .context("starting the claims thread")?;
-    let claim: sources::Claim = Box::new(move |partition, lease| {
+    let claim: sources::Claim = Arc::new(move |partition, lease| {
         let (answer, answered) = tokio::sync::oneshot::channel();
         // Should the thread have stopped, the answer is dropped with the request.
         let _ = requests.send((partition.to_owned(), lease, answer));

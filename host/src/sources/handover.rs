@@ -3,12 +3,16 @@
 //! `exportTime` minus a margin; what the overlap reads again is older than,
 //! or the same as, what the export loaded, and the ordering guard keeps the
 //! newer. The result is the table as if it had been streamed from the start.
+//!
+//! Workers sharing the pipeline ([coordination]) lease the data files first
+//! and the shards only once every file is loaded, so the hand-over happens
+//! once: a shard's first holder starts it there, later ones where it stopped.
 
 use anyhow::Result;
 
-use super::Source;
 use super::export::{ExportSource, HandOver};
 use super::kinesis::{KinesisSource, Start};
+use super::{Leased, Source};
 use crate::record::{Batch, BatchLimits, Checkpoint};
 
 pub struct ExportThenStream {
@@ -18,6 +22,7 @@ pub struct ExportThenStream {
     /// Checkpoints committed before this run: the stream's, after a restart.
     committed: Vec<Checkpoint>,
     exit_when_caught_up: bool,
+    leased: Option<Leased>,
 }
 
 impl ExportThenStream {
@@ -26,6 +31,7 @@ impl ExportThenStream {
         then: HandOver,
         committed: &[Checkpoint],
         exit_when_caught_up: bool,
+        leased: Option<Leased>,
     ) -> Self {
         ExportThenStream {
             export: Some(export),
@@ -33,6 +39,7 @@ impl ExportThenStream {
             then,
             committed: committed.to_vec(),
             exit_when_caught_up,
+            leased,
         }
     }
 }
@@ -52,14 +59,21 @@ impl Source for ExportThenStream {
                 humantime::format_rfc3339_millis(from),
                 humantime::format_duration(self.then.margin)
             );
-            self.stream =
-                Some(KinesisSource::open(&stream, &self.committed, self.exit_when_caught_up, None)?);
+            self.stream = Some(KinesisSource::open(
+                &stream,
+                &self.committed,
+                self.exit_when_caught_up,
+                self.leased.take(),
+            )?);
             self.export = None;
         }
         self.stream.as_mut().expect("opened once the export is loaded").next_batch(limits)
     }
 
     fn committed(&mut self, checkpoints: &[Checkpoint]) {
+        if let Some(export) = &mut self.export {
+            export.committed(checkpoints);
+        }
         if let Some(stream) = &mut self.stream {
             stream.committed(checkpoints);
         }

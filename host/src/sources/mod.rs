@@ -43,6 +43,7 @@ pub trait Source: Send {
 
 /// How a worker of a coordinated pipeline reads: only the partitions whose
 /// leases it holds, each from where its claim says.
+#[derive(Clone)]
 pub struct Leased {
     pub worker: Arc<Worker>,
     pub claim: Claim,
@@ -51,7 +52,7 @@ pub struct Leased {
 /// Claims a partition under a lease counter: fences out older holders and
 /// reads the committed position (the sink's `Claims`, from the pipeline),
 /// answering on the returned channel; a dropped answer means it failed.
-pub type Claim = Box<dyn Fn(&str, i64) -> tokio::sync::oneshot::Receiver<Result<Claimed>> + Send + Sync>;
+pub type Claim = Arc<dyn Fn(&str, i64) -> tokio::sync::oneshot::Receiver<Result<Claimed>> + Send + Sync>;
 
 pub enum Claimed {
     /// The committed position, if any.
@@ -143,11 +144,15 @@ fn open_as(
             Ok(Box::new(KinesisSource::open(k, committed, exit_when_caught_up, leased)?))
         }
         SourceConfig::Export(e) => {
-            let export = ExportSource::open(plan, e, committed)?;
+            let export = ExportSource::open(plan, e, committed, leased.clone())?;
             Ok(match &e.then {
-                Some(then) => {
-                    Box::new(ExportThenStream::new(export, then.clone(), committed, exit_when_caught_up))
-                }
+                Some(then) => Box::new(ExportThenStream::new(
+                    export,
+                    then.clone(),
+                    committed,
+                    exit_when_caught_up,
+                    leased,
+                )),
                 None => Box::new(export),
             })
         }

@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use anyhow::{Context, Result, bail};
@@ -30,15 +31,19 @@ pub enum Event {
         file: usize,
         last_line: u64,
         records: Vec<SourceRecord>,
+        /// The file's lease counter, for a coordinated worker.
+        lease: Option<i64>,
     },
     /// `file` was read to its end and verified; it had `lines` lines.
     Done {
         file: usize,
         lines: u64,
+        lease: Option<i64>,
     },
     Failed(String),
 }
 
+#[derive(Clone)]
 pub struct Job {
     pub index: usize,
     pub file: DataFile,
@@ -49,13 +54,22 @@ pub struct Job {
     /// The DynamoDB table the export is of.
     pub table: Arc<str>,
     pub format: Arc<ExportInfo>,
+    /// The file's lease counter, for a coordinated worker.
+    pub lease: Option<i64>,
+    /// Set when the file's lease moved (the reader stops), and by the
+    /// reader when it is done.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// Reads one file, sending its records; false if the source is gone.
 pub fn read(store: &ObjectStore, job: &Job, events: &SyncSender<Event>) -> bool {
     match read_file(store, job, events) {
-        Ok(Some(lines)) => events.send(Event::Done { file: job.index, lines }).is_ok(),
-        Ok(None) => false,
+        Ok(Some(lines)) => {
+            job.stop.store(true, Ordering::Relaxed);
+            events.send(Event::Done { file: job.index, lines, lease: job.lease }).is_ok()
+        }
+        // Stopped because the lease moved: the next file may be read.
+        Ok(None) => job.stop.load(Ordering::Relaxed),
         Err(e) => {
             let _ =
                 events.send(Event::Failed(format!("{}: {e:#}", store.describe(&job.file.data_file_s3_key))));
@@ -64,7 +78,7 @@ pub fn read(store: &ObjectStore, job: &Job, events: &SyncSender<Event>) -> bool 
     }
 }
 
-/// The number of lines, or `None` if the source went away.
+/// The number of lines, or `None` if the source went away or the lease moved.
 fn read_file(store: &ObjectStore, job: &Job, events: &SyncSender<Event>) -> Result<Option<u64>> {
     let rel = &job.file.data_file_s3_key;
     let stored = Hashing { inner: store.reader(rel, job.file.etag.as_deref())?, md5: Md5::new(), bytes: 0 };
@@ -109,7 +123,7 @@ fn read_file(store: &ObjectStore, job: &Job, events: &SyncSender<Event>) -> Resu
         if chunk.len() >= CHUNK_RECORDS || chunk_bytes >= CHUNK_BYTES {
             let records = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_RECORDS));
             chunk_bytes = 0;
-            if events.send(Event::Lines { file: job.index, last_line: number, records }).is_err() {
+            if job.stop.load(Ordering::Relaxed) || send(events, job, number, records).is_err() {
                 return Ok(None);
             }
         }
@@ -133,12 +147,15 @@ fn read_file(store: &ObjectStore, job: &Job, events: &SyncSender<Event>) -> Resu
             );
         }
     }
-    if !chunk.is_empty()
-        && events.send(Event::Lines { file: job.index, last_line: number, records: chunk }).is_err()
-    {
+    if job.stop.load(Ordering::Relaxed) || (!chunk.is_empty() && send(events, job, number, chunk).is_err()) {
         return Ok(None);
     }
     Ok(Some(number))
+}
+
+fn send(events: &SyncSender<Event>, job: &Job, last_line: u64, records: Vec<SourceRecord>) -> Result<(), ()> {
+    let lines = Event::Lines { file: job.index, last_line, records, lease: job.lease };
+    events.send(lines).map_err(drop)
 }
 
 /// Hashes what passes through.

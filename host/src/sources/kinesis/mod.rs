@@ -534,7 +534,7 @@ impl Coordinator {
                     None if !holding.parents.is_empty() => StartAt::TrimHorizon,
                     None => self.start.at(),
                 };
-                tracing::info!(shard, lease = token, "reading shard under its lease");
+                tracing::info!(shard, lease = token, from = ?start, "reading shard under its lease");
                 self.shared.status.behind(shard, None);
                 let reader = Reader {
                     client: self.client.clone(),
