@@ -355,8 +355,9 @@ fn shards_move_on_when_a_worker_is_killed_stopped_or_added() {
     let mut shared = Shared::new(4, "type = \"sqlite\"\npath = \"out.db\"");
     let g = stream_of(82, 2000);
     let (first, second) = g.records.split_at(g.records.len() / 2);
+    let w2_metrics = free_port();
     shared.start("w1", None);
-    shared.start("w2", None);
+    shared.start_with("w2", None, &["--metrics-addr", &format!("127.0.0.1:{w2_metrics}")]);
     shared.wait_for_holders(60, "two workers sharing four shards", |h| fair(h, &["w1", "w2"], 4));
     shared.stream.put(first);
 
@@ -368,6 +369,19 @@ fn shards_move_on_when_a_worker_is_killed_stopped_or_added() {
     // Added: it steals its share, one lease at a time.
     shared.start("w3", None);
     shared.wait_for_holders(60, "w3 taking its share", |h| fair(h, &["w2", "w3"], 4));
+    // w2 reports how far behind it is only for the shards it still reads.
+    let leases = shared.leases();
+    let reported = |shard: &str| {
+        let metrics = http_get(w2_metrics, "/metrics").map(|(_, body)| body).unwrap_or_default();
+        metrics.contains(&format!("sluice_source_behind_milliseconds{{shard=\"{shard}\"}}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for lease in leases.iter().filter(|l| l.owner.as_deref() == Some("w3")) {
+        while reported(&lease.key) {
+            assert!(Instant::now() < deadline, "w2 still reports {} 10 s after it moved", lease.key);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 
     // Stopped: it gives its leases back, and w3 takes them well before
     // they would have expired.

@@ -149,8 +149,10 @@ struct ShardStatus {
 impl Status {
     fn behind(&self, shard: &str, millis: Option<i64>) {
         if let Some(ms) = millis {
-            let label = crate::telemetry::metrics::Shard { shard: shard.to_owned() };
-            crate::telemetry::metrics::metrics().source_behind_milliseconds.get_or_create(&label).set(ms);
+            crate::telemetry::metrics::metrics()
+                .source_behind_milliseconds
+                .get_or_create(&label(shard))
+                .set(ms);
         }
         self.shards.lock().expect("status lock").entry(shard.to_owned()).or_default().millis_behind = millis;
     }
@@ -159,9 +161,10 @@ impl Status {
         self.shards.lock().expect("status lock").entry(shard.to_owned()).or_default().ended = true;
     }
 
-    /// Another worker reads the shard now.
+    /// Another worker reads the shard now, and reports how far behind it is.
     fn forget(&self, shard: &str) {
         self.shards.lock().expect("status lock").remove(shard);
+        crate::telemetry::metrics::metrics().source_behind_milliseconds.remove(&label(shard));
     }
 
     fn closed(&self, shard: &str) {
@@ -199,6 +202,11 @@ impl Status {
         lines.sort();
         lines.join(", ")
     }
+}
+
+/// A shard's label in the metrics.
+fn label(shard: &str) -> crate::telemetry::metrics::Shard {
+    crate::telemetry::metrics::Shard { shard: shard.to_owned() }
 }
 
 /// What the coordinator shares with the pipeline's side.
