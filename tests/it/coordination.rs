@@ -604,3 +604,39 @@ fn workers_sharing_an_export_alone_exit_once_it_is_loaded() {
     assert_eq!(live(&shared.dir.path().join("out.db")), expected_live(&g));
     assert!(shared.leases().iter().all(|l| l.ended()), "{:?}", shared.leases());
 }
+
+/// Starting at `latest`, a coordinated pipeline passes over the history of
+/// shards already closed, as one process does: the closed shard gets no
+/// lease, and its children are read from the tip, not from their oldest
+/// record.
+#[test]
+fn a_latest_start_passes_over_shards_closed_before_it() {
+    let mut shared = Shared::new(1, "type = \"sqlite\"\npath = \"out.db\"");
+    let g = stream_of(87, 600);
+    let (history, new) = g.records.split_at(300);
+    shared.stream.put(&history[..150]);
+    shared.stream.split();
+    shared.stream.put(&history[150..]);
+    shared.source += "\nstart = \"latest\"";
+    shared.start("w1", None);
+    shared.wait_for_holders(60, "w1 taking the two children", |h| h.get("w1") == Some(&2));
+    shared.wait_for_log("w1", "reading shard under its lease", "w1 reading");
+    // The readers ask for their iterators at the tip as they start.
+    std::thread::sleep(Duration::from_secs(2));
+    shared.stream.put(new);
+
+    let read = || {
+        let status = stdout(&run_ok(shared.sluice().args(["status", "--json"]).arg(shared.manifest("w1"))));
+        let json: serde_json::Value = serde_json::from_str(&status).unwrap();
+        json["records"]["orders"]["read"].as_u64().unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read() < new.len() as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(read(), new.len() as u64, "the history before the start was read:\n{}", shared.logs());
+    let leases = shared.leases();
+    assert_eq!(leases.len(), 2, "the closed shard has a lease: {leases:?}");
+    shared.stop("w1");
+}

@@ -26,9 +26,10 @@ use super::leases::{Lease, LeaseTable, SHARD_END};
 pub struct Holding {
     /// The lease counter when this worker took the lease.
     pub token: i64,
-    /// The shards it was split or merged from: it is read from its oldest
-    /// record, since its parents were read to their ends.
-    pub parents: Vec<String>,
+    /// A shard it was split or merged from has a lease, so was read to its
+    /// end: this one is read from its oldest record. (A parent without a
+    /// lease was passed over, or trimmed away before the table knew it.)
+    pub after_parent: bool,
 }
 
 /// The shards this worker holds.
@@ -138,6 +139,7 @@ struct Kept {
     lease: Lease,
     token: i64,
     renewed: Instant,
+    after_parent: bool,
 }
 
 struct Task {
@@ -242,7 +244,9 @@ impl Task {
                     (None, _) => tracing::info!(key = lease.key, "took a free lease"),
                 }
                 let token = lease.counter;
-                self.held.insert(lease.key.clone(), Kept { lease, token, renewed: Instant::now() });
+                let after_parent = lease.parents.iter().any(|p| known.contains(p.as_str()));
+                self.held
+                    .insert(lease.key.clone(), Kept { lease, token, renewed: Instant::now(), after_parent });
             }
         }
         Ok(())
@@ -331,7 +335,7 @@ impl Task {
         let held: Held = self
             .held
             .iter()
-            .map(|(shard, h)| (shard.clone(), Holding { token: h.token, parents: h.lease.parents.clone() }))
+            .map(|(shard, h)| (shard.clone(), Holding { token: h.token, after_parent: h.after_parent }))
             .collect();
         self.publish.send_if_modified(|current| {
             let changed = *current != held;

@@ -417,15 +417,7 @@ impl Coordinator {
             tokio::select! {
                 _ = relist.tick() => match self.relist().await {
                     Some(shards) => {
-                        let skip: Vec<String> = if first_listing && self.start == Start::Latest {
-                            // Starting at the tip: the history of shards already closed
-                            // (and never read) is passed over. Only at start: a shard
-                            // that closes later was split or merged while being read.
-                            let unread = |s: &&Shard| s.closed && !self.positions.contains_key(&s.id);
-                            shards.iter().filter(unread).map(|s| s.id.clone()).collect()
-                        } else {
-                            Vec::new()
-                        };
+                        let skip = if first_listing { self.passed_over(&shards) } else { HashSet::new() };
                         first_listing = false;
                         lineage.update(shards);
                         skip.iter().for_each(|id| lineage.skip(id));
@@ -475,6 +467,9 @@ impl Coordinator {
         let Some(mode) = self.mode().await else { return };
         let mut held = worker.held();
         let mut relist = tokio::time::interval(RELIST_EVERY);
+        // Passed over at the first listing: never leased, so never read, and
+        // their children are read from `start`.
+        let mut passed_over = None;
         // Each shard being read: its lease counter and its reader.
         let mut reading: HashMap<String, (i64, tokio::task::AbortHandle)> = HashMap::new();
         let mut readers = tokio::task::JoinSet::new();
@@ -484,7 +479,9 @@ impl Coordinator {
             tokio::select! {
                 _ = relist.tick() => match self.relist().await {
                     Some(shards) => {
-                        worker.shards_listed(shards.into_iter().map(|s| (s.id, s.parents)).collect());
+                        let skip = passed_over.get_or_insert_with(|| self.passed_over(&shards));
+                        let listed = shards.into_iter().filter(|s| !skip.contains(&s.id));
+                        worker.shards_listed(listed.map(|s| (s.id, s.parents)).collect());
                     }
                     None => return,
                 },
@@ -539,7 +536,7 @@ impl Coordinator {
                 }
                 let start = match position.and_then(|p| p.after) {
                     Some(seq) => StartAt::After(seq),
-                    None if !holding.parents.is_empty() => StartAt::TrimHorizon,
+                    None if holding.after_parent => StartAt::TrimHorizon,
                     None => self.start.at(),
                 };
                 tracing::info!(shard, lease = token, from = ?start, "reading shard under its lease");
@@ -558,6 +555,17 @@ impl Coordinator {
                 reading.insert(shard.clone(), (token, readers.spawn(reader.run())));
             }
         }
+    }
+
+    /// Of a run's first listing, the shards passed over: starting at the
+    /// tip, the history of shards already closed (and never read). Only at
+    /// start: a shard that closes later was split or merged while being read.
+    fn passed_over(&self, shards: &[Shard]) -> HashSet<String> {
+        if self.start != Start::Latest {
+            return HashSet::new();
+        }
+        let unread = |s: &&Shard| s.closed && !self.positions.contains_key(&s.id);
+        shards.iter().filter(unread).map(|s| s.id.clone()).collect()
     }
 
     /// The shards as listed now, the closed ones noted (`None`: listing
