@@ -15,6 +15,7 @@ use sluice_test_support::{free_port, http_get, moto, postgres, unique_name};
 
 use crate::export::{Export, a_stream_around_an_export, expected_live, full_lines, live, workload};
 use crate::kinesis::{Stream, sluice_k, stream_of};
+use crate::redshift::Warehouse;
 use crate::util::{
     assert_same_items, canonical_states, expected_soft, pg_state, run_ok, runtime, scratch, stdout,
     table_state,
@@ -39,6 +40,8 @@ struct Shared {
     tables: String,
     coordination: String,
     sink: String,
+    /// More of the workers' environment (a stand-in's endpoint).
+    env: Vec<(&'static str, String)>,
     workers: BTreeMap<String, Child>,
     /// When each worker that ended was killed or exited (seconds of the day, UTC).
     ended: BTreeMap<String, f64>,
@@ -61,6 +64,7 @@ impl Shared {
             tables: tables.to_owned(),
             coordination: String::new(),
             sink: sink.to_owned(),
+            env: Vec::new(),
             workers: BTreeMap::new(),
             ended: BTreeMap::new(),
         }
@@ -87,6 +91,7 @@ impl Shared {
     fn sluice(&self) -> Command {
         let mut cmd = sluice_k();
         cmd.env("AWS_ENDPOINT_URL_DYNAMODB", moto::dynamodb().endpoint());
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -406,7 +411,24 @@ fn shards_move_on_when_a_worker_is_killed_stopped_or_added() {
 fn a_worker_paused_past_its_lease_cannot_commit_after_the_new_holder() {
     let url = postgres::shared().fresh_database("leases");
     let sink = format!("type = \"postgres\"\nurl = \"{url}\"\nschema = \"cdc\"");
-    let mut shared = Shared::new(2, &sink);
+    paused_past_its_lease(Shared::new(2, &sink), &url);
+}
+
+/// The same into Redshift (the Data API stand-in), its batches staged in S3:
+/// the claim and every request's first statement check the lease counters.
+#[test]
+fn into_redshift_a_worker_paused_past_its_lease_cannot_commit_after_the_new_holder() {
+    let w = Warehouse::new();
+    let mut shared = Shared::new(2, &w.sink(&w.staging()));
+    shared.env.push(("AWS_ENDPOINT_URL_REDSHIFT_DATA", w.standin.endpoint()));
+    shared.env.push(("AWS_ENDPOINT_URL_S3", moto::shared().endpoint()));
+    paused_past_its_lease(shared, &w.url);
+}
+
+/// Two workers on two shards; w1, paused holding a batch until w2 took its
+/// shard, has that batch refused once resumed; `url` is where the sink's
+/// rows end up.
+fn paused_past_its_lease(mut shared: Shared, url: &str) {
     let g = stream_of(83, 600);
     // w1 waits 4 s before each write: long enough to be paused holding a batch.
     shared.start("w1", Some("pipeline::before_write=sleep(4000)"));
@@ -422,7 +444,7 @@ fn a_worker_paused_past_its_lease_cannot_commit_after_the_new_holder() {
     shared.signal("w1", "-CONT");
     shared.stop("w1");
     shared.wait_for_log("w1", "moved to another worker", "w1's late commit refused");
-    wait_for_postgres(&url, &g);
+    wait_for_postgres(url, &g);
     shared.stop("w2");
 }
 

@@ -97,7 +97,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, ManifestError> {
                 return Err(cx.err(
                     &kind,
                     format!(
-                        "workers sharing a stream need a sink that fences each shard by its lease (sqlite, postgres); \
+                        "workers sharing a stream need a sink that fences each shard by its lease (sqlite, postgres, redshift); \
                          {sink} does not"
                     ),
                 ));

@@ -296,7 +296,8 @@ impl SinkConfig {
         Ok(match self {
             SinkConfig::Sqlite(c) => Box::new(sqlite::SqliteClaims::open(c, pipeline)?),
             SinkConfig::Postgres(c) => Box::new(postgres::PostgresClaims::open(c, pipeline)?),
-            SinkConfig::Redshift(_) | SinkConfig::S3(_) => {
+            SinkConfig::Redshift(c) => Box::new(redshift::RedshiftClaims::open(c, pipeline)?),
+            SinkConfig::S3(_) => {
                 return Err(SinkError::Fatal(anyhow::anyhow!("{self} cannot fence partitions by lease")));
             }
         })
@@ -305,7 +306,7 @@ impl SinkConfig {
     /// Whether the sink fences each partition by its lease counter, which a
     /// pipeline shared by several workers (`[coordination]`) needs.
     pub fn fences_leases(&self) -> bool {
-        matches!(self, SinkConfig::Sqlite(_) | SinkConfig::Postgres(_))
+        matches!(self, SinkConfig::Sqlite(_) | SinkConfig::Postgres(_) | SinkConfig::Redshift(_))
     }
 
     /// Opens a read-only view of the sink.

@@ -26,8 +26,8 @@ use anyhow::{Result, anyhow};
 
 use super::retry::retrying;
 use super::{
-    Applied, Asked, Fenced, Inspector, Rows, SameEvent, Sink, SinkError, Status, TableStatus, TargetTable,
-    Writer, missing_columns, nul_in_document, nul_in_text,
+    Applied, Asked, Claims, Fenced, Fencing, Inspector, LeaseLost, Rows, SameEvent, Sink, SinkError, Status,
+    TableStatus, TargetTable, Writer, missing_columns, nul_in_document, nul_in_text,
 };
 pub use config::{Auth, Compute, Config, DEFAULT_MAX_COALESCE, MAX_PARTITION_BYTES, Section};
 
@@ -51,7 +51,10 @@ pub struct RedshiftSink {
     /// The staging bucket's region, which COPY must be told.
     region: Option<String>,
     pipeline: String,
+    /// The writer epoch this run claimed. A coordinated worker's names its
+    /// staging only: its batches are fenced by lease counters.
     epoch: i64,
+    fencing: Fencing,
     targets: HashMap<String, TargetTable>,
     same_event: SameEvent,
     /// The checkpoints read when the epoch was claimed, for the first
@@ -78,6 +81,7 @@ impl RedshiftSink {
             config: config.clone(),
             pipeline: String::new(),
             epoch: 0,
+            fencing: writer.fencing,
             targets: HashMap::new(),
             same_event: writer.same_event,
             resume: None,
@@ -162,10 +166,10 @@ impl RedshiftSink {
     }
 
     /// Runs one of a batch's requests (fenced); its counts are yet to read.
-    fn run_request(&mut self, what: &str, request: &Request) -> Result<Unread> {
+    fn run_request(&mut self, what: &str, request: &Request, leased: &[(&str, i64)]) -> Result<Unread> {
         match self.run(what, &request.statements) {
             Ok(id) => Ok(Unread::new(&id, request)),
-            Err(e) => Err(self.fenced(e)),
+            Err(e) => Err(self.fenced(e, leased)),
         }
     }
 
@@ -215,8 +219,12 @@ impl RedshiftSink {
     }
 
     /// Drops the staging tables a crashed run of this pipeline left behind
-    /// (named after an older writer epoch); `tables` are the schema's.
+    /// (named after an older writer epoch); `tables` are the schema's. Not
+    /// for a coordinated worker: the other workers' are in use.
     fn drop_leftover_stages(&mut self, tables: ResultRows) -> Result<()> {
+        if self.fencing == Fencing::Leases {
+            return Ok(());
+        }
         let ours = format!("_{}_", script::pipeline_tag(&self.pipeline));
         let current = format!("{ours}{}_", self.epoch);
         let leftovers: Vec<String> = tables
@@ -232,11 +240,17 @@ impl RedshiftSink {
     }
 
     /// When a request's first statement (the fence) fails, whether a newer
-    /// run has claimed the pipeline: read from the epoch itself, not from
-    /// the error's text.
-    fn fenced(&mut self, e: anyhow::Error) -> anyhow::Error {
+    /// run has claimed the pipeline, or a newer lease counter one of the
+    /// `leased` partitions: read from the tables, not from the error's text.
+    fn fenced(&mut self, e: anyhow::Error, leased: &[(&str, i64)]) -> anyhow::Error {
         if e.downcast_ref::<StatementFailed>().is_none_or(|f| f.index != Some(0)) {
             return e;
+        }
+        if self.fencing == Fencing::Leases {
+            return match lease_lost(&mut self.api, &self.schema, &self.pipeline, leased) {
+                Some(lost) => lost.into(),
+                None => e,
+            };
         }
         let epoch = sql::writer_epoch(&self.schema, &self.pipeline);
         let theirs = self.query("reading the writer epoch", &epoch).ok().and_then(|rows| first_number(&rows));
@@ -249,10 +263,18 @@ impl RedshiftSink {
     }
 
     /// Removes staged objects under this pipeline's prefix: after a commit,
-    /// and at start for those a crashed run left behind.
+    /// and at start for those a crashed run left behind. A coordinated
+    /// worker removes only its own: the other workers' are in use.
     fn clean_staging(&mut self) -> Result<()> {
+        let prefix = match self.fencing {
+            Fencing::Epoch => format!("{}/", self.pipeline),
+            // Its batches' keys: <pipeline>/batch-<pipeline tag>_<epoch>_<batch>/…
+            Fencing::Leases => {
+                format!("{}/batch-{}_{}_", self.pipeline, script::pipeline_tag(&self.pipeline), self.epoch)
+            }
+        };
         match &self.staging {
-            Some(staging) => staging.delete_prefix(&format!("{}/", self.pipeline)),
+            Some(staging) => staging.delete_prefix(&prefix),
             None => Ok(()),
         }
     }
@@ -276,6 +298,7 @@ impl Sink for RedshiftSink {
             targets: &self.targets,
             pipeline: &self.pipeline,
             epoch: self.epoch,
+            fencing: self.fencing,
             region: self.region.as_deref(),
             same_event: self.same_event,
         };
@@ -296,17 +319,19 @@ impl Sink for RedshiftSink {
         // distant warehouse, a commit then costs one round trip, not two.
         let previous = self.unread.take().map(|u| (self.api.rows_of_each_later(u.ids.clone()), u));
         let what = format!("writing batch {}", batch.number);
+        let leased: Vec<(&str, i64)> =
+            batch.checkpoints.iter().filter_map(|c| Some((c.partition.as_str(), c.lease?))).collect();
         for request in &script.preload {
-            self.run_request(&what, request)?;
+            self.run_request(&what, request, &leased)?;
         }
         let mut applied = Applied { dead_lettered: batch.dead_letters.len() as u64, ..Default::default() };
         let last = script.apply.len() - 1;
         for (i, request) in script.apply.iter().enumerate() {
             if i == last {
                 fail::fail_point!("sink::before_commit", |_| std::process::abort());
-                self.unread = Some(self.run_request(&what, request)?);
+                self.unread = Some(self.run_request(&what, request, &leased)?);
             } else {
-                let unread = self.run_request(&what, request)?;
+                let unread = self.run_request(&what, request, &leased)?;
                 applied += self.applied(&unread)?;
             }
         }
@@ -330,6 +355,64 @@ impl Sink for RedshiftSink {
             None => Ok(Applied::default()),
         }
     }
+}
+
+/// Claims partitions for a coordinated worker, on a Data API client of its own.
+pub struct RedshiftClaims {
+    api: DataApi,
+    /// The quoted schema.
+    schema: String,
+    pipeline: String,
+}
+
+impl RedshiftClaims {
+    pub fn open(config: &Config, pipeline: &str) -> Result<Self> {
+        Ok(RedshiftClaims {
+            api: DataApi::new(config),
+            schema: quote(&config.schema),
+            pipeline: pipeline.into(),
+        })
+    }
+}
+
+impl Claims for RedshiftClaims {
+    fn claim(&mut self, partition: &str, lease: i64) -> Result<Option<Checkpoint>, SinkError> {
+        let statements = sql::claim_lease(&self.schema, &self.pipeline, partition, lease);
+        let mut submission = Submission::new(&statements);
+        let what = format!("claiming {partition}");
+        let read = retrying(
+            &mut self.api,
+            &what,
+            |api| {
+                let id = api.run(&mut submission)?;
+                api.rows(&format!("{id}:{}", statements.len()))
+            },
+            |_| {},
+        );
+        match read {
+            Ok(rows) => Ok(parse_checkpoints(rows).pop().map(|c| Checkpoint { lease: Some(lease), ..c })),
+            // The second statement is the fence.
+            Err(e) if e.downcast_ref::<StatementFailed>().is_some_and(|f| f.index == Some(1)) => {
+                match lease_lost(&mut self.api, &self.schema, &self.pipeline, &[(partition, lease)]) {
+                    Some(lost) => Err(SinkError::LeaseLost(lost)),
+                    None => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// The first of `leased` (partition, lease counter) that a newer counter
+/// has claimed, as stored; `None` if none has, or it cannot be read.
+fn lease_lost(api: &mut DataApi, s: &str, pipeline: &str, leased: &[(&str, i64)]) -> Option<LeaseLost> {
+    let partitions: Vec<&str> = leased.iter().map(|(p, _)| *p).collect();
+    let rows = query(api, "reading the lease counters", &sql::leases_of(s, pipeline, &partitions)).ok()?;
+    rows.iter().find_map(|r| {
+        let (partition, theirs) = (cell(r, 0)?, cell(r, 1)?.parse::<i64>().ok()?);
+        let ours = leased.iter().find(|(p, _)| *p == partition)?.1;
+        (theirs > ours).then(|| LeaseLost { partition: partition.to_owned(), ours, theirs })
+    })
 }
 
 /// A committed request whose counts of applied rows are not read yet.

@@ -29,7 +29,7 @@ use super::sql::{self, Cell, MAX_BATCH_STATEMENTS, MAX_REQUEST_BYTES};
 use crate::columns;
 use crate::ident::quote;
 use crate::record::{DeadLetter, DeleteMode, Row, SinkBatch};
-use crate::sinks::{SameEvent, TargetTable, json_line};
+use crate::sinks::{Fencing, SameEvent, TargetTable, json_line};
 
 /// A staged row's tuple may take this much SQL; the largest values of a
 /// longer one are sent in pieces.
@@ -48,6 +48,7 @@ pub(super) struct Layout<'a> {
     pub targets: &'a HashMap<String, TargetTable>,
     pub pipeline: &'a str,
     pub epoch: i64,
+    pub fencing: Fencing,
     /// The staging bucket's region, for COPY.
     pub region: Option<&'a str>,
     pub same_event: SameEvent,
@@ -155,7 +156,7 @@ impl Layout<'_> {
                 None => groups.push((&row.target, vec![row])),
             }
         }
-        let fence = sql::fence(self.schema, self.pipeline, self.epoch);
+        let fence = self.fence(batch);
         if let Some(units) = self.inline(batch, &groups) {
             let statements: usize = units.iter().map(|u| u.statements.len()).sum();
             let bytes: usize = units.iter().map(Unit::bytes).sum();
@@ -168,6 +169,20 @@ impl Layout<'_> {
             }
         }
         self.staged(batch, &groups, fence)
+    }
+
+    /// The statement every request starts with: the check of the writer
+    /// epoch or, for a coordinated worker, of the lease counter of every
+    /// partition the batch checkpoints.
+    fn fence(&self, batch: &SinkBatch) -> String {
+        let leased: Vec<(&str, i64)> =
+            batch.checkpoints.iter().filter_map(|c| Some((c.partition.as_str(), c.lease?))).collect();
+        match self.fencing {
+            Fencing::Epoch => sql::fence(self.schema, self.pipeline, self.epoch),
+            // A batch without a checkpoint changes no partition's position.
+            Fencing::Leases if leased.is_empty() => "SELECT 1".to_owned(),
+            Fencing::Leases => sql::lease_fence(self.schema, self.pipeline, &leased),
+        }
     }
 
     /// The whole batch as one transaction's units, or `None` if a row is too
@@ -610,6 +625,15 @@ mod tests {
     }
 
     fn layout_script(staging: bool, targets: &HashMap<String, TargetTable>, batch: &SinkBatch) -> Script {
+        fenced_script(Fencing::Epoch, staging, targets, batch)
+    }
+
+    fn fenced_script(
+        fencing: Fencing,
+        staging: bool,
+        targets: &HashMap<String, TargetTable>,
+        batch: &SinkBatch,
+    ) -> Script {
         let config = config(staging);
         let layout = Layout {
             config: &config,
@@ -617,6 +641,7 @@ mod tests {
             targets,
             pipeline: "demo",
             epoch: 7,
+            fencing,
             region: Some("eu-west-1"),
             same_event: SameEvent::Keeps,
         };
@@ -790,12 +815,36 @@ mod tests {
     }
 
     #[test]
+    fn a_coordinated_workers_batch_is_fenced_by_each_partitions_lease_counter() {
+        let mut batch = sample(0, 1);
+        batch.checkpoints = [("orders/shardId-0", 4), ("orders/shardId-1", 9)]
+            .map(|(p, lease)| Checkpoint { partition: p.into(), position: "{}".into(), lease: Some(lease) })
+            .to_vec();
+        let plan = fenced_script(Fencing::Leases, false, &targets(0), &batch);
+        let fence = &plan.apply[0].statements[0];
+        assert_eq!(
+            fence,
+            &sql::lease_fence("\"cdc\"", "demo", &[("orders/shardId-0", 4), ("orders/shardId-1", 9)])
+        );
+        assert!(fence.contains("WHEN 'orders/shardId-1' THEN 9"), "{fence}");
+        // Each checkpoint row records the counter it was read under.
+        let text = plan.apply[0].statements.join("\n");
+        assert!(text.contains("'orders/shardId-1', '{}', 9, GETDATE()"), "{text}");
+    }
+
+    #[test]
     fn every_other_statement_is_redshift_sql() {
         let s = "\"cdc\"";
         let mut statements = sql::state_tables(s);
         statements.push(sql::create_target(s, "\"orders_cdc\""));
         statements.push(sql::add_column(s, "\"orders_cdc\"", "s3_uri", "VARCHAR(65535)"));
         statements.extend(sql::claim_epoch(s, "demo"));
+        statements.extend(sql::claim_lease(s, "demo", "orders/shardId-000000000000", 4));
+        statements.push(sql::leases_of(
+            s,
+            "demo",
+            &["orders/shardId-000000000000", "orders/shardId-000000000001"],
+        ));
         statements.push(sql::columns_of("cdc", &["orders_cdc", "other_cdc"]));
         statements.push(sql::checkpoints(s, "demo"));
         statements.push(sql::tables_in("cdc"));

@@ -102,6 +102,11 @@ pub fn state_tables(s: &str) -> Vec<String> {
              change_seq VARCHAR(256) NOT NULL, event_id VARCHAR(256) NOT NULL, \
              source_position VARCHAR(1024) NOT NULL, PRIMARY KEY (target, table_name, keys))"
         ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {s}._sluice_leases (pipeline VARCHAR(256) NOT NULL, \
+             stream VARCHAR(1024) NOT NULL, lease BIGINT NOT NULL, claimed_at TIMESTAMP NOT NULL, \
+             PRIMARY KEY (pipeline, stream))"
+        ),
     ]
 }
 
@@ -145,6 +150,54 @@ pub fn fence(s: &str, pipeline: &str, epoch: i64) -> String {
         "SELECT 1 / (CASE WHEN epoch = {epoch} THEN 1 ELSE 0 END) FROM {s}._sluice_writers WHERE pipeline = {}",
         literal(pipeline)
     )
+}
+
+/// Fails the whole transaction (division by zero, as [`fence`]) when a
+/// newer lease counter than the one a partition's checkpoint carries has
+/// claimed the partition. Every claimed partition has its row. The first
+/// statement of a coordinated worker's every request.
+pub fn lease_fence(s: &str, pipeline: &str, leased: &[(&str, i64)]) -> String {
+    let ours: Vec<String> =
+        leased.iter().map(|(p, lease)| format!("WHEN {} THEN {lease}", literal(p))).collect();
+    let streams: Vec<String> = leased.iter().map(|(p, _)| literal(p)).collect();
+    format!(
+        "SELECT 1 / (CASE WHEN lease <= (CASE stream {} END) THEN 1 ELSE 0 END) FROM {s}._sluice_leases \
+         WHERE pipeline = {} AND stream IN ({})",
+        ours.join(" "),
+        literal(pipeline),
+        streams.join(", ")
+    )
+}
+
+/// The stored lease counters of `partitions`: (stream, lease) rows.
+pub fn leases_of(s: &str, pipeline: &str, partitions: &[&str]) -> String {
+    let streams: Vec<String> = partitions.iter().map(|p| literal(p)).collect();
+    format!(
+        "SELECT stream, lease FROM {s}._sluice_leases WHERE pipeline = {} AND stream IN ({})",
+        literal(pipeline),
+        streams.join(", ")
+    )
+}
+
+/// Claims `partition` under `lease` in one transaction: its row made if
+/// missing, fenced (the second statement fails if a newer counter claimed
+/// it), raised to `lease`, and its checkpoint read (the last statement).
+pub fn claim_lease(s: &str, pipeline: &str, partition: &str, lease: i64) -> Vec<String> {
+    let (p, stream) = (literal(pipeline), literal(partition));
+    vec![
+        format!(
+            "INSERT INTO {s}._sluice_leases (pipeline, stream, lease, claimed_at) SELECT {p}, {stream}, 0, \
+             GETDATE() WHERE NOT EXISTS (SELECT 1 FROM {s}._sluice_leases WHERE pipeline = {p} AND stream = {stream})"
+        ),
+        lease_fence(s, pipeline, &[(partition, lease)]),
+        format!(
+            "UPDATE {s}._sluice_leases SET lease = {lease}, claimed_at = GETDATE() \
+             WHERE pipeline = {p} AND stream = {stream}"
+        ),
+        format!(
+            "SELECT stream, position FROM {s}._sluice_checkpoints WHERE pipeline = {p} AND stream = {stream}"
+        ),
+    ]
 }
 
 /// A temporary staging table, gone with the transaction's session.
@@ -466,12 +519,15 @@ pub fn checkpoint_columns() -> Vec<String> {
     ["pipeline", "stream", "position", "epoch", "committed_at"].iter().map(|c| c.to_string()).collect()
 }
 
+/// A checkpoint's row; its `epoch` column holds the lease counter it was
+/// read under, if any, else the writer epoch.
 pub fn checkpoint_tuple(pipeline: &str, c: &Checkpoint, epoch: i64) -> String {
     format!(
-        "({}, {}, {}, {epoch}, GETDATE())",
+        "({}, {}, {}, {}, GETDATE())",
         literal(pipeline),
         literal(&c.partition),
-        literal(&c.position)
+        literal(&c.position),
+        c.lease.unwrap_or(epoch)
     )
 }
 

@@ -3,11 +3,17 @@ CREATE TABLE IF NOT EXISTS "cdc"._sluice_writers (pipeline VARCHAR(256) NOT NULL
 CREATE TABLE IF NOT EXISTS "cdc"._sluice_checkpoints (pipeline VARCHAR(256) NOT NULL, stream VARCHAR(1024) NOT NULL, position VARCHAR(65535) NOT NULL, epoch BIGINT NOT NULL, committed_at TIMESTAMP NOT NULL, PRIMARY KEY (pipeline, stream));
 CREATE TABLE IF NOT EXISTS "cdc"._sluice_dead_letters (pipeline VARCHAR(256) NOT NULL, origin VARCHAR(1024) NOT NULL, table_name VARCHAR(256), reason VARCHAR(65535) NOT NULL, raw VARBYTE(16777216) NOT NULL, raw_size_bytes INTEGER NOT NULL, failed_at TIMESTAMP NOT NULL, PRIMARY KEY (pipeline, origin));
 CREATE TABLE IF NOT EXISTS "cdc"._sluice_tombstones (target VARCHAR(256) NOT NULL, table_name VARCHAR(256) NOT NULL, keys VARCHAR(65535) NOT NULL, change_micros BIGINT NOT NULL, change_seq VARCHAR(256) NOT NULL, event_id VARCHAR(256) NOT NULL, source_position VARCHAR(1024) NOT NULL, PRIMARY KEY (target, table_name, keys));
+CREATE TABLE IF NOT EXISTS "cdc"._sluice_leases (pipeline VARCHAR(256) NOT NULL, stream VARCHAR(1024) NOT NULL, lease BIGINT NOT NULL, claimed_at TIMESTAMP NOT NULL, PRIMARY KEY (pipeline, stream));
 CREATE TABLE IF NOT EXISTS "cdc"."orders_cdc" (table_name VARCHAR(256) NOT NULL, keys VARCHAR(65535) NOT NULL, event_id VARCHAR(256) NOT NULL, last_event_name VARCHAR(64) NOT NULL, approx_creation_timestamp_millis BIGINT NOT NULL, new_image SUPER, old_image SUPER, error VARCHAR(65535), has_parsing_error BOOLEAN NOT NULL, is_deleted BOOLEAN NOT NULL, is_ttl_delete BOOLEAN NOT NULL, raw_payload_size_bytes INTEGER NOT NULL, raw_payload VARCHAR(65535), change_micros BIGINT NOT NULL, change_seq VARCHAR(256) NOT NULL, source_position VARCHAR(1024) NOT NULL, PRIMARY KEY (table_name, keys));
 ALTER TABLE "cdc"."orders_cdc" ADD COLUMN "s3_uri" VARCHAR(65535);
 INSERT INTO "cdc"._sluice_writers (pipeline, epoch, started_at) SELECT 'demo', 0, GETDATE() WHERE NOT EXISTS (SELECT 1 FROM "cdc"._sluice_writers WHERE pipeline = 'demo');
 UPDATE "cdc"._sluice_writers SET epoch = epoch + 1, started_at = GETDATE() WHERE pipeline = 'demo';
 SELECT epoch FROM "cdc"._sluice_writers WHERE pipeline = 'demo';
+INSERT INTO "cdc"._sluice_leases (pipeline, stream, lease, claimed_at) SELECT 'demo', 'orders/shardId-000000000000', 0, GETDATE() WHERE NOT EXISTS (SELECT 1 FROM "cdc"._sluice_leases WHERE pipeline = 'demo' AND stream = 'orders/shardId-000000000000');
+SELECT 1 / (CASE WHEN lease <= (CASE stream WHEN 'orders/shardId-000000000000' THEN 4 END) THEN 1 ELSE 0 END) FROM "cdc"._sluice_leases WHERE pipeline = 'demo' AND stream IN ('orders/shardId-000000000000');
+UPDATE "cdc"._sluice_leases SET lease = 4, claimed_at = GETDATE() WHERE pipeline = 'demo' AND stream = 'orders/shardId-000000000000';
+SELECT stream, position FROM "cdc"._sluice_checkpoints WHERE pipeline = 'demo' AND stream = 'orders/shardId-000000000000';
+SELECT stream, lease FROM "cdc"._sluice_leases WHERE pipeline = 'demo' AND stream IN ('orders/shardId-000000000000', 'orders/shardId-000000000001');
 SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'cdc' AND table_name IN ('orders_cdc', 'other_cdc');
 SELECT stream, position, committed_at FROM "cdc"._sluice_checkpoints WHERE pipeline = 'demo' ORDER BY stream;
 SELECT table_name FROM information_schema.tables WHERE table_schema = 'cdc';
