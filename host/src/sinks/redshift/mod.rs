@@ -266,15 +266,9 @@ impl RedshiftSink {
     /// and at start for those a crashed run left behind. A coordinated
     /// worker removes only its own: the other workers' are in use.
     fn clean_staging(&mut self) -> Result<()> {
-        let prefix = match self.fencing {
-            Fencing::Epoch => format!("{}/", self.pipeline),
-            // Its batches' keys: <pipeline>/batch-<pipeline tag>_<epoch>_<batch>/…
-            Fencing::Leases => {
-                format!("{}/batch-{}_{}_", self.pipeline, script::pipeline_tag(&self.pipeline), self.epoch)
-            }
-        };
+        let ours = (self.fencing == Fencing::Leases).then_some(self.epoch);
         match &self.staging {
-            Some(staging) => staging.delete_prefix(&prefix),
+            Some(staging) => staging.delete_prefix(&script::staged_prefix(&self.pipeline, ours)),
             None => Ok(()),
         }
     }

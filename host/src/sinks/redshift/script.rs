@@ -380,7 +380,7 @@ impl<'a> Stager<'a> {
             for line in &lines {
                 writeln!(gz, "{line}")?;
             }
-            let key = format!("{}/batch-{}/{target}.json.gz", layout.pipeline, self.tag);
+            let key = staged_key(layout.pipeline, &self.tag, target);
             let uri = format!("{staging}{key}");
             let region = layout.region.expect("the staging bucket's region is known");
             let copy =
@@ -512,6 +512,21 @@ impl<'a> Stager<'a> {
 /// with a later run's) and the batch number.
 pub(super) fn batch_tag(pipeline: &str, epoch: i64, batch: u64) -> String {
     format!("{}_{epoch}_{batch}", pipeline_tag(pipeline))
+}
+
+/// Where a batch's rows for `target` are staged, under the staging prefix.
+fn staged_key(pipeline: &str, tag: &str, target: &str) -> String {
+    format!("{pipeline}/batch-{tag}/{target}.json.gz")
+}
+
+/// The staged objects a writer removes after a commit: all of the
+/// pipeline's or, for a coordinated worker (`epoch`: its writer number),
+/// only its own, since the other workers stage theirs beside them.
+pub(super) fn staged_prefix(pipeline: &str, epoch: Option<i64>) -> String {
+    match epoch {
+        None => format!("{pipeline}/"),
+        Some(epoch) => format!("{pipeline}/batch-{}_{epoch}_", pipeline_tag(pipeline)),
+    }
 }
 
 /// The part of a batch tag that names the pipeline.
@@ -812,6 +827,15 @@ mod tests {
         let requests = packer.finish();
         assert_eq!(requests.len(), 2);
         assert!(requests.iter().all(|r| r.statements.len() <= MAX_BATCH_STATEMENTS));
+    }
+
+    #[test]
+    fn a_coordinated_worker_removes_only_its_own_staged_objects() {
+        let ours = staged_key("demo", &batch_tag("demo", 7, 3), "orders_cdc");
+        let theirs = staged_key("demo", &batch_tag("demo", 71, 3), "orders_cdc");
+        assert!(ours.starts_with(&staged_prefix("demo", Some(7))), "{ours}");
+        assert!(!theirs.starts_with(&staged_prefix("demo", Some(7))), "{theirs}");
+        assert!([ours, theirs].iter().all(|k| k.starts_with(&staged_prefix("demo", None))));
     }
 
     #[test]
